@@ -1,0 +1,27 @@
+// Package chooser decides where statements go. It defines the three routing
+// roles of a sharded session, each a one-method interface with a Func adapter:
+//
+//   - [ShardChooser]: an object about to be inserted -> the one shard it is
+//     written to (SQLAlchemy's shard_chooser);
+//   - [IdentityChooser]: a model and primary key -> the candidate shards a Get
+//     probes, in order (identity_chooser);
+//   - [ExecuteChooser]: a [Statement] descriptor -> the shards a select, update
+//     or delete fans out to (execute_chooser).
+//
+// Every answer is a [Target], a printable value that tells apart all shards,
+// no shard, and these shards in this order.
+//
+// Ready-made choosers cover the common cases: [ValueMap] routes by the value
+// of one column (continent -> shard) and [All] sends everything everywhere.
+//
+//	byContinent := chooser.NewValueMap("continent", map[string]identity.ShardID{
+//		"Asia":   "asia",
+//		"Europe": "europe",
+//	})
+//	sess, err := session.New(shards, byContinent, chooser.All, byContinent)
+//
+// Choosers must be deterministic and safe for concurrent use: the session
+// calls them from many goroutines.
+//
+// chooser imports only identity and Bun's schema package.
+package chooser

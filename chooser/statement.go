@@ -1,0 +1,61 @@
+package chooser
+
+import (
+	"github.com/uptrace/bun/schema"
+
+	"github.com/bunshard/bunshard/identity"
+)
+
+// Op is the kind of statement being routed.
+type Op uint8
+
+// The statement kinds an [ExecuteChooser] sees.
+const (
+	OpSelect Op = iota + 1
+	OpUpdate
+	OpDelete
+)
+
+// String returns "select", "update" or "delete".
+func (op Op) String() string {
+	switch op {
+	case OpSelect:
+		return "select"
+	case OpUpdate:
+		return "update"
+	case OpDelete:
+		return "delete"
+	}
+	return "op(?)"
+}
+
+// Criterion is a shard-key predicate the caller declared on a statement:
+// Column = Values[0], or Column IN (Values...).
+type Criterion struct {
+	Column string
+	Values []any
+}
+
+// Statement describes a statement to an [ExecuteChooser]. It is built by the
+// session for each call and must not be retained or modified by choosers.
+type Statement struct {
+	Op    Op
+	Table *schema.Table
+	// Criteria are the shard-key predicates declared through the builder
+	// (WhereShardKey); they are ANDed.
+	Criteria []Criterion
+	// LoadedFrom is the parent's shard when the statement loads a relation of
+	// objects from that shard, and "" otherwise.
+	LoadedFrom identity.ShardID
+}
+
+// Values returns the declared values for column, and false if the statement
+// declares no criterion on it.
+func (s *Statement) Values(column string) ([]any, bool) {
+	for _, c := range s.Criteria {
+		if c.Column == column {
+			return c.Values, true
+		}
+	}
+	return nil, false
+}
