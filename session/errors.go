@@ -1,0 +1,41 @@
+package session
+
+import (
+	"errors"
+
+	"github.com/bunshard/bunshard/loader"
+)
+
+// The sentinel errors of package session. Every error the session returns
+// names the model, shard, column or option at fault; these sentinels let
+// callers branch with errors.Is.
+var (
+	// ErrUnknownShard is returned when a statement option, the context, a
+	// Using view or a chooser names a shard the session was not built with.
+	// It is never turned into a silent fan-out.
+	ErrUnknownShard = errors.New("session: unknown shard")
+
+	// ErrNoShard is returned when a chooser answered chooser.None, or a
+	// ShardChooser returned an empty shard id: the statement would go nowhere.
+	ErrNoShard = errors.New("session: chooser chose no shard")
+
+	// ErrAmbiguous is returned when a Get finds its primary key on more than
+	// one candidate shard, or a single-row select matches rows on several
+	// shards with no order to pick one. Pin a shard to disambiguate.
+	ErrAmbiguous = errors.New("session: found on more than one shard")
+
+	// ErrInvalidArgument is returned for programmer errors the session can
+	// detect before sending anything: a nil or non-pointer destination, a
+	// primary key of the wrong arity, an unknown column.
+	ErrInvalidArgument = errors.New("session: invalid argument")
+
+	// ErrUnsupported is returned for statements the session cannot answer
+	// correctly across several shards (for example Count with GROUP BY over
+	// several shards, or ORDER BY an expression it cannot compare). It is
+	// never answered wrongly instead.
+	ErrUnsupported = errors.New("session: not supported across shards")
+)
+
+// ShardError is an error that happened on one shard; see [loader.ShardError].
+// Use errors.As (or errors.AsType[*session.ShardError]) to learn the shard.
+type ShardError = loader.ShardError

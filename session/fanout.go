@@ -1,0 +1,68 @@
+package session
+
+import (
+	"context"
+
+	"github.com/uptrace/bun"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bunshard/bunshard/loader"
+)
+
+// shardFunc runs one shard's part of a statement. i is the shard's index in
+// the route, so results go to slot i with no locking.
+type shardFunc func(ctx context.Context, i int, id ShardID, db bun.IDB) error
+
+// fanOut runs fn on every shard of ids, fail-fast: the first error cancels the
+// others (through ctx) and is returned as a *ShardError. One shard runs
+// inline, with no goroutine, which keeps single-shard statements as cheap as
+// plain Bun. The ctx each call sees is pinned to its shard, so Bun hooks and
+// relation queries know where they run.
+func (s *Session) fanOut(ctx context.Context, ids []ShardID, op string, fn shardFunc) error {
+	if len(ids) == 1 {
+		id := ids[0]
+		if err := fn(WithShardID(ctx, id), 0, id, s.shards[id]); err != nil {
+			return &ShardError{Shard: id, Op: op, Err: err}
+		}
+		return nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	if s.cfg.concurrency > 0 {
+		g.SetLimit(s.cfg.concurrency)
+	}
+	for i, id := range ids {
+		db := s.shards[id]
+		g.Go(func() error {
+			if err := fn(WithShardID(gctx, id), i, id, db); err != nil {
+				return &ShardError{Shard: id, Op: op, Err: err}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// each runs fn on every shard of ids without cancelling on failure (writes
+// must not be cut off half-way, and Ping wants every answer) and returns all
+// errors joined, sorted by shard.
+func (s *Session) each(ctx context.Context, ids []ShardID, op string, fn shardFunc) error {
+	errs := make([]error, len(ids))
+	run := func(i int, id ShardID) {
+		if err := fn(WithShardID(ctx, id), i, id, s.shards[id]); err != nil {
+			errs[i] = &ShardError{Shard: id, Op: op, Err: err}
+		}
+	}
+	if len(ids) == 1 {
+		run(0, ids[0])
+		return errs[0]
+	}
+	var g errgroup.Group
+	if s.cfg.concurrency > 0 {
+		g.SetLimit(s.cfg.concurrency)
+	}
+	for i, id := range ids {
+		g.Go(func() error { run(i, id); return nil })
+	}
+	_ = g.Wait() // errors are in errs, one slot per shard
+	return loader.JoinSorted(errs)
+}

@@ -1,0 +1,190 @@
+package session
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"unsafe"
+
+	"github.com/uptrace/bun/schema"
+
+	"github.com/bunshard/bunshard/identity"
+)
+
+// modelInfo is what the session caches per model struct type.
+type modelInfo struct {
+	typ   reflect.Type // the struct type
+	table *schema.Table
+	// tokenOff is the byte offset of the embedded identity.Token, or -1 when
+	// the model has none (or reaches it through an embedded pointer, which
+	// tokenIdx then handles).
+	tokenOff uintptr
+	tokenIdx []int
+}
+
+var tokenType = reflect.TypeFor[identity.Token]()
+
+// destKind is the shape of a destination or model argument.
+type destKind uint8
+
+const (
+	destStruct   destKind = iota + 1 // *T
+	destSlice                        // *[]T
+	destSlicePtr                     // *[]*T
+	destTable                        // (*T)(nil): names the model only
+)
+
+// modelOf analyses a model argument: a pointer to a struct, to a slice of
+// structs or of struct pointers, or a typed nil pointer that only names the
+// model.
+func (s *Session) modelOf(model any) (*modelInfo, error) {
+	mi, _, err := s.dest(model)
+	return mi, err
+}
+
+func (s *Session) dest(model any) (*modelInfo, destKind, error) {
+	if model == nil {
+		return nil, 0, fmt.Errorf("%w: the model is nil; pass a pointer such as &obj, &objs or (*Model)(nil)", ErrInvalidArgument)
+	}
+	v := reflect.ValueOf(model)
+	if v.Kind() != reflect.Pointer {
+		return nil, 0, fmt.Errorf("%w: the model must be a pointer (&obj or &objs), got %T", ErrInvalidArgument, model)
+	}
+	t := v.Type().Elem()
+	var kind destKind
+	switch {
+	case t.Kind() == reflect.Struct && v.IsNil():
+		kind = destTable
+	case t.Kind() == reflect.Struct:
+		kind = destStruct
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
+		kind, t = destSlice, t.Elem()
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Pointer && t.Elem().Elem().Kind() == reflect.Struct:
+		kind, t = destSlicePtr, t.Elem().Elem()
+	default:
+		return nil, 0, fmt.Errorf("%w: the model must point to a struct or a slice of structs, got %T", ErrInvalidArgument, model)
+	}
+	if kind != destTable && kind != destStruct && v.IsNil() {
+		return nil, 0, fmt.Errorf("%w: the model %T is a nil pointer", ErrInvalidArgument, model)
+	}
+	mi, err := s.info(t)
+	return mi, kind, err
+}
+
+func (s *Session) info(t reflect.Type) (*modelInfo, error) {
+	if mi, ok := s.models.Load(t); ok {
+		return mi.(*modelInfo), nil
+	}
+	mi := &modelInfo{typ: t, tokenOff: ^uintptr(0)}
+	var err error
+	func() {
+		defer func() { // Bun panics on types it cannot map
+			if r := recover(); r != nil {
+				err = fmt.Errorf("%w: %s is not a Bun model: %v", ErrInvalidArgument, t, r)
+			}
+		}()
+		mi.table = s.dialect.Tables().Get(t)
+	}()
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range reflect.VisibleFields(t) {
+		if f.Anonymous && f.Type == tokenType {
+			mi.tokenIdx = f.Index
+			break
+		}
+	}
+	if mi.tokenIdx != nil {
+		off, cur := uintptr(0), t
+		for _, i := range mi.tokenIdx {
+			sf := cur.Field(i)
+			if cur.Kind() != reflect.Struct {
+				off = ^uintptr(0)
+				break
+			}
+			off += sf.Offset
+			cur = sf.Type
+		}
+		mi.tokenOff = off
+	}
+	got, _ := s.models.LoadOrStore(t, mi)
+	return got.(*modelInfo), nil
+}
+
+// token returns the Token of v (an addressable struct of the model), or nil
+// if the model has none.
+func (mi *modelInfo) token(v reflect.Value) *identity.Token {
+	switch {
+	case mi.tokenIdx == nil:
+		return nil
+	case mi.tokenOff != ^uintptr(0):
+		return (*identity.Token)(unsafe.Add(v.Addr().UnsafePointer(), mi.tokenOff))
+	}
+	f, err := v.FieldByIndexErr(mi.tokenIdx)
+	if err != nil { // a nil embedded pointer on the way: no token
+		return nil
+	}
+	return f.Addr().Interface().(*identity.Token)
+}
+
+// relTree is the set of relation paths a statement loads: "Reports.Location"
+// becomes {"Reports": {"Location": {}}}.
+type relTree map[string]relTree
+
+func (t relTree) add(path string) {
+	for _, name := range strings.Split(path, ".") {
+		sub, ok := t[name]
+		if !ok {
+			sub = relTree{}
+			t[name] = sub
+		}
+		t = sub
+	}
+}
+
+// stamp records shard id on v (an addressable model struct) and on every
+// object loaded with it through the relations in rels.
+func (s *Session) stamp(v reflect.Value, mi *modelInfo, rels relTree, id ShardID) {
+	if tok := mi.token(v); tok != nil {
+		tok.SetShard(id)
+	}
+	for name, sub := range rels {
+		rel, ok := mi.table.Relations[name]
+		if !ok {
+			continue
+		}
+		child, err := s.info(rel.JoinTable.Type)
+		if err != nil {
+			continue
+		}
+		s.stampAny(v.FieldByIndex(rel.Field.Index), child, sub, id)
+	}
+}
+
+func (s *Session) stampAny(v reflect.Value, mi *modelInfo, rels relTree, id ShardID) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			s.stamp(v.Elem(), mi, rels, id)
+		}
+	case reflect.Struct:
+		s.stamp(v, mi, rels, id)
+	case reflect.Slice:
+		for i := range v.Len() {
+			s.stampAny(v.Index(i), mi, rels, id)
+		}
+	}
+}
+
+// stampAll stamps every element of a destination.
+func (s *Session) stampAll(dst reflect.Value, kind destKind, mi *modelInfo, rels relTree, id ShardID) {
+	if mi.tokenIdx == nil && len(rels) == 0 {
+		return
+	}
+	switch kind {
+	case destStruct:
+		s.stamp(dst.Elem(), mi, rels, id)
+	case destSlice, destSlicePtr:
+		s.stampAny(dst.Elem(), mi, rels, id)
+	}
+}

@@ -1,0 +1,214 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+
+	"github.com/uptrace/bun"
+
+	"github.com/bunshard/bunshard/chooser"
+)
+
+// Result reports what a fanned-out UPDATE or DELETE did: the rows affected
+// in total and on each shard it ran on.
+type Result struct {
+	RowsAffected int64
+	ByShard      map[ShardID]int64
+}
+
+// UpdateQuery is an UPDATE ... WHERE statement that fans out through the
+// ExecuteChooser (or a pin), as SQLAlchemy's bulk update does. Like
+// SelectQuery it records builder calls and replays them per shard. Not safe
+// for concurrent use while being built.
+type UpdateQuery struct {
+	mutation
+	ops []func(*bun.UpdateQuery) *bun.UpdateQuery
+}
+
+// DeleteQuery is a DELETE ... WHERE statement that fans out through the
+// ExecuteChooser (or a pin). Not safe for concurrent use while being built.
+type DeleteQuery struct {
+	mutation
+	ops []func(*bun.DeleteQuery) *bun.DeleteQuery
+}
+
+// mutation is what UpdateQuery and DeleteQuery share.
+type mutation struct {
+	s        *Session
+	mi       *modelInfo
+	criteria []chooser.Criterion
+	opts     []StatementOption
+	err      error
+}
+
+// NewUpdate starts a statement-form UPDATE. To update loaded objects by
+// primary key use [Session.Update].
+func (s *Session) NewUpdate() *UpdateQuery { return &UpdateQuery{mutation: mutation{s: s}} }
+
+// NewDelete starts a statement-form DELETE. To delete loaded objects by
+// primary key use [Session.Delete].
+func (s *Session) NewDelete() *DeleteQuery { return &DeleteQuery{mutation: mutation{s: s}} }
+
+func (m *mutation) model(model any) {
+	mi, kind, err := m.s.dest(model)
+	switch {
+	case err != nil:
+		m.fail(err)
+	case kind != destTable:
+		m.fail(fmt.Errorf("%w: a statement-form UPDATE/DELETE takes Model((*%s)(nil)); to write objects use Session.Update or Session.Delete",
+			ErrInvalidArgument, mi.typ.Name()))
+	default:
+		m.mi = mi
+	}
+}
+
+func (m *mutation) fail(err error) {
+	if m.err == nil {
+		m.err = err
+	}
+}
+
+func (m *mutation) shardKey(column string, values []any) {
+	if len(values) == 0 {
+		m.fail(fmt.Errorf("%w: WhereShardKey(%q) needs at least one value", ErrInvalidArgument, column))
+		return
+	}
+	m.criteria = append(m.criteria, chooser.Criterion{Column: column, Values: values})
+}
+
+// exec plans the statement and runs it on every shard of the route, without
+// cancelling the others when one fails (a half-sent write must not be cut
+// short); the error joins every failing shard's *ShardError.
+func (m *mutation) exec(ctx context.Context, op chooser.Op, run func(ctx context.Context, db bun.IDB, p *plan, id ShardID) (int64, error)) (Result, error) {
+	if m.err != nil {
+		return Result{}, m.err
+	}
+	if m.mi == nil {
+		return Result{}, fmt.Errorf("%w: %s has no model; call Model((*Model)(nil))", ErrInvalidArgument, op)
+	}
+	p, err := m.s.plan(ctx, op, m.mi, m.criteria, m.opts)
+	if err != nil {
+		return Result{}, err
+	}
+	rows := make([]int64, len(p.Shards))
+	err = m.s.each(ctx, p.Shards, op.String(), func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
+		n, err := run(ctx, db, &p, id)
+		rows[i] = n
+		return err
+	})
+	res := Result{ByShard: make(map[ShardID]int64, len(rows))}
+	for i, n := range rows {
+		res.RowsAffected += n
+		res.ByShard[p.Shards[i]] = n
+	}
+	return res, err
+}
+
+func affected(res interface{ RowsAffected() (int64, error) }, err error) (int64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// Model names the model: Model((*Report)(nil)).
+func (q *UpdateQuery) Model(model any) *UpdateQuery { q.model(model); return q }
+
+// Set adds a SET clause, as bun.UpdateQuery.Set does.
+func (q *UpdateQuery) Set(query string, args ...any) *UpdateQuery {
+	q.ops = append(q.ops, func(b *bun.UpdateQuery) *bun.UpdateQuery { return b.Set(query, args...) })
+	return q
+}
+
+// Where adds a condition, as bun.UpdateQuery.Where does.
+func (q *UpdateQuery) Where(query string, args ...any) *UpdateQuery {
+	q.ops = append(q.ops, func(b *bun.UpdateQuery) *bun.UpdateQuery { return b.Where(query, args...) })
+	return q
+}
+
+// WhereOr adds an OR condition, as bun.UpdateQuery.WhereOr does.
+func (q *UpdateQuery) WhereOr(query string, args ...any) *UpdateQuery {
+	q.ops = append(q.ops, func(b *bun.UpdateQuery) *bun.UpdateQuery { return b.WhereOr(query, args...) })
+	return q
+}
+
+// WhereShardKey adds and declares a shard-key condition, as
+// [SelectQuery.WhereShardKey] does.
+func (q *UpdateQuery) WhereShardKey(column string, values ...any) *UpdateQuery {
+	q.shardKey(column, values)
+	return q
+}
+
+// Apply calls fn on every per-shard Bun query.
+func (q *UpdateQuery) Apply(fn func(*bun.UpdateQuery) *bun.UpdateQuery) *UpdateQuery {
+	q.ops = append(q.ops, fn)
+	return q
+}
+
+// Options adds statement options such as SetShardID.
+func (q *UpdateQuery) Options(opts ...StatementOption) *UpdateQuery {
+	q.opts = append(q.opts, opts...)
+	return q
+}
+
+// Exec runs the UPDATE on its shards and reports rows affected, summed and
+// per shard. When some shards fail, the others' updates stand: the error
+// joins a *ShardError per failing shard and Result counts what succeeded.
+func (q *UpdateQuery) Exec(ctx context.Context) (Result, error) {
+	return q.exec(ctx, chooser.OpUpdate, func(ctx context.Context, db bun.IDB, p *plan, id ShardID) (int64, error) {
+		b := db.NewUpdate().Model(reflect.Zero(reflect.PointerTo(q.mi.typ)).Interface())
+		for _, fn := range q.ops {
+			b = fn(b)
+		}
+		p.where(id, q.criteria, func(s string, args ...any) { b = b.Where(s, args...) })
+		return affected(b.Exec(ctx))
+	})
+}
+
+// Model names the model: Model((*Report)(nil)).
+func (q *DeleteQuery) Model(model any) *DeleteQuery { q.model(model); return q }
+
+// Where adds a condition, as bun.DeleteQuery.Where does.
+func (q *DeleteQuery) Where(query string, args ...any) *DeleteQuery {
+	q.ops = append(q.ops, func(b *bun.DeleteQuery) *bun.DeleteQuery { return b.Where(query, args...) })
+	return q
+}
+
+// WhereOr adds an OR condition, as bun.DeleteQuery.WhereOr does.
+func (q *DeleteQuery) WhereOr(query string, args ...any) *DeleteQuery {
+	q.ops = append(q.ops, func(b *bun.DeleteQuery) *bun.DeleteQuery { return b.WhereOr(query, args...) })
+	return q
+}
+
+// WhereShardKey adds and declares a shard-key condition, as
+// [SelectQuery.WhereShardKey] does.
+func (q *DeleteQuery) WhereShardKey(column string, values ...any) *DeleteQuery {
+	q.shardKey(column, values)
+	return q
+}
+
+// Apply calls fn on every per-shard Bun query.
+func (q *DeleteQuery) Apply(fn func(*bun.DeleteQuery) *bun.DeleteQuery) *DeleteQuery {
+	q.ops = append(q.ops, fn)
+	return q
+}
+
+// Options adds statement options such as SetShardID.
+func (q *DeleteQuery) Options(opts ...StatementOption) *DeleteQuery {
+	q.opts = append(q.opts, opts...)
+	return q
+}
+
+// Exec runs the DELETE on its shards and reports rows affected, summed and
+// per shard, as [UpdateQuery.Exec] does.
+func (q *DeleteQuery) Exec(ctx context.Context) (Result, error) {
+	return q.exec(ctx, chooser.OpDelete, func(ctx context.Context, db bun.IDB, p *plan, id ShardID) (int64, error) {
+		b := db.NewDelete().Model(reflect.Zero(reflect.PointerTo(q.mi.typ)).Interface())
+		for _, fn := range q.ops {
+			b = fn(b)
+		}
+		p.where(id, q.criteria, func(s string, args ...any) { b = b.Where(s, args...) })
+		return affected(b.Exec(ctx))
+	})
+}

@@ -1,0 +1,69 @@
+package session
+
+// Option configures a [Session] at construction.
+type Option func(*config)
+
+type config struct {
+	concurrency int
+	probe       Probe
+	order       []ShardID
+}
+
+// Probe is how Get asks its candidate shards.
+type Probe uint8
+
+const (
+	// ProbeConcurrent asks every candidate at once and waits for all of
+	// them. A key found on two candidates is [ErrAmbiguous]; a failing
+	// candidate fails the Get, since the key might live there. The default.
+	ProbeConcurrent Probe = iota
+	// ProbeInOrder asks the candidates one at a time in the chooser's order
+	// and stops at the first that has the key. It sends fewer statements
+	// when the chooser lists the likely shard first, but cannot notice a key
+	// present on two shards.
+	ProbeInOrder
+)
+
+// WithConcurrency bounds how many shards one statement queries at the same
+// time (default: all of them). n < 1 means no bound.
+func WithConcurrency(n int) Option {
+	return func(c *config) { c.concurrency = n }
+}
+
+// WithShardOrder sets the session's shard order: the order "all shards"
+// means, in which concatenated results come back and ProbeInOrder asks.
+// ids must name every shard exactly once; New fails otherwise. The default
+// is the shard ids sorted.
+func WithShardOrder(ids ...ShardID) Option {
+	ids = append([]ShardID(nil), ids...)
+	return func(c *config) { c.order = ids }
+}
+
+// WithProbe sets how Get asks its candidate shards (default
+// [ProbeConcurrent]).
+func WithProbe(p Probe) Option {
+	return func(c *config) { c.probe = p }
+}
+
+// StatementOption adjusts one statement: where it runs, and (for fan-outs)
+// how it treats failures.
+type StatementOption func(*stmtOptions)
+
+type stmtOptions struct {
+	shards []ShardID
+}
+
+// SetShardID pins a statement to shard id: the statement, and every relation
+// query it makes, run there and nowhere else, and no chooser is asked. It takes
+// precedence over a shard in the context. An unknown id fails the statement
+// with [ErrUnknownShard].
+func SetShardID(id ShardID) StatementOption {
+	return func(o *stmtOptions) { o.shards = []ShardID{id} }
+}
+
+// SetShardIDs pins a statement to the given shards, in this order, as
+// [SetShardID] does for one.
+func SetShardIDs(ids ...ShardID) StatementOption {
+	ids = append([]ShardID(nil), ids...)
+	return func(o *stmtOptions) { o.shards = ids }
+}

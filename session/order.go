@@ -1,0 +1,185 @@
+package session
+
+import (
+	"cmp"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/schema"
+)
+
+// orderKey is one recorded ORDER BY term. field is nil for an expression the
+// session cannot compare in Go; such a statement still runs on one shard, but
+// a merge across shards refuses it.
+type orderKey struct {
+	field      *schema.Field
+	desc       bool
+	nullsFirst bool
+	expr       string // the caller's text, for errors and for opaque terms
+	args       []any
+}
+
+// parseOrder turns "temperature DESC NULLS LAST" into a key on the model's
+// column, following PostgreSQL's defaults (ASC puts NULLs last, DESC first).
+// Anything else (an expression, a qualified or quoted name) becomes an
+// opaque key.
+func parseOrder(t *schema.Table, spec string) orderKey {
+	k := orderKey{expr: spec}
+	words := strings.Fields(spec)
+	if len(words) == 0 {
+		return k
+	}
+	f, ok := t.FieldMap[words[0]]
+	if !ok {
+		return k
+	}
+	rest := strings.ToUpper(strings.Join(words[1:], " "))
+	switch rest {
+	case "", "ASC":
+	case "DESC":
+		k.desc = true
+	case "ASC NULLS FIRST":
+		k.nullsFirst = true
+	case "ASC NULLS LAST":
+	case "DESC NULLS FIRST":
+		k.desc = true
+	case "DESC NULLS LAST":
+		k.desc = true
+	default:
+		return k
+	}
+	if k.desc {
+		k.nullsFirst = !strings.HasSuffix(rest, "NULLS LAST")
+	}
+	k.field = f
+	return k
+}
+
+// apply adds the term to a per-shard query, qualified by the model's alias so
+// that joined relations cannot make it ambiguous.
+func (k orderKey) apply(q *bun.SelectQuery) *bun.SelectQuery {
+	if k.field == nil {
+		return q.OrderExpr(k.expr, k.args...)
+	}
+	dir := "ASC"
+	if k.desc {
+		dir = "DESC"
+	}
+	nulls := " NULLS LAST"
+	if k.nullsFirst {
+		nulls = " NULLS FIRST"
+	}
+	return q.OrderExpr("?TableAlias.? "+dir+nulls, bun.Ident(k.field.Name))
+}
+
+// mergeable reports why keys cannot be merged in Go across shards, or nil.
+func mergeable(keys []orderKey) error {
+	for _, k := range keys {
+		if k.field == nil {
+			return fmt.Errorf("%w: ORDER BY %q: only plain columns of the model (optionally ASC/DESC, NULLS FIRST/LAST) "+
+				"can be merged across shards; order by a column or pin one shard", ErrUnsupported, k.expr)
+		}
+		if kindOf(k.field.IndirectType) == kindText {
+			return fmt.Errorf("%w: ORDER BY %s: text is ordered by the column's collation, which a Go merge "+
+				"cannot reproduce; pin one shard, or order by a non-text column", ErrUnsupported, k.field.Name)
+		}
+		if kindOf(k.field.IndirectType) == kindOther {
+			return fmt.Errorf("%w: ORDER BY %s: cannot compare Go type %s across shards",
+				ErrUnsupported, k.field.Name, k.field.IndirectType)
+		}
+	}
+	return nil
+}
+
+type valueKind uint8
+
+const (
+	kindOther valueKind = iota
+	kindInt
+	kindUint
+	kindFloat
+	kindText
+	kindBool
+	kindTime
+)
+
+var timeType = reflect.TypeFor[time.Time]()
+
+func kindOf(t reflect.Type) valueKind {
+	if t == timeType {
+		return kindTime
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return kindInt
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return kindUint
+	case reflect.Float32, reflect.Float64:
+		return kindFloat
+	case reflect.String:
+		return kindText
+	case reflect.Bool:
+		return kindBool
+	}
+	return kindOther
+}
+
+// compareRows orders two model structs by keys, as PostgreSQL would.
+func compareRows(keys []orderKey, a, b reflect.Value) int {
+	for _, k := range keys {
+		if c := compareField(k, k.field.Value(a), k.field.Value(b)); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+func compareField(k orderKey, a, b reflect.Value) int {
+	an, bn := isNull(a), isNull(b)
+	switch {
+	case an && bn:
+		return 0
+	case an:
+		if k.nullsFirst {
+			return -1
+		}
+		return 1
+	case bn:
+		if k.nullsFirst {
+			return 1
+		}
+		return -1
+	}
+	a, b = reflect.Indirect(a), reflect.Indirect(b)
+	var c int
+	switch kindOf(a.Type()) {
+	case kindInt:
+		c = cmp.Compare(a.Int(), b.Int())
+	case kindUint:
+		c = cmp.Compare(a.Uint(), b.Uint())
+	case kindFloat:
+		c = cmp.Compare(a.Float(), b.Float())
+	case kindText:
+		c = strings.Compare(a.String(), b.String())
+	case kindBool:
+		c = cmp.Compare(b2i(a.Bool()), b2i(b.Bool()))
+	case kindTime:
+		c = a.Interface().(time.Time).Compare(b.Interface().(time.Time))
+	}
+	if k.desc {
+		return -c
+	}
+	return c
+}
+
+func isNull(v reflect.Value) bool { return v.Kind() == reflect.Pointer && v.IsNil() }
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

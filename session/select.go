@@ -1,0 +1,631 @@
+package session
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"reflect"
+
+	"github.com/uptrace/bun"
+
+	"github.com/bunshard/bunshard/chooser"
+	"github.com/bunshard/bunshard/merge"
+)
+
+// SelectQuery is a SELECT that runs on one or many shards. It records the
+// builder calls (Bun queries are single-use and cannot be shared between
+// goroutines) and replays them onto a fresh Bun query per shard, each with a
+// fresh destination.
+//
+// A SelectQuery is not safe for concurrent use while it is being built; once
+// built, running it (Scan, Count, ...) from several goroutines at once is
+// safe, since each run builds its own Bun queries.
+type SelectQuery struct {
+	s     *Session
+	model any
+	mi    *modelInfo
+	kind  destKind
+
+	ops      []func(*bun.SelectQuery) *bun.SelectQuery
+	rels     relTree
+	criteria []chooser.Criterion
+	order    []orderKey
+	limit    int
+	offset   int
+	grouped  bool // GROUP BY or DISTINCT: counting across shards would double count
+	opts     []StatementOption
+	err      error
+}
+
+// NewSelect starts a select. Give it a model with Model.
+func (s *Session) NewSelect() *SelectQuery { return &SelectQuery{s: s} }
+
+// Model sets the destination and the model: &objs (a slice, filled with the
+// rows of every shard), &obj (one row), or (*Model)(nil) to name the model for
+// Count, Exists and Scan(ctx, dest...).
+func (q *SelectQuery) Model(model any) *SelectQuery {
+	mi, kind, err := q.s.dest(model)
+	if err != nil {
+		return q.fail(fmt.Errorf("session: select: %w", err))
+	}
+	q.model, q.mi, q.kind = model, mi, kind
+	return q
+}
+
+func (q *SelectQuery) fail(err error) *SelectQuery {
+	if q.err == nil {
+		q.err = err
+	}
+	return q
+}
+
+func (q *SelectQuery) op(fn func(*bun.SelectQuery) *bun.SelectQuery) *SelectQuery {
+	q.ops = append(q.ops, fn)
+	return q
+}
+
+// Column selects columns, as bun.SelectQuery.Column does.
+func (q *SelectQuery) Column(columns ...string) *SelectQuery {
+	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Column(columns...) })
+}
+
+// ColumnExpr adds a column expression, as bun.SelectQuery.ColumnExpr does.
+func (q *SelectQuery) ColumnExpr(query string, args ...any) *SelectQuery {
+	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.ColumnExpr(query, args...) })
+}
+
+// ExcludeColumn leaves columns out, as bun.SelectQuery.ExcludeColumn does.
+func (q *SelectQuery) ExcludeColumn(columns ...string) *SelectQuery {
+	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.ExcludeColumn(columns...) })
+}
+
+// Where adds a condition, as bun.SelectQuery.Where does. Choosers cannot see
+// it: declare shard-key conditions with WhereShardKey.
+func (q *SelectQuery) Where(query string, args ...any) *SelectQuery {
+	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Where(query, args...) })
+}
+
+// WhereOr adds an OR condition, as bun.SelectQuery.WhereOr does.
+func (q *SelectQuery) WhereOr(query string, args ...any) *SelectQuery {
+	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.WhereOr(query, args...) })
+}
+
+// WhereGroup adds a parenthesised group of conditions, as
+// bun.SelectQuery.WhereGroup does.
+func (q *SelectQuery) WhereGroup(sep string, fn func(*bun.SelectQuery) *bun.SelectQuery) *SelectQuery {
+	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.WhereGroup(sep, fn) })
+}
+
+// WhereShardKey adds "column = value" (one value) or "column IN (values)"
+// and declares it to the ExecuteChooser, which can then send the statement
+// only to the shards that own those values. If the chooser is a
+// chooser.Splitter for column, each shard receives only its own values.
+func (q *SelectQuery) WhereShardKey(column string, values ...any) *SelectQuery {
+	if len(values) == 0 {
+		return q.fail(fmt.Errorf("%w: WhereShardKey(%q) needs at least one value", ErrInvalidArgument, column))
+	}
+	q.criteria = append(q.criteria, chooser.Criterion{Column: column, Values: values})
+	return q
+}
+
+// Join adds a join, as bun.SelectQuery.Join does. Joins run inside each
+// shard: rows of other shards are not visible to them.
+func (q *SelectQuery) Join(join string, args ...any) *SelectQuery {
+	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Join(join, args...) })
+}
+
+// JoinOn adds a join condition, as bun.SelectQuery.JoinOn does.
+func (q *SelectQuery) JoinOn(cond string, args ...any) *SelectQuery {
+	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.JoinOn(cond, args...) })
+}
+
+// Relation loads a relation (has-one, belongs-to, has-many, m2m; nested with
+// dots, "Reports.Location"), as bun.SelectQuery.Relation does. Relation
+// queries run on the shard of their parent rows, and the objects they load
+// record that shard.
+func (q *SelectQuery) Relation(name string, apply ...func(*bun.SelectQuery) *bun.SelectQuery) *SelectQuery {
+	if q.rels == nil {
+		q.rels = relTree{}
+	}
+	q.rels.add(name)
+	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Relation(name, apply...) })
+}
+
+// Group adds GROUP BY columns, as bun.SelectQuery.Group does.
+func (q *SelectQuery) Group(columns ...string) *SelectQuery {
+	q.grouped = true
+	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Group(columns...) })
+}
+
+// Having adds a HAVING condition, as bun.SelectQuery.Having does.
+func (q *SelectQuery) Having(having string, args ...any) *SelectQuery {
+	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Having(having, args...) })
+}
+
+// Distinct makes the select DISTINCT on each shard.
+func (q *SelectQuery) Distinct() *SelectQuery {
+	q.grouped = true
+	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Distinct() })
+}
+
+// Order adds ORDER BY terms such as "temperature DESC" or "id". Plain model
+// columns with ASC/DESC and NULLS FIRST/LAST are merged across shards into
+// one global order; other terms work on a single shard only.
+func (q *SelectQuery) Order(orders ...string) *SelectQuery {
+	if q.mi == nil {
+		return q.fail(fmt.Errorf("%w: call Model before Order", ErrInvalidArgument))
+	}
+	for _, o := range orders {
+		q.order = append(q.order, parseOrder(q.mi.table, o))
+	}
+	return q
+}
+
+// OrderExpr adds an ORDER BY expression. It cannot be merged across shards:
+// a statement with one runs on a single shard or fails with ErrUnsupported.
+func (q *SelectQuery) OrderExpr(query string, args ...any) *SelectQuery {
+	q.order = append(q.order, orderKey{expr: query, args: args})
+	return q
+}
+
+// Limit limits the number of rows of the whole result, across shards.
+func (q *SelectQuery) Limit(n int) *SelectQuery { q.limit = n; return q }
+
+// Offset skips rows of the whole result, across shards. Each shard then has
+// to return offset+limit rows: deep offsets are slow.
+func (q *SelectQuery) Offset(n int) *SelectQuery { q.offset = n; return q }
+
+// Apply calls fn on every per-shard Bun query, for builder calls the session
+// does not wrap. fn must not set ORDER BY, LIMIT or OFFSET (use the
+// session's, which are merged across shards).
+func (q *SelectQuery) Apply(fn func(*bun.SelectQuery) *bun.SelectQuery) *SelectQuery {
+	return q.op(fn)
+}
+
+// Options adds statement options such as SetShardID.
+func (q *SelectQuery) Options(opts ...StatementOption) *SelectQuery {
+	q.opts = append(q.opts, opts...)
+	return q
+}
+
+// plan is a resolved statement: where it goes and each shard's share of the
+// declared shard-key values.
+type plan struct {
+	Route
+	values map[ShardID]map[string][]any // shard -> column -> its values
+}
+
+// Route resolves where the statement would run, without running it.
+func (q *SelectQuery) Route(ctx context.Context) (Route, error) {
+	p, err := q.plan(ctx)
+	return p.Route, err
+}
+
+func (q *SelectQuery) plan(ctx context.Context) (plan, error) {
+	if q.err != nil {
+		return plan{}, q.err
+	}
+	if q.mi == nil {
+		return plan{}, fmt.Errorf("%w: select has no model; call Model(&objs) or Model((*Model)(nil))", ErrInvalidArgument)
+	}
+	return q.s.plan(ctx, chooser.OpSelect, q.mi, q.criteria, q.opts)
+}
+
+// plan routes a statement and splits declared IN lists by shard when the
+// chooser can.
+func (s *Session) plan(ctx context.Context, op chooser.Op, mi *modelInfo, criteria []chooser.Criterion, opts []StatementOption) (plan, error) {
+	for _, c := range criteria {
+		if _, ok := mi.table.FieldMap[c.Column]; !ok {
+			return plan{}, fmt.Errorf("%w: WhereShardKey: model %s has no column %q", ErrInvalidArgument, mi.table.TypeName, c.Column)
+		}
+	}
+	o := options(opts)
+	stmt := &chooser.Statement{Op: op, Table: mi.table, Criteria: criteria}
+	r, err := s.route(ctx, &o, op.String()+" "+mi.table.TypeName, func() (chooser.Target, error) {
+		return s.executeChooser.ChooseExecute(ctx, stmt)
+	})
+	if err != nil {
+		return plan{}, err
+	}
+	p := plan{Route: r}
+	sp, ok := s.executeChooser.(chooser.Splitter)
+	if !ok || r.By != "chooser" {
+		return p, nil
+	}
+	for _, c := range criteria {
+		if len(c.Values) < 2 {
+			continue
+		}
+		parts, err := sp.SplitValues(ctx, mi.table, c.Column, c.Values)
+		if err != nil {
+			return plan{}, fmt.Errorf("session: %s %s: %w", op, mi.table.TypeName, err)
+		}
+		if parts == nil {
+			continue
+		}
+		if p.values == nil {
+			p.values = map[ShardID]map[string][]any{}
+		}
+		kept := p.Shards[:0:0]
+		for _, id := range p.Shards {
+			if vals, ok := parts[id]; ok {
+				if p.values[id] == nil {
+					p.values[id] = map[string][]any{}
+				}
+				p.values[id][c.Column] = vals
+				kept = append(kept, id)
+			}
+		}
+		p.Shards = kept
+	}
+	if len(p.Shards) == 0 {
+		return plan{}, fmt.Errorf("%w: %s %s: no shard owns the declared key values", ErrNoShard, op, mi.table.TypeName)
+	}
+	return p, nil
+}
+
+// where renders the declared criteria for shard id.
+func (p *plan) where(id ShardID, criteria []chooser.Criterion, add func(string, ...any)) {
+	for _, c := range criteria {
+		vals := c.Values
+		if v, ok := p.values[id][c.Column]; ok {
+			vals = v
+		}
+		if len(vals) == 1 {
+			add("?TableAlias.? = ?", bun.Ident(c.Column), vals[0])
+		} else {
+			add("?TableAlias.? IN (?)", bun.Ident(c.Column), bun.In(vals))
+		}
+	}
+}
+
+// build replays the recorded calls onto a fresh query on db. n is the number
+// of shards the statement runs on: with one, LIMIT and OFFSET pass through
+// untouched; with several, each shard returns its first offset+limit rows
+// and the merge applies the global window.
+func (q *SelectQuery) build(db bun.IDB, p *plan, id ShardID, model any, n int, paging bool) *bun.SelectQuery {
+	b := db.NewSelect().Model(model)
+	for _, fn := range q.ops {
+		b = fn(b)
+	}
+	p.where(id, q.criteria, func(s string, args ...any) { b = b.Where(s, args...) })
+	if !paging {
+		return b
+	}
+	for _, k := range q.order {
+		b = k.apply(b)
+	}
+	switch {
+	case n == 1:
+		if q.limit > 0 {
+			b = b.Limit(int64(q.limit))
+		}
+		if q.offset > 0 {
+			b = b.Offset(int64(q.offset))
+		}
+	case q.limit > 0:
+		b = b.Limit(int64(q.offset + q.limit))
+	}
+	return b
+}
+
+// String returns the SQL the statement sends to shard id (after routing and
+// IN-list splitting), for debugging.
+func (q *SelectQuery) String(ctx context.Context, id ShardID) (string, error) {
+	p, err := q.plan(ctx)
+	if err != nil {
+		return "", err
+	}
+	db, err := q.s.DB(id)
+	if err != nil {
+		return "", err
+	}
+	return q.build(db, &p, id, q.model, len(p.Shards), true).String(), nil
+}
+
+// Scan runs the statement and fills the model given to Model, or dest if
+// given (as bun.SelectQuery.Scan does).
+//
+// With a slice model, rows of every shard are returned: in global order when
+// Order names plain columns (a k-way merge), else concatenated in route
+// order; Limit and Offset apply to the whole result. With a struct model one
+// row is returned: sql.ErrNoRows when no shard has one, and ErrAmbiguous when
+// rows come from several shards and no Order says which is first.
+//
+// The first failing shard cancels the others; the error is a *ShardError.
+func (q *SelectQuery) Scan(ctx context.Context, dest ...any) error {
+	p, err := q.plan(ctx)
+	if err != nil {
+		return err
+	}
+	n := len(p.Shards)
+	if n > 1 && len(q.order) > 0 {
+		if err := mergeable(q.order); err != nil {
+			return err
+		}
+	}
+	if len(dest) > 0 {
+		return q.scanDest(ctx, &p, dest)
+	}
+	switch q.kind {
+	case destTable:
+		return fmt.Errorf("%w: select %s: nothing to scan into; pass Model(&objs) or Scan(ctx, &dest)", ErrInvalidArgument, q.mi.table.TypeName)
+	case destStruct:
+		return q.scanOne(ctx, &p)
+	}
+	dst := reflect.ValueOf(q.model).Elem()
+	if n == 1 {
+		id := p.Shards[0]
+		return q.s.fanOut(ctx, p.Shards, "select", func(ctx context.Context, _ int, _ ShardID, db bun.IDB) error {
+			if err := q.build(db, &p, id, q.model, 1, true).Scan(ctx); err != nil {
+				return err
+			}
+			q.s.stampAll(reflect.ValueOf(q.model), q.kind, q.mi, q.rels, id)
+			return nil
+		})
+	}
+	parts, err := q.scanParts(ctx, &p, dst.Type())
+	if err != nil {
+		return err
+	}
+	dst.Set(q.combine(parts, dst.Type()))
+	return nil
+}
+
+// scanParts runs the statement on every shard of p into fresh slices of type
+// typ, one per shard, and stamps what they loaded.
+func (q *SelectQuery) scanParts(ctx context.Context, p *plan, typ reflect.Type) ([]reflect.Value, error) {
+	parts := make([]reflect.Value, len(p.Shards))
+	kind := destSlice
+	if typ.Elem().Kind() == reflect.Pointer {
+		kind = destSlicePtr
+	}
+	err := q.s.fanOut(ctx, p.Shards, "select", func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
+		part := reflect.New(typ)
+		if err := q.build(db, p, id, part.Interface(), len(p.Shards), true).Scan(ctx); err != nil {
+			return err
+		}
+		q.s.stampAll(part, kind, q.mi, q.rels, id)
+		parts[i] = part.Elem()
+		return nil
+	})
+	return parts, err
+}
+
+// combine merges per-shard slices into one of type typ: a k-way merge when
+// the statement is ordered, else a concatenation; then the global window.
+func (q *SelectQuery) combine(parts []reflect.Value, typ reflect.Type) reflect.Value {
+	limit := -1
+	if q.limit > 0 {
+		limit = q.limit
+	}
+	if len(q.order) > 0 {
+		rows := make([][]reflect.Value, len(parts))
+		for i, part := range parts {
+			rows[i] = make([]reflect.Value, part.Len())
+			for j := range rows[i] {
+				rows[i][j] = reflect.Indirect(part.Index(j))
+			}
+		}
+		merged := merge.Slices(rows, func(a, b reflect.Value) int { return compareRows(q.order, a, b) }, q.offset, limit)
+		out := reflect.MakeSlice(typ, len(merged), len(merged))
+		ptrs := typ.Elem().Kind() == reflect.Pointer
+		for i, v := range merged {
+			if ptrs {
+				out.Index(i).Set(v.Addr())
+			} else {
+				out.Index(i).Set(v)
+			}
+		}
+		return out
+	}
+	total := 0
+	for _, part := range parts {
+		total += part.Len()
+	}
+	out := reflect.MakeSlice(typ, 0, total)
+	for _, part := range parts {
+		out = reflect.AppendSlice(out, part)
+	}
+	lo := min(q.offset, out.Len())
+	hi := out.Len()
+	if limit >= 0 {
+		hi = min(hi, lo+limit)
+	}
+	return out.Slice(lo, hi)
+}
+
+// scanOne fills a single-struct model.
+func (q *SelectQuery) scanOne(ctx context.Context, p *plan) error {
+	dst := reflect.ValueOf(q.model).Elem()
+	sliceType := reflect.SliceOf(q.mi.typ)
+	if len(p.Shards) == 1 {
+		id := p.Shards[0]
+		return q.s.fanOut(ctx, p.Shards, "select", func(ctx context.Context, _ int, _ ShardID, db bun.IDB) error {
+			if err := q.build(db, p, id, q.model, 1, true).Scan(ctx); err != nil {
+				return err
+			}
+			q.s.stampAll(reflect.ValueOf(q.model), destStruct, q.mi, q.rels, id)
+			return nil
+		})
+	}
+	one := *q // each shard returns at most the rows needed to pick one
+	one.limit = 1
+	if len(q.order) == 0 {
+		one.offset = 0
+	}
+	parts, err := one.scanParts(ctx, p, sliceType)
+	if err != nil {
+		return err
+	}
+	var from []ShardID
+	for i, part := range parts {
+		if part.Len() > 0 {
+			from = append(from, p.Shards[i])
+		}
+	}
+	switch {
+	case len(from) == 0:
+		return fmt.Errorf("session: select %s on shards %v: %w", q.mi.table.TypeName, p.Shards, sql.ErrNoRows)
+	case len(from) > 1 && len(q.order) == 0:
+		return fmt.Errorf("%w: select %s: rows on shards %v and no Order to pick the first; add Order or pin a shard",
+			ErrAmbiguous, q.mi.table.TypeName, from)
+	}
+	rows := one.combine(parts, sliceType)
+	if rows.Len() == 0 {
+		return fmt.Errorf("session: select %s on shards %v: %w", q.mi.table.TypeName, p.Shards, sql.ErrNoRows)
+	}
+	dst.Set(rows.Index(0))
+	return nil
+}
+
+// scanDest scans into caller-supplied destinations: pointers to slices are
+// filled from every shard (concatenated); other destinations need a single
+// shard.
+func (q *SelectQuery) scanDest(ctx context.Context, p *plan, dest []any) error {
+	n := len(p.Shards)
+	if n == 1 {
+		id := p.Shards[0]
+		return q.s.fanOut(ctx, p.Shards, "select", func(ctx context.Context, _ int, _ ShardID, db bun.IDB) error {
+			return q.build(db, p, id, q.model, 1, true).Scan(ctx, dest...)
+		})
+	}
+	if len(q.order) > 0 {
+		return fmt.Errorf("%w: select %s: an ordered Scan into separate destinations over %d shards; scan into Model(&objs) to merge the order",
+			ErrUnsupported, q.mi.table.TypeName, n)
+	}
+	for i, d := range dest {
+		t := reflect.TypeOf(d)
+		if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Slice || reflect.ValueOf(d).IsNil() {
+			return fmt.Errorf("%w: select %s: destination %d (%T) holds one value but the statement runs on %d shards %v; "+
+				"scan into a slice, use Count, or pin one shard", ErrUnsupported, q.mi.table.TypeName, i, d, n, p.Shards)
+		}
+	}
+	parts := make([][]reflect.Value, n)
+	err := q.s.fanOut(ctx, p.Shards, "select", func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
+		mine := make([]any, len(dest))
+		parts[i] = make([]reflect.Value, len(dest))
+		for j, d := range dest {
+			v := reflect.New(reflect.TypeOf(d).Elem())
+			mine[j], parts[i][j] = v.Interface(), v
+		}
+		return q.build(db, p, id, q.model, n, true).Scan(ctx, mine...)
+	})
+	if err != nil {
+		return err
+	}
+	for j, d := range dest {
+		out := reflect.ValueOf(d).Elem()
+		out.SetLen(0)
+		for i := range parts {
+			out.Set(reflect.AppendSlice(out, parts[i][j].Elem()))
+		}
+		lo := min(q.offset, out.Len())
+		hi := out.Len()
+		if q.limit > 0 {
+			hi = min(hi, lo+q.limit)
+		}
+		out.Set(out.Slice(lo, hi))
+	}
+	return nil
+}
+
+// Count returns the number of rows the statement matches, summed over its
+// shards. Count with GROUP BY or DISTINCT over several shards is
+// ErrUnsupported: groups that span shards would be counted twice.
+func (q *SelectQuery) Count(ctx context.Context) (int, error) {
+	by, err := q.CountByShard(ctx)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, n := range by {
+		total += n
+	}
+	return total, nil
+}
+
+// CountByShard returns the count of each shard the statement runs on.
+func (q *SelectQuery) CountByShard(ctx context.Context) (map[ShardID]int, error) {
+	p, err := q.plan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if q.grouped && len(p.Shards) > 1 {
+		return nil, fmt.Errorf("%w: Count of %s with GROUP BY or DISTINCT over %d shards would count groups that span shards more than once",
+			ErrUnsupported, q.mi.table.TypeName, len(p.Shards))
+	}
+	counts := make([]int64, len(p.Shards))
+	err = q.s.fanOut(ctx, p.Shards, "count", func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
+		n, err := q.build(db, &p, id, q.tableModel(), len(p.Shards), false).Count(ctx)
+		counts[i] = n
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[ShardID]int, len(counts))
+	for i, n := range counts {
+		out[p.Shards[i]] = int(n)
+	}
+	return out, nil
+}
+
+// Exists reports whether any shard has a matching row.
+func (q *SelectQuery) Exists(ctx context.Context) (bool, error) {
+	p, err := q.plan(ctx)
+	if err != nil {
+		return false, err
+	}
+	found := make([]bool, len(p.Shards))
+	err = q.s.fanOut(ctx, p.Shards, "exists", func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
+		ok, err := q.build(db, &p, id, q.tableModel(), len(p.Shards), false).Exists(ctx)
+		found[i] = ok
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	for _, ok := range found {
+		if ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// tableModel returns a typed nil pointer naming the model, so that Count
+// and Exists do not scan into (or race on) the caller's destination.
+func (q *SelectQuery) tableModel() any {
+	return reflect.Zero(reflect.PointerTo(q.mi.typ)).Interface()
+}
+
+// ScanByShard runs q on each of its shards and returns each shard's rows
+// separately, unmerged. q's model names the model, e.g. Model((*T)(nil)).
+func ScanByShard[T any](ctx context.Context, q *SelectQuery) (map[ShardID][]T, error) {
+	p, err := q.plan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if q.mi.typ != reflect.TypeFor[T]() {
+		return nil, fmt.Errorf("%w: ScanByShard[%s] on a select of %s", ErrInvalidArgument, reflect.TypeFor[T](), q.mi.typ)
+	}
+	parts := make([][]T, len(p.Shards))
+	err = q.s.fanOut(ctx, p.Shards, "select", func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
+		var rows []T
+		if err := q.build(db, &p, id, &rows, 1, true).Scan(ctx); err != nil {
+			return err
+		}
+		q.s.stampAll(reflect.ValueOf(&rows), destSlice, q.mi, q.rels, id)
+		parts[i] = rows
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[ShardID][]T, len(parts))
+	for i, rows := range parts {
+		out[p.Shards[i]] = rows
+	}
+	return out, nil
+}
