@@ -44,7 +44,9 @@ func TestFanOutMatchesUnsharded(t *testing.T) {
 			func(q *bun.SelectQuery) *bun.SelectQuery { return q.Order("temperature DESC", "id").Limit(25) }, true},
 		{"order asc offset limit", func(q *session.SelectQuery) *session.SelectQuery {
 			return q.Order("temperature", "id DESC").Offset(40).Limit(30)
-		}, func(q *bun.SelectQuery) *bun.SelectQuery { return q.Order("temperature", "id DESC").Offset(40).Limit(30) }, true},
+		}, func(q *bun.SelectQuery) *bun.SelectQuery {
+			return q.Order("temperature", "id DESC").Offset(40).Limit(30)
+		}, true},
 		{"order by time", func(q *session.SelectQuery) *session.SelectQuery { return q.Order("report_time DESC").Limit(50) },
 			func(q *bun.SelectQuery) *bun.SelectQuery { return q.Order("report_time DESC").Limit(50) }, true},
 		{"offset past end", func(q *session.SelectQuery) *session.SelectQuery { return q.Order("id").Offset(10000).Limit(5) },
