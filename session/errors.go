@@ -2,6 +2,7 @@ package session
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/bunshard/bunshard/loader"
 )
@@ -34,7 +35,29 @@ var (
 	// several shards, or ORDER BY an expression it cannot compare). It is
 	// never answered wrongly instead.
 	ErrUnsupported = errors.New("session: not supported across shards")
+
+	// ErrScatter is returned when a statement would run on every shard while
+	// the scatter guard ([WithScatterGuard], [DenyScatter]) forbids it.
+	ErrScatter = errors.New("session: statement would run on every shard")
 )
+
+// PartialError is returned, with results, by a select run with
+// [AllowPartial] when some of its shards failed. Errors holds one
+// *ShardError per failed shard, sorted by shard; Shards lists the shards
+// whose rows the results hold.
+type PartialError struct {
+	Errors []error
+	Shards []ShardID
+}
+
+// Error says which shards failed and which answered.
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("session: partial results from shards %v; %d shard(s) failed: %v",
+		e.Shards, len(e.Errors), errors.Join(e.Errors...))
+}
+
+// Unwrap returns the per-shard errors, for errors.Is and errors.As.
+func (e *PartialError) Unwrap() []error { return e.Errors }
 
 // ShardError is an error that happened on one shard; see [loader.ShardError].
 // Use errors.As (or errors.AsType[*session.ShardError]) to learn the shard.

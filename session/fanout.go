@@ -19,6 +19,33 @@ type shardFunc func(ctx context.Context, i int, id ShardID, db bun.IDB) error
 // plain Bun. The ctx each call sees is pinned to its shard, so Bun hooks and
 // relation queries know where they run.
 func (s *Session) fanOut(ctx context.Context, ids []ShardID, op string, fn shardFunc) error {
+	return s.fanOutPolicy(ctx, ids, op, false, fn)
+}
+
+// fanOutPolicy is fanOut with a failure policy: with partial set, every
+// shard runs to the end and, when some (not all) fail, the error is a
+// *PartialError naming them while the others' results stand.
+func (s *Session) fanOutPolicy(ctx context.Context, ids []ShardID, op string, partial bool, fn shardFunc) error {
+	if partial && len(ids) > 1 {
+		err := s.each(ctx, ids, op, fn)
+		if err == nil {
+			return nil
+		}
+		var failed []error
+		var ok []ShardID
+		for _, id := range ids {
+			e := shardErr(err, id)
+			if e != nil {
+				failed = append(failed, e)
+			} else {
+				ok = append(ok, id)
+			}
+		}
+		if len(ok) == 0 {
+			return err
+		}
+		return &PartialError{Errors: failed, Shards: ok}
+	}
 	if len(ids) == 1 {
 		id := ids[0]
 		if err := fn(WithShardID(ctx, id), 0, id, s.shards[id]); err != nil {
@@ -65,4 +92,14 @@ func (s *Session) each(ctx context.Context, ids []ShardID, op string, fn shardFu
 	}
 	_ = g.Wait() // errors are in errs, one slot per shard
 	return loader.JoinSorted(errs)
+}
+
+// shardErr finds the *ShardError of shard id inside a joined error.
+func shardErr(err error, id ShardID) error {
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		if se, ok := e.(*ShardError); ok && se.Shard == id {
+			return se
+		}
+	}
+	return nil
 }

@@ -71,6 +71,22 @@ func TestDeadShard(t *testing.T) {
 	var got weather.Location
 	isEurope(t, s.Get(ctx, &got, 1)) // the key might be on europe too: no guess
 
+	// Partial results, on request: asia's rows and an error naming europe.
+	all = nil
+	err = s.NewSelect().Model(&all).Options(session.AllowPartial()).Scan(ctx)
+	pe, ok := errors.AsType[*session.PartialError](err)
+	if !ok || len(pe.Errors) != 1 || len(pe.Shards) != 1 || pe.Shards[0] != "asia" {
+		t.Fatalf("partial Scan = %v; want a *PartialError with europe failed and asia answered", err)
+	}
+	isEurope(t, err)
+	if len(all) != 1 || all[0].City != "Tokyo" {
+		t.Errorf("partial rows = %+v; want asia's Tokyo", all)
+	}
+	n, err := s.NewSelect().Model((*weather.Location)(nil)).Options(session.AllowPartial()).Count(ctx)
+	if _, ok := errors.AsType[*session.PartialError](err); !ok || n != 1 {
+		t.Errorf("partial Count = %d, %v; want 1 and a *PartialError", n, err)
+	}
+
 	// The live shard still serves what only needs it.
 	var asia []weather.Location
 	if err := s.NewSelect().Model(&asia).WhereShardKey("continent", "Asia").Scan(ctx); err != nil || len(asia) != 1 {

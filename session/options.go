@@ -7,6 +7,7 @@ type config struct {
 	concurrency int
 	probe       Probe
 	order       []ShardID
+	noScatter   bool
 }
 
 // Probe is how Get asks its candidate shards.
@@ -50,7 +51,46 @@ func WithProbe(p Probe) Option {
 type StatementOption func(*stmtOptions)
 
 type stmtOptions struct {
-	shards []ShardID
+	shards  []ShardID
+	partial bool
+	scatter scatterRule
+}
+
+type scatterRule uint8
+
+const (
+	scatterDefault scatterRule = iota
+	scatterAllow
+	scatterDeny
+)
+
+// WithScatterGuard makes every statement that would run on every shard
+// (a select, update, delete or Get the chooser sends everywhere) fail with
+// [ErrScatter], unless the statement carries [AllowScatter]. Apps turn it on
+// to be sure their hot paths stay on one shard.
+func WithScatterGuard() Option {
+	return func(c *config) { c.noScatter = true }
+}
+
+// DenyScatter makes this statement fail with [ErrScatter] if the chooser
+// would send it to every shard.
+func DenyScatter() StatementOption {
+	return func(o *stmtOptions) { o.scatter = scatterDeny }
+}
+
+// AllowScatter lets this statement run on every shard despite
+// [WithScatterGuard].
+func AllowScatter() StatementOption {
+	return func(o *stmtOptions) { o.scatter = scatterAllow }
+}
+
+// AllowPartial lets a fanned-out select return the rows of the shards that
+// answered when others fail. The error is then a *[PartialError] that lists
+// every failed shard, so it cannot go unnoticed; the results are complete
+// only when the error is nil. Without it (the default) the first failing
+// shard cancels the others and the statement fails.
+func AllowPartial() StatementOption {
+	return func(o *stmtOptions) { o.partial = true }
 }
 
 // SetShardID pins a statement to shard id: the statement, and every relation

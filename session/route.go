@@ -36,13 +36,23 @@ func (s *Session) route(ctx context.Context, o *stmtOptions, what string, choose
 	if err != nil {
 		return Route{}, fmt.Errorf("session: %s: %w", what, err)
 	}
+	var r Route
 	switch {
 	case t.IsAll():
-		return Route{Shards: s.order, By: "chooser"}, nil
+		r = Route{Shards: s.order, By: "chooser"}
 	case t.IsNone():
 		return Route{}, fmt.Errorf("%w: %s: the chooser answered %v", ErrNoShard, what, t)
+	default:
+		if r, err = s.checked(t.List(), "chooser", what); err != nil {
+			return Route{}, err
+		}
 	}
-	return s.checked(t.List(), "chooser", what)
+	guard := o.scatter == scatterDeny || (s.cfg.noScatter && o.scatter != scatterAllow)
+	if guard && len(s.order) > 1 && len(r.Shards) == len(s.order) {
+		return Route{}, fmt.Errorf("%w: %s: the chooser sends it to all %d shards; declare a shard key "+
+			"(WhereShardKey), pin a shard, or allow it with AllowScatter", ErrScatter, what, len(s.order))
+	}
+	return r, nil
 }
 
 // checked validates ids and drops repeats (keeping first occurrences), so a

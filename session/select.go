@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"reflect"
+	"slices"
 
 	"github.com/uptrace/bun"
 
@@ -192,7 +193,8 @@ func (q *SelectQuery) Options(opts ...StatementOption) *SelectQuery {
 // declared shard-key values.
 type plan struct {
 	Route
-	values map[ShardID]map[string][]any // shard -> column -> its values
+	partial bool
+	values  map[ShardID]map[string][]any // shard -> column -> its values
 }
 
 // Route resolves where the statement would run, without running it.
@@ -227,7 +229,7 @@ func (s *Session) plan(ctx context.Context, op chooser.Op, mi *modelInfo, criter
 	if err != nil {
 		return plan{}, err
 	}
-	p := plan{Route: r}
+	p := plan{Route: r, partial: o.partial}
 	sp, ok := s.executeChooser.(chooser.Splitter)
 	if !ok || r.By != "chooser" {
 		return p, nil
@@ -365,11 +367,16 @@ func (q *SelectQuery) Scan(ctx context.Context, dest ...any) error {
 		})
 	}
 	parts, err := q.scanParts(ctx, &p, dst.Type())
-	if err != nil {
+	if err != nil && !isPartial(err) {
 		return err
 	}
 	dst.Set(q.combine(parts, dst.Type()))
-	return nil
+	return err
+}
+
+func isPartial(err error) bool {
+	_, ok := err.(*PartialError)
+	return ok
 }
 
 // scanParts runs the statement on every shard of p into fresh slices of type
@@ -380,7 +387,7 @@ func (q *SelectQuery) scanParts(ctx context.Context, p *plan, typ reflect.Type) 
 	if typ.Elem().Kind() == reflect.Pointer {
 		kind = destSlicePtr
 	}
-	err := q.s.fanOut(ctx, p.Shards, "select", func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
+	err := q.s.fanOutPolicy(ctx, p.Shards, "select", p.partial, func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
 		part := reflect.New(typ)
 		if err := q.build(db, p, id, part.Interface(), len(p.Shards), true).Scan(ctx); err != nil {
 			return err
@@ -399,6 +406,7 @@ func (q *SelectQuery) combine(parts []reflect.Value, typ reflect.Type) reflect.V
 	if q.limit > 0 {
 		limit = q.limit
 	}
+	parts = slices.DeleteFunc(slices.Clone(parts), func(v reflect.Value) bool { return !v.IsValid() }) // failed shards
 	if len(q.order) > 0 {
 		rows := make([][]reflect.Value, len(parts))
 		for i, part := range parts {
@@ -535,14 +543,11 @@ func (q *SelectQuery) scanDest(ctx context.Context, p *plan, dest []any) error {
 // ErrUnsupported: groups that span shards would be counted twice.
 func (q *SelectQuery) Count(ctx context.Context) (int, error) {
 	by, err := q.CountByShard(ctx)
-	if err != nil {
-		return 0, err
-	}
 	total := 0
 	for _, n := range by {
 		total += n
 	}
-	return total, nil
+	return total, err
 }
 
 // CountByShard returns the count of each shard the statement runs on.
@@ -556,19 +561,21 @@ func (q *SelectQuery) CountByShard(ctx context.Context) (map[ShardID]int, error)
 			ErrUnsupported, q.mi.table.TypeName, len(p.Shards))
 	}
 	counts := make([]int64, len(p.Shards))
-	err = q.s.fanOut(ctx, p.Shards, "count", func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
+	err = q.s.fanOutPolicy(ctx, p.Shards, "count", p.partial, func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
 		n, err := q.build(db, &p, id, q.tableModel(), len(p.Shards), false).Count(ctx)
 		counts[i] = n
 		return err
 	})
-	if err != nil {
+	if err != nil && !isPartial(err) {
 		return nil, err
 	}
 	out := make(map[ShardID]int, len(counts))
 	for i, n := range counts {
-		out[p.Shards[i]] = int(n)
+		if err == nil || shardErr(err, p.Shards[i]) == nil {
+			out[p.Shards[i]] = int(n)
+		}
 	}
-	return out, nil
+	return out, err
 }
 
 // Exists reports whether any shard has a matching row.
@@ -578,20 +585,15 @@ func (q *SelectQuery) Exists(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	found := make([]bool, len(p.Shards))
-	err = q.s.fanOut(ctx, p.Shards, "exists", func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
+	err = q.s.fanOutPolicy(ctx, p.Shards, "exists", p.partial, func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
 		ok, err := q.build(db, &p, id, q.tableModel(), len(p.Shards), false).Exists(ctx)
 		found[i] = ok
 		return err
 	})
-	if err != nil {
+	if err != nil && !isPartial(err) {
 		return false, err
 	}
-	for _, ok := range found {
-		if ok {
-			return true, nil
-		}
-	}
-	return false, nil
+	return slices.Contains(found, true), err
 }
 
 // tableModel returns a typed nil pointer naming the model, so that Count

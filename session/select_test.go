@@ -329,3 +329,33 @@ func TestSelectBadInput(t *testing.T) {
 		t.Errorf("ordered single-row select = report %d; unsharded says %d", one.ID, top.ID)
 	}
 }
+
+func TestScatterGuard(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	s := f.session(t, session.WithScatterGuard())
+	f.seed(t, s, weather.Generate(8, 1, 12))
+	var locs []weather.Location
+	err := s.NewSelect().Model(&locs).Scan(ctx)
+	if !errors.Is(err, session.ErrScatter) {
+		t.Fatalf("unkeyed select under the guard = %v; want ErrScatter", err)
+	}
+	wantIn(t, err, "Location", "all 4 shards", "AllowScatter")
+	var loc weather.Location
+	if err := s.Get(ctx, &loc, 1); !errors.Is(err, session.ErrScatter) {
+		t.Errorf("Get with chooser.All under the guard = %v; want ErrScatter", err)
+	}
+	if c := f.perShard(); !slices.Equal(c, []int{0, 0, 0, 0}) {
+		t.Errorf("guarded statements sent %v", c)
+	}
+	if err := s.NewSelect().Model(&locs).WhereShardKey("continent", "Asia").Scan(ctx); err != nil || len(locs) != 2 {
+		t.Errorf("keyed select = %d rows, %v; want 2, nil", len(locs), err)
+	}
+	if err := s.NewSelect().Model(&locs).Options(session.AllowScatter()).Scan(ctx); err != nil || len(locs) != 8 {
+		t.Errorf("AllowScatter select = %d rows, %v; want 8, nil", len(locs), err)
+	}
+	plain := f.session(t)
+	if err := plain.NewSelect().Model(&locs).Options(session.DenyScatter()).Scan(ctx); !errors.Is(err, session.ErrScatter) {
+		t.Errorf("DenyScatter = %v; want ErrScatter", err)
+	}
+}
