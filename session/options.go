@@ -1,5 +1,10 @@
 package session
 
+import (
+	"maps"
+	"sync"
+)
+
 // Option configures a [Session] at construction.
 type Option func(*config)
 
@@ -54,6 +59,38 @@ type stmtOptions struct {
 	shards  []ShardID
 	partial bool
 	scatter scatterRule
+	stats   *Stats
+}
+
+// Stats receives what a statement did on each shard. It is filled while the
+// statement runs and safe to read once the statement (or Iter's loop) ends.
+type Stats struct {
+	mu       sync.Mutex
+	rowsRead map[ShardID]int64
+}
+
+// RowsRead returns the rows scanned from each shard by Iter.
+func (st *Stats) RowsRead() map[ShardID]int64 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return maps.Clone(st.rowsRead)
+}
+
+func (st *Stats) add(id ShardID, rows int64) {
+	if st == nil {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.rowsRead == nil {
+		st.rowsRead = map[ShardID]int64{}
+	}
+	st.rowsRead[id] += rows
+}
+
+// CollectStats makes the statement record what it did per shard in st.
+func CollectStats(st *Stats) StatementOption {
+	return func(o *stmtOptions) { o.stats = st }
 }
 
 type scatterRule uint8

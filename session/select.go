@@ -194,6 +194,7 @@ func (q *SelectQuery) Options(opts ...StatementOption) *SelectQuery {
 type plan struct {
 	Route
 	partial bool
+	stats   *Stats
 	values  map[ShardID]map[string][]any // shard -> column -> its values
 }
 
@@ -229,7 +230,7 @@ func (s *Session) plan(ctx context.Context, op chooser.Op, mi *modelInfo, criter
 	if err != nil {
 		return plan{}, err
 	}
-	p := plan{Route: r, partial: o.partial}
+	p := plan{Route: r, partial: o.partial, stats: o.stats}
 	sp, ok := s.executeChooser.(chooser.Splitter)
 	if !ok || r.By != "chooser" {
 		return p, nil
