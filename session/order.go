@@ -3,6 +3,7 @@ package session
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ type orderKey struct {
 	field      *schema.Field
 	desc       bool
 	nullsFirst bool
+	byteOrder  bool   // COLLATE "C": text compares as bytes, in SQL and in Go
 	expr       string // the caller's text, for errors and for opaque terms
 	args       []any
 }
@@ -36,7 +38,17 @@ func parseOrder(t *schema.Table, spec string) orderKey {
 	if !ok {
 		return k
 	}
-	rest := strings.ToUpper(strings.Join(words[1:], " "))
+	words = words[1:]
+	if len(words) >= 2 && strings.EqualFold(words[0], "COLLATE") {
+		switch words[1] {
+		case `"C"`, `"POSIX"`:
+			k.byteOrder = true
+		default:
+			return k
+		}
+		words = words[2:]
+	}
+	rest := strings.ToUpper(strings.Join(words, " "))
 	switch rest {
 	case "", "ASC":
 	case "DESC":
@@ -72,7 +84,11 @@ func (k orderKey) apply(q *bun.SelectQuery) *bun.SelectQuery {
 	if k.nullsFirst {
 		nulls = " NULLS FIRST"
 	}
-	return q.OrderExpr("?TableAlias.? "+dir+nulls, bun.Ident(k.field.Name))
+	collate := ""
+	if k.byteOrder {
+		collate = ` COLLATE "C"`
+	}
+	return q.OrderExpr("?TableAlias.?"+collate+" "+dir+nulls, bun.Ident(k.field.Name))
 }
 
 // mergeable reports why keys cannot be merged in Go across shards, or nil.
@@ -82,9 +98,10 @@ func mergeable(keys []orderKey) error {
 			return fmt.Errorf("%w: ORDER BY %q: only plain columns of the model (optionally ASC/DESC, NULLS FIRST/LAST) "+
 				"can be merged across shards; order by a column or pin one shard", ErrUnsupported, k.expr)
 		}
-		if kindOf(k.field.IndirectType) == kindText {
-			return fmt.Errorf("%w: ORDER BY %s: text is ordered by the column's collation, which a Go merge "+
-				"cannot reproduce; pin one shard, or order by a non-text column", ErrUnsupported, k.field.Name)
+		if kindOf(k.field.IndirectType) == kindText && !k.byteOrder {
+			return fmt.Errorf("%w: ORDER BY %s: PostgreSQL orders text by the column's collation, which a Go "+
+				"merge cannot reproduce; write Order(`%s COLLATE \"C\"`) for byte order (exact across shards), "+
+				"or pin one shard", ErrUnsupported, k.field.Name, k.field.Name)
 		}
 		if kindOf(k.field.IndirectType) == kindOther {
 			return fmt.Errorf("%w: ORDER BY %s: cannot compare Go type %s across shards",
@@ -138,7 +155,7 @@ func compareRows(keys []orderKey, a, b reflect.Value) int {
 }
 
 func compareField(k orderKey, a, b reflect.Value) int {
-	an, bn := isNull(a), isNull(b)
+	an, bn := isNull(k.field, a), isNull(k.field, b)
 	switch {
 	case an && bn:
 		return 0
@@ -161,7 +178,7 @@ func compareField(k orderKey, a, b reflect.Value) int {
 	case kindUint:
 		c = cmp.Compare(a.Uint(), b.Uint())
 	case kindFloat:
-		c = cmp.Compare(a.Float(), b.Float())
+		c = compareFloat(a.Float(), b.Float())
 	case kindText:
 		c = strings.Compare(a.String(), b.String())
 	case kindBool:
@@ -175,7 +192,29 @@ func compareField(k orderKey, a, b reflect.Value) int {
 	return c
 }
 
-func isNull(v reflect.Value) bool { return v.Kind() == reflect.Pointer && v.IsNil() }
+// isNull reports whether v holds SQL NULL: a nil pointer, or the zero value
+// of a nullzero field (Bun writes and reads those as NULL).
+func isNull(f *schema.Field, v reflect.Value) bool {
+	if v.Kind() == reflect.Pointer {
+		return v.IsNil()
+	}
+	return f.NullZero && v.IsZero()
+}
+
+// compareFloat orders as PostgreSQL does: NaN is equal to itself and greater
+// than every other value (cmp.Compare puts it first).
+func compareFloat(a, b float64) int {
+	an, bn := math.IsNaN(a), math.IsNaN(b)
+	switch {
+	case an && bn:
+		return 0
+	case an:
+		return 1
+	case bn:
+		return -1
+	}
+	return cmp.Compare(a, b)
+}
 
 func b2i(b bool) int {
 	if b {

@@ -371,7 +371,11 @@ func (q *SelectQuery) Scan(ctx context.Context, dest ...any) error {
 	if err != nil && !isPartial(err) {
 		return err
 	}
-	dst.Set(q.combine(parts, dst.Type()))
+	out, cerr := q.combine(parts, p.Shards, dst.Type())
+	if cerr != nil {
+		return cerr
+	}
+	dst.Set(out)
 	return err
 }
 
@@ -402,21 +406,35 @@ func (q *SelectQuery) scanParts(ctx context.Context, p *plan, typ reflect.Type) 
 
 // combine merges per-shard slices into one of type typ: a k-way merge when
 // the statement is ordered, else a concatenation; then the global window.
-func (q *SelectQuery) combine(parts []reflect.Value, typ reflect.Type) reflect.Value {
+//
+// Each shard's rows are checked against the merge order first: a shard that
+// returns rows the Go comparison orders differently (a NULL scanned into a
+// non-pointer field, say) fails the statement instead of corrupting the
+// merge.
+func (q *SelectQuery) combine(parts []reflect.Value, ids []ShardID, typ reflect.Type) (reflect.Value, error) {
 	limit := -1
 	if q.limit > 0 {
 		limit = q.limit
 	}
-	parts = slices.DeleteFunc(slices.Clone(parts), func(v reflect.Value) bool { return !v.IsValid() }) // failed shards
 	if len(q.order) > 0 {
-		rows := make([][]reflect.Value, len(parts))
+		cmp := func(a, b reflect.Value) int { return compareRows(q.order, a, b) }
+		var rows [][]reflect.Value
 		for i, part := range parts {
-			rows[i] = make([]reflect.Value, part.Len())
-			for j := range rows[i] {
-				rows[i][j] = reflect.Indirect(part.Index(j))
+			if !part.IsValid() { // a failed shard, under AllowPartial
+				continue
 			}
+			r := make([]reflect.Value, part.Len())
+			for j := range r {
+				r[j] = reflect.Indirect(part.Index(j))
+				if j > 0 && cmp(r[j-1], r[j]) > 0 {
+					return reflect.Value{}, fmt.Errorf("%w: shard %s returned row %d before row %d, but the merge orders them "+
+						"the other way: is a NULL column scanned into a non-pointer field? (use a pointer or nullzero field)",
+						ErrUnsupported, ids[i], j-1, j)
+				}
+			}
+			rows = append(rows, r)
 		}
-		merged := merge.Slices(rows, func(a, b reflect.Value) int { return compareRows(q.order, a, b) }, q.offset, limit)
+		merged := merge.Slices(rows, cmp, q.offset, limit)
 		out := reflect.MakeSlice(typ, len(merged), len(merged))
 		ptrs := typ.Elem().Kind() == reflect.Pointer
 		for i, v := range merged {
@@ -426,8 +444,9 @@ func (q *SelectQuery) combine(parts []reflect.Value, typ reflect.Type) reflect.V
 				out.Index(i).Set(v)
 			}
 		}
-		return out
+		return out, nil
 	}
+	parts = slices.DeleteFunc(slices.Clone(parts), func(v reflect.Value) bool { return !v.IsValid() })
 	total := 0
 	for _, part := range parts {
 		total += part.Len()
@@ -441,7 +460,7 @@ func (q *SelectQuery) combine(parts []reflect.Value, typ reflect.Type) reflect.V
 	if limit >= 0 {
 		hi = min(hi, lo+limit)
 	}
-	return out.Slice(lo, hi)
+	return out.Slice(lo, hi), nil
 }
 
 // scanOne fills a single-struct model.
@@ -480,7 +499,10 @@ func (q *SelectQuery) scanOne(ctx context.Context, p *plan) error {
 		return fmt.Errorf("%w: select %s: rows on shards %v and no Order to pick the first; add Order or pin a shard",
 			ErrAmbiguous, q.mi.table.TypeName, from)
 	}
-	rows := one.combine(parts, sliceType)
+	rows, err := one.combine(parts, p.Shards, sliceType)
+	if err != nil {
+		return err
+	}
 	if rows.Len() == 0 {
 		return fmt.Errorf("session: select %s on shards %v: %w", q.mi.table.TypeName, p.Shards, sql.ErrNoRows)
 	}
