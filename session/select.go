@@ -33,9 +33,14 @@ type SelectQuery struct {
 	order    []orderKey
 	limit    int
 	offset   int
-	grouped  bool // GROUP BY or DISTINCT: counting across shards would double count
-	opts     []StatementOption
-	err      error
+	grouped  bool // Group, Having or Distinct: per-shard groups, not merged
+	// GroupBy/Aggregate: merged across shards (aggregate.go)
+	aggregating bool
+	groupBy     []string
+	aggs        []Aggregate
+	having      []havingCond
+	opts        []StatementOption
+	err         error
 }
 
 // NewSelect starts a select. Give it a model with Model.
@@ -132,18 +137,25 @@ func (q *SelectQuery) Relation(name string, apply ...func(*bun.SelectQuery) *bun
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Relation(name, apply...) })
 }
 
-// Group adds GROUP BY columns, as bun.SelectQuery.Group does.
+// Group adds GROUP BY columns, as bun.SelectQuery.Group does. Each shard
+// groups its own rows, so a Group statement runs on one shard only (over
+// several it fails with ErrUnsupported); use GroupBy and Aggregate to merge
+// groups across shards.
 func (q *SelectQuery) Group(columns ...string) *SelectQuery {
 	q.grouped = true
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Group(columns...) })
 }
 
-// Having adds a HAVING condition, as bun.SelectQuery.Having does.
+// Having adds a HAVING condition, as bun.SelectQuery.Having does. Like Group
+// it works on one shard only; see HavingAgg.
 func (q *SelectQuery) Having(having string, args ...any) *SelectQuery {
+	q.grouped = true
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Having(having, args...) })
 }
 
-// Distinct makes the select DISTINCT on each shard.
+// Distinct makes the select DISTINCT, on one shard only (over several it
+// fails with ErrUnsupported); GroupBy without aggregates gives distinct
+// values across shards.
 func (q *SelectQuery) Distinct() *SelectQuery {
 	q.grouped = true
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Distinct() })
@@ -342,10 +354,20 @@ func (q *SelectQuery) Scan(ctx context.Context, dest ...any) error {
 		return err
 	}
 	n := len(p.Shards)
-	if n > 1 && len(q.order) > 0 {
+	if n > 1 && len(q.order) > 0 && !q.aggregating {
 		if err := mergeable(q.order); err != nil {
 			return err
 		}
+	}
+	if q.aggregating {
+		if len(dest) != 1 {
+			return fmt.Errorf("%w: a grouped select scans into one destination: Scan(ctx, &rows)", ErrInvalidArgument)
+		}
+		return q.scanAggregate(ctx, &p, dest[0])
+	}
+	if q.grouped && n > 1 {
+		return fmt.Errorf("%w: Group, Having or Distinct over %d shards would return each shard's groups unmerged; "+
+			"use GroupBy and Aggregate (merged across shards) or pin one shard", ErrUnsupported, n)
 	}
 	if len(dest) > 0 {
 		return q.scanDest(ctx, &p, dest)
@@ -578,6 +600,9 @@ func (q *SelectQuery) CountByShard(ctx context.Context) (map[ShardID]int, error)
 	p, err := q.plan(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if q.aggregating {
+		return nil, fmt.Errorf("%w: Count of a GroupBy/Aggregate select; Scan it and count the rows", ErrInvalidArgument)
 	}
 	if q.grouped && len(p.Shards) > 1 {
 		return nil, fmt.Errorf("%w: Count of %s with GROUP BY or DISTINCT over %d shards would count groups that span shards more than once",

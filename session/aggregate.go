@@ -1,0 +1,608 @@
+package session
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math/big"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/schema"
+)
+
+type aggFn uint8
+
+const (
+	aggCount aggFn = iota + 1 // count(*) when column is ""
+	aggSum
+	aggMin
+	aggMax
+	aggAvg
+)
+
+var aggNames = [...]string{aggCount: "count", aggSum: "sum", aggMin: "min", aggMax: "max", aggAvg: "avg"}
+
+// Aggregate is one aggregate of a grouped select: its function, column and
+// output name. Build it with [CountAll], [Count], [Sum], [Min], [Max] or
+// [Avg], and name it with As. Aggregates are merged across shards exactly:
+// counts and sums add up, min and max compare, and Avg is computed from the
+// summed sums and counts (never an average of averages).
+type Aggregate struct {
+	fn     aggFn
+	column string
+	alias  string
+}
+
+// CountAll is count(*), named "count" unless renamed with As.
+func CountAll() Aggregate { return Aggregate{fn: aggCount, alias: "count"} }
+
+// Count is count(column): the non-NULL values.
+func Count(column string) Aggregate { return Aggregate{fn: aggCount, column: column} }
+
+// Sum is sum(column) of a numeric column: exact for integers (summed as
+// big integers), float64 addition for floats (whose last bits may differ
+// from one database's sum, which adds in another order).
+func Sum(column string) Aggregate { return Aggregate{fn: aggSum, column: column} }
+
+// Min is min(column) of a numeric or time column.
+func Min(column string) Aggregate { return Aggregate{fn: aggMin, column: column} }
+
+// Max is max(column) of a numeric or time column.
+func Max(column string) Aggregate { return Aggregate{fn: aggMax, column: column} }
+
+// Avg is avg(column) of a numeric column, as a float64.
+func Avg(column string) Aggregate { return Aggregate{fn: aggAvg, column: column} }
+
+// As names the aggregate's output column. The default is the function name
+// and column joined by "_" ("sum_temperature").
+func (a Aggregate) As(alias string) Aggregate { a.alias = alias; return a }
+
+func (a Aggregate) name() string {
+	if a.alias != "" {
+		return a.alias
+	}
+	return aggNames[a.fn] + "_" + a.column
+}
+
+// GroupBy groups by model columns; the groups of every shard are merged into
+// one result. With no Aggregate it gives the distinct values of the columns
+// across shards (SELECT DISTINCT). Read the result with Scan(ctx, &rows),
+// where rows is a slice of structs whose fields are named like the output
+// columns (Bun naming: LocationID for location_id) or a slice of
+// map[string]any.
+func (q *SelectQuery) GroupBy(columns ...string) *SelectQuery {
+	q.groupBy = append(q.groupBy, columns...)
+	q.aggregating = true
+	return q
+}
+
+// Aggregate adds aggregates to compute per group (or over all rows, without
+// GroupBy).
+func (q *SelectQuery) Aggregate(aggs ...Aggregate) *SelectQuery {
+	q.aggs = append(q.aggs, aggs...)
+	q.aggregating = true
+	return q
+}
+
+// HavingAgg keeps the merged groups whose output column name compares to
+// value with op (=, <>, <, <=, >, >=). Unlike SQL's HAVING, which would see
+// one shard's partial groups, it runs after the merge.
+func (q *SelectQuery) HavingAgg(name, op string, value any) *SelectQuery {
+	switch op {
+	case "=", "<>", "!=", "<", "<=", ">", ">=":
+	default:
+		return q.fail(fmt.Errorf("%w: HavingAgg(%q, %q): op must be one of = <> < <= > >=", ErrInvalidArgument, name, op))
+	}
+	q.having = append(q.having, havingCond{name: name, op: op, value: value})
+	return q
+}
+
+type havingCond struct {
+	name, op string
+	value    any
+}
+
+// partial is one column a shard computes for an aggregate.
+type partial struct {
+	sql  string
+	args []any
+}
+
+type aggPlan struct {
+	groupFields []*schema.Field
+	aggFields   []*schema.Field // nil for count(*)
+	intSum      []bool          // per aggregate: sum/avg of an integer column
+	names       []string        // output names: group columns, then aggregates
+	partials    []partial
+	order       []outOrder
+}
+
+type outOrder struct {
+	col        int
+	desc       bool
+	nullsFirst bool
+}
+
+func (q *SelectQuery) aggPlan() (*aggPlan, error) {
+	t := q.mi.table
+	ap := &aggPlan{}
+	for _, c := range q.groupBy {
+		f, ok := t.FieldMap[c]
+		if !ok {
+			return nil, fmt.Errorf("%w: GroupBy: model %s has no column %q", ErrInvalidArgument, t.TypeName, c)
+		}
+		ap.groupFields = append(ap.groupFields, f)
+		ap.names = append(ap.names, f.Name)
+		ap.partials = append(ap.partials, partial{"?TableAlias.?", []any{bun.Ident(f.Name)}})
+	}
+	for _, a := range q.aggs {
+		var f *schema.Field
+		if a.column != "" {
+			var ok bool
+			if f, ok = t.FieldMap[a.column]; !ok {
+				return nil, fmt.Errorf("%w: %s(%s): model %s has no column %q", ErrInvalidArgument, aggNames[a.fn], a.column, t.TypeName, a.column)
+			}
+		} else if a.fn != aggCount {
+			return nil, fmt.Errorf("%w: %s needs a column", ErrInvalidArgument, aggNames[a.fn])
+		}
+		col := []any{bun.Ident(a.column)}
+		k := kindOther
+		if f != nil {
+			k = kindOf(f.IndirectType)
+		}
+		isInt := k == kindInt || k == kindUint
+		switch a.fn {
+		case aggCount:
+			if f == nil {
+				ap.partials = append(ap.partials, partial{"count(*)", nil})
+			} else {
+				ap.partials = append(ap.partials, partial{"count(?TableAlias.?)", col})
+			}
+		case aggSum, aggAvg:
+			switch {
+			case isInt:
+				ap.partials = append(ap.partials, partial{"sum(?TableAlias.?)::text", col})
+			case k == kindFloat:
+				ap.partials = append(ap.partials, partial{"sum(?TableAlias.?)::float8", col})
+			default:
+				return nil, fmt.Errorf("%w: %s(%s): not a numeric column (%s)", ErrUnsupported, aggNames[a.fn], a.column, f.IndirectType)
+			}
+			if a.fn == aggAvg {
+				ap.partials = append(ap.partials, partial{"count(?TableAlias.?)", col})
+			}
+		case aggMin, aggMax:
+			if k != kindInt && k != kindUint && k != kindFloat && k != kindTime {
+				return nil, fmt.Errorf("%w: %s(%s): min and max merge numbers and times across shards; "+
+					"%s is not one (text would need the column's collation)", ErrUnsupported, aggNames[a.fn], a.column, f.IndirectType)
+			}
+			ap.partials = append(ap.partials, partial{aggNames[a.fn] + "(?TableAlias.?)", col})
+		}
+		ap.aggFields = append(ap.aggFields, f)
+		ap.intSum = append(ap.intSum, isInt)
+		ap.names = append(ap.names, a.name())
+	}
+	for _, h := range q.having {
+		if !slices.Contains(ap.names, h.name) {
+			return nil, fmt.Errorf("%w: HavingAgg(%q): not an output column (have %v)", ErrInvalidArgument, h.name, ap.names)
+		}
+	}
+	for _, k := range q.order {
+		o, err := parseOutOrder(ap, k.expr)
+		if err != nil {
+			return nil, err
+		}
+		ap.order = append(ap.order, o)
+	}
+	return ap, nil
+}
+
+func parseOutOrder(ap *aggPlan, spec string) (outOrder, error) {
+	words := strings.Fields(spec)
+	bad := fmt.Errorf("%w: ORDER BY %q of a grouped select: name an output column (%v), optionally ASC/DESC and NULLS FIRST/LAST",
+		ErrUnsupported, spec, ap.names)
+	if len(words) == 0 {
+		return outOrder{}, bad
+	}
+	col := slices.Index(ap.names, words[0])
+	if col < 0 {
+		return outOrder{}, bad
+	}
+	o := outOrder{col: col}
+	rest := words[1:]
+	byteOrder := false
+	if len(rest) >= 2 && strings.EqualFold(rest[0], "COLLATE") && (rest[1] == `"C"` || rest[1] == `"POSIX"`) {
+		byteOrder, rest = true, rest[2:]
+	}
+	switch strings.ToUpper(strings.Join(rest, " ")) {
+	case "", "ASC", "ASC NULLS LAST":
+	case "ASC NULLS FIRST":
+		o.nullsFirst = true
+	case "DESC", "DESC NULLS FIRST":
+		o.desc, o.nullsFirst = true, true
+	case "DESC NULLS LAST":
+		o.desc = true
+	default:
+		return outOrder{}, bad
+	}
+	if col < len(ap.groupFields) && kindOf(ap.groupFields[col].IndirectType) == kindText && !byteOrder {
+		return outOrder{}, fmt.Errorf("%w: ORDER BY %s: text is ordered by collation in PostgreSQL; write `%s COLLATE \"C\"` "+
+			"for byte order", ErrUnsupported, words[0], words[0])
+	}
+	return o, nil
+}
+
+// group is one merged group: the output values, in ap.names order, with
+// sums and counts kept apart for averages until the end.
+type group struct {
+	vals []any
+	cnt  []int64 // per aggregate: the count behind an average
+}
+
+func (q *SelectQuery) scanAggregate(ctx context.Context, p *plan, dest any) error {
+	ap, err := q.aggPlan()
+	if err != nil {
+		return err
+	}
+	if q.grouped {
+		return fmt.Errorf("%w: mix of Group/Distinct with GroupBy/Aggregate; use GroupBy and Aggregate only", ErrInvalidArgument)
+	}
+	out := reflect.ValueOf(dest)
+	if out.Kind() != reflect.Pointer || out.IsNil() || out.Elem().Kind() != reflect.Slice {
+		return fmt.Errorf("%w: a grouped select scans into a pointer to a slice of structs or of map[string]any, got %T", ErrInvalidArgument, dest)
+	}
+	parts := make([][][]any, len(p.Shards))
+	err = q.s.fanOutPolicy(ctx, p.Shards, "select", p.partial, func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
+		b := db.NewSelect().Model(q.tableModel())
+		for _, fn := range q.ops {
+			b = fn(b)
+		}
+		p.where(id, q.criteria, func(s string, args ...any) { b = b.Where(s, args...) })
+		for _, pt := range ap.partials {
+			b = b.ColumnExpr(pt.sql, pt.args...)
+		}
+		for _, f := range ap.groupFields {
+			b = b.GroupExpr("?TableAlias.?", bun.Ident(f.Name))
+		}
+		rows, err := b.Rows(ctx)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			row := make([]any, len(ap.partials))
+			ptrs := make([]any, len(row))
+			for j := range row {
+				ptrs[j] = &row[j]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				return err
+			}
+			parts[i] = append(parts[i], row)
+		}
+		return rows.Err()
+	})
+	if err != nil && !isPartial(err) {
+		return err
+	}
+	groups, merr := ap.merge(q, parts)
+	if merr != nil {
+		return merr
+	}
+	if serr := q.assign(ap, groups, out.Elem()); serr != nil {
+		return serr
+	}
+	return err
+}
+
+// merge combines the shards' partial rows per group, then applies HAVING,
+// ORDER BY and the window.
+func (ap *aggPlan) merge(q *SelectQuery, parts [][][]any) ([][]any, error) {
+	ng := len(ap.groupFields)
+	index := map[string]*group{}
+	var groups []*group
+	var key strings.Builder
+	for _, rows := range parts {
+		for _, row := range rows {
+			key.Reset()
+			for _, v := range row[:ng] {
+				fmt.Fprintf(&key, "%T:%v\x00", v, v)
+			}
+			g := index[key.String()]
+			if g == nil {
+				g = &group{vals: make([]any, len(ap.names)), cnt: make([]int64, len(q.aggs))}
+				copy(g.vals, row[:ng])
+				index[key.String()] = g
+				groups = append(groups, g)
+			}
+			col := ng
+			for i, a := range q.aggs {
+				v, err := normalize(row[col])
+				if err != nil {
+					return nil, fmt.Errorf("session: %s: %w", ap.names[ng+i], err)
+				}
+				switch a.fn {
+				case aggCount:
+					g.vals[ng+i] = addInt(g.vals[ng+i], v)
+				case aggSum:
+					g.vals[ng+i] = addNum(g.vals[ng+i], v)
+				case aggAvg:
+					g.vals[ng+i] = addNum(g.vals[ng+i], v)
+					col++
+					c, _ := row[col].(int64)
+					g.cnt[i] += c
+				case aggMin, aggMax:
+					cur := g.vals[ng+i]
+					if v != nil && (cur == nil || (compareAny(v, cur) < 0) == (a.fn == aggMin)) {
+						g.vals[ng+i] = v
+					}
+				}
+				col++
+			}
+		}
+	}
+	// Without GROUP BY an aggregate select has exactly one row, even over
+	// no rows at all (count 0, other aggregates NULL).
+	if ng == 0 && len(groups) == 0 {
+		groups = append(groups, &group{vals: make([]any, len(ap.names)), cnt: make([]int64, len(q.aggs))})
+	}
+	out := make([][]any, 0, len(groups))
+	for _, g := range groups {
+		for i, a := range q.aggs {
+			switch {
+			case a.fn == aggCount && g.vals[ng+i] == nil:
+				g.vals[ng+i] = int64(0)
+			case a.fn == aggAvg && g.cnt[i] > 0:
+				g.vals[ng+i] = toFloat(g.vals[ng+i]) / float64(g.cnt[i])
+			case a.fn == aggAvg:
+				g.vals[ng+i] = nil
+			case a.fn == aggSum && ap.intSum[i] && g.vals[ng+i] != nil:
+				if b := g.vals[ng+i].(*big.Int); b.IsInt64() {
+					g.vals[ng+i] = b.Int64()
+				}
+			}
+		}
+		if keep(ap, q.having, g.vals) {
+			out = append(out, g.vals)
+		}
+	}
+	if len(ap.order) > 0 {
+		slices.SortStableFunc(out, func(a, b []any) int {
+			for _, o := range ap.order {
+				if c := compareOut(o, a[o.col], b[o.col]); c != 0 {
+					return c
+				}
+			}
+			return 0
+		})
+	}
+	lo := min(q.offset, len(out))
+	hi := len(out)
+	if q.limit > 0 {
+		hi = min(hi, lo+q.limit)
+	}
+	return out[lo:hi], nil
+}
+
+// normalize turns a partial value from the driver into int64, float64,
+// *big.Int (integer sums, sent as text), time.Time, string, bool or nil.
+func normalize(v any) (any, error) {
+	switch x := v.(type) {
+	case []byte:
+		return normalize(string(x))
+	case string:
+		if b, ok := new(big.Int).SetString(x, 10); ok {
+			return b, nil
+		}
+		return x, nil
+	case int64, float64, time.Time, bool, nil:
+		return x, nil
+	}
+	return nil, fmt.Errorf("unexpected partial aggregate of type %T", v)
+}
+
+func addInt(acc, v any) any {
+	a, _ := acc.(int64)
+	b, _ := v.(int64)
+	return a + b
+}
+
+func addNum(acc, v any) any {
+	switch {
+	case v == nil:
+		return acc
+	case acc == nil:
+		if b, ok := v.(*big.Int); ok {
+			return new(big.Int).Set(b)
+		}
+		return v
+	}
+	switch a := acc.(type) {
+	case *big.Int:
+		return a.Add(a, v.(*big.Int))
+	case float64:
+		return a + v.(float64)
+	}
+	return acc
+}
+
+func toFloat(v any) float64 {
+	switch x := v.(type) {
+	case *big.Int:
+		f, _ := new(big.Float).SetInt(x).Float64()
+		return f
+	case int64:
+		return float64(x)
+	case float64:
+		return x
+	}
+	return 0
+}
+
+// compareAny orders two non-NULL values of the same column.
+func compareAny(a, b any) int {
+	switch x := a.(type) {
+	case int64:
+		switch y := b.(type) {
+		case int64:
+			return cmp.Compare(x, y)
+		case *big.Int:
+			return big.NewInt(x).Cmp(y)
+		}
+		return compareFloat(float64(x), toFloat(b))
+	case *big.Int:
+		if y, ok := b.(int64); ok {
+			return x.Cmp(big.NewInt(y))
+		}
+		if y, ok := b.(*big.Int); ok {
+			return x.Cmp(y)
+		}
+	case float64:
+		return compareFloat(x, toFloat(b))
+	case time.Time:
+		return x.Compare(b.(time.Time))
+	case string:
+		return strings.Compare(x, b.(string))
+	case bool:
+		return cmp.Compare(b2i(x), b2i(b.(bool)))
+	}
+	return 0
+}
+
+func compareOut(o outOrder, a, b any) int {
+	switch {
+	case a == nil && b == nil:
+		return 0
+	case a == nil:
+		if o.nullsFirst {
+			return -1
+		}
+		return 1
+	case b == nil:
+		if o.nullsFirst {
+			return 1
+		}
+		return -1
+	}
+	c := compareAny(a, b)
+	if o.desc {
+		return -c
+	}
+	return c
+}
+
+func keep(ap *aggPlan, having []havingCond, vals []any) bool {
+	for _, h := range having {
+		v := vals[slices.Index(ap.names, h.name)]
+		if v == nil {
+			return false // a comparison with NULL is never true
+		}
+		want, err := normalize(asDriverValue(h.value))
+		if err != nil {
+			return false
+		}
+		c := compareAny(v, want)
+		ok := false
+		switch h.op {
+		case "=":
+			ok = c == 0
+		case "<>", "!=":
+			ok = c != 0
+		case "<":
+			ok = c < 0
+		case "<=":
+			ok = c <= 0
+		case ">":
+			ok = c > 0
+		case ">=":
+			ok = c >= 0
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// asDriverValue widens a caller's comparison value to the driver's types.
+func asDriverValue(v any) any {
+	rv := reflect.ValueOf(v)
+	switch kindOf(rv.Type()) {
+	case kindInt:
+		return rv.Int()
+	case kindUint:
+		return int64(rv.Uint())
+	case kindFloat:
+		return rv.Float()
+	}
+	return v
+}
+
+// assign writes the merged rows into dst, a slice of structs, struct
+// pointers or map[string]any.
+func (q *SelectQuery) assign(ap *aggPlan, rows [][]any, dst reflect.Value) error {
+	et := dst.Type().Elem()
+	out := reflect.MakeSlice(dst.Type(), len(rows), len(rows))
+	if et.Kind() == reflect.Map && et.Key().Kind() == reflect.String {
+		for i, row := range rows {
+			m := make(map[string]any, len(row))
+			for j, v := range row {
+				if b, ok := v.(*big.Int); ok {
+					v = b.String()
+				}
+				m[ap.names[j]] = v
+			}
+			out.Index(i).Set(reflect.ValueOf(m))
+		}
+		dst.Set(out)
+		return nil
+	}
+	st := et
+	if st.Kind() == reflect.Pointer {
+		st = st.Elem()
+	}
+	if st.Kind() != reflect.Struct {
+		return fmt.Errorf("%w: a grouped select scans into []struct or []map[string]any, got %s", ErrInvalidArgument, dst.Type())
+	}
+	t := q.s.dialect.Tables().Get(st)
+	fields := make([]*schema.Field, len(ap.names))
+	for j, name := range ap.names {
+		f, ok := t.FieldMap[name]
+		if !ok {
+			return fmt.Errorf("%w: %s has no field for output column %q", ErrInvalidArgument, st, name)
+		}
+		fields[j] = f
+	}
+	for i, row := range rows {
+		elem := out.Index(i)
+		if et.Kind() == reflect.Pointer {
+			elem.Set(reflect.New(st))
+			elem = elem.Elem()
+		}
+		for j, v := range row {
+			if b, ok := v.(*big.Int); ok {
+				v = b.String()
+			}
+			if err := fields[j].ScanValue(elem, scanSource(v)); err != nil {
+				return fmt.Errorf("session: output column %q into %s.%s: %w", ap.names[j], st, fields[j].GoName, err)
+			}
+		}
+	}
+	dst.Set(out)
+	return nil
+}
+
+// scanSource gives Bun's scanners what a driver would: strings for numbers
+// too big for int64 are parsed by their scanners.
+func scanSource(v any) any {
+	if s, ok := v.(string); ok {
+		if _, err := strconv.ParseFloat(s, 64); err == nil {
+			return []byte(s)
+		}
+	}
+	return v
+}
