@@ -87,7 +87,8 @@ func newDiffEnv(t *testing.T, rows int, seed uint64) *diffEnv {
 			it.Qty = &v
 		}
 		if r.IntN(6) > 0 {
-			it.Name = &names[r.IntN(len(names))]
+			name := names[r.IntN(len(names))] // a copy: items must not share memory
+			it.Name = &name
 		}
 		items[i] = it
 	}
