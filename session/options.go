@@ -69,7 +69,8 @@ type Stats struct {
 	rowsRead map[ShardID]int64
 }
 
-// RowsRead returns the rows scanned from each shard by Iter.
+// RowsRead returns the rows scanned from each shard (by Scan of a slice,
+// ScanPage and Iter).
 func (st *Stats) RowsRead() map[ShardID]int64 {
 	st.mu.Lock()
 	defer st.mu.Unlock()

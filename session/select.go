@@ -289,7 +289,7 @@ func (p *plan) where(id ShardID, criteria []chooser.Criterion, add func(string, 
 		if len(vals) == 1 {
 			add("?TableAlias.? = ?", bun.Ident(c.Column), vals[0])
 		} else {
-			add("?TableAlias.? IN (?)", bun.Ident(c.Column), bun.In(vals))
+			add("?TableAlias.? IN (?)", bun.Ident(c.Column), bun.List(vals))
 		}
 	}
 }
@@ -421,6 +421,7 @@ func (q *SelectQuery) scanParts(ctx context.Context, p *plan, typ reflect.Type) 
 		}
 		q.s.stampAll(part, kind, q.mi, q.rels, id)
 		parts[i] = part.Elem()
+		p.stats.add(id, int64(parts[i].Len()))
 		return nil
 	})
 	return parts, err
