@@ -52,6 +52,19 @@
 // cannot reproduce; Count with GROUP BY) fail with [ErrUnsupported] instead
 // of answering wrongly; on a single shard they simply run.
 //
+// # Merging
+//
+// Beyond Scan: [Iter] streams a fan-out in global order and cancels every
+// shard query when the consumer stops; [SelectQuery.GroupBy],
+// [SelectQuery.Aggregate] and [SelectQuery.HavingAgg] merge groups and
+// aggregates across shards exactly (avg from summed sums and counts);
+// [SelectQuery.ScanPage] pages by keyset with an opaque cursor, so a deep
+// page costs what the first one does. Text orders across shards need
+// COLLATE "C" (byte order, the same in SQL and in the merge). The failure
+// policy is per statement: fail fast (default) or [AllowPartial], whose
+// *[PartialError] names every failed shard; [WithScatterGuard] and
+// [DenyScatter] forbid statements that would run on every shard.
+//
 // # Writes
 //
 // Insert, Update and Delete take an object or a slice; a slice is split by
