@@ -134,10 +134,13 @@ func TestRelationsStayOnShard(t *testing.T) {
 	if err := s.Insert(ctx, &weather.LocationTag{LocationID: 2, TagID: 1, Location: d.Locations[1]}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Insert(ctx, &weather.Station{ID: 5, LocationID: 2, Name: "Haneda"}, session.SetShardID("asia")); err != nil {
+		t.Fatal(err)
+	}
 	f.reset()
 
 	var locs []*weather.Location
-	err := s.NewSelect().Model(&locs).Relation("Reports").Relation("Tags").
+	err := s.NewSelect().Model(&locs).Relation("Reports").Relation("Tags").Relation("Station").
 		Options(session.SetShardID("asia")).Order("id").Scan(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -164,6 +167,15 @@ func TestRelationsStayOnShard(t *testing.T) {
 	}
 	if sh, _ := locs[0].Tags[0].Shard(); sh != "asia" {
 		t.Errorf("m2m tag shard = %q; want asia", sh)
+	}
+	// Has-one (a join in the parent statement).
+	if st := locs[0].Station; st == nil || st.Name != "Haneda" {
+		t.Errorf("has-one station of location 2 = %+v; want Haneda", st)
+	} else if sh, _ := st.Shard(); sh != "asia" {
+		t.Errorf("has-one station shard = %q; want asia", sh)
+	}
+	if locs[1].Station != nil {
+		t.Errorf("location 6 has station %+v; want none", locs[1].Station)
 	}
 
 	// Belongs-to (a join) in a fan-out: every report comes with its own

@@ -40,6 +40,17 @@ type Location struct {
 	City      string    `bun:",notnull"`
 	Reports   []*Report `bun:"rel:has-many,join:id=location_id"`
 	Tags      []Tag     `bun:"m2m:location_tags,join:Location=Tag"`
+	Station   *Station  `bun:"rel:has-one,join:id=location_id"`
+}
+
+// Station is the weather station of a location (has-one).
+type Station struct {
+	bun.BaseModel `bun:"table:stations"`
+	identity.Token
+
+	ID         int64  `bun:",pk"`
+	LocationID int64  `bun:",notnull,unique"`
+	Name       string `bun:",notnull"`
 }
 
 // Report is a temperature reading; it lives on its location's shard.
@@ -79,12 +90,12 @@ func Register(db bun.IDB) { db.Dialect().Tables().Register((*LocationTag)(nil)) 
 
 // CreateSchema creates the tables on db (dropping old ones).
 func CreateSchema(ctx context.Context, db bun.IDB) error {
-	for _, m := range []any{(*LocationTag)(nil), (*Report)(nil), (*Tag)(nil), (*Location)(nil)} {
+	for _, m := range []any{(*LocationTag)(nil), (*Report)(nil), (*Station)(nil), (*Tag)(nil), (*Location)(nil)} {
 		if _, err := db.NewDropTable().Model(m).IfExists().Cascade().Exec(ctx); err != nil {
 			return err
 		}
 	}
-	for _, m := range []any{(*Location)(nil), (*Report)(nil), (*Tag)(nil), (*LocationTag)(nil)} {
+	for _, m := range []any{(*Location)(nil), (*Report)(nil), (*Station)(nil), (*Tag)(nil), (*LocationTag)(nil)} {
 		if _, err := db.NewCreateTable().Model(m).WithForeignKeys().Exec(ctx); err != nil {
 			return err
 		}
