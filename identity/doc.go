@@ -20,4 +20,21 @@
 // later updates, deletes and relation loads go back to that shard without
 // asking a chooser, even after the field the chooser reads has changed.
 // Token has only unexported fields, so Bun maps no column for it.
+//
+// # Shard-encoded IDs
+//
+// A [Layout] packs a millisecond timestamp, a bucket and a sequence number
+// into a positive 64-bit ID that sorts by creation time, as Instagram's and
+// go-pg's IDs do. Because the bucket is inside the ID, chooser.FromID maps a
+// Get by ID to its one shard without a lookup or a fan-out, and buckets can
+// move between shards without changing any ID. A [Generator] issues IDs in
+// Go, lock-free and strictly increasing even when the clock steps back;
+// [Layout.FunctionSQL] creates the matching PostgreSQL function for a column
+// default, so that rows inserted without an ID get one on their shard. IDs
+// are unique as long as every bucket has a single issuer:
+//
+//	l := identity.DefaultLayout() // 41 time, 10 bucket, 12 sequence bits
+//	gen, err := identity.NewGenerator(l, 17) // this process owns bucket 17
+//	id, err := gen.Next()
+//	at, bucket, seq := l.Decode(id)
 package identity
