@@ -24,4 +24,14 @@
 // calls them from many goroutines.
 //
 // chooser imports only identity and Bun's schema package.
+//
+// More strategies, one file each:
+//
+//   - [Hash]: xxhash/v2 of a column's value (a stable encoding) into fixed virtual buckets, each assigned to a shard.
+//   - [Jump]: jump consistent hash of a column's value over an append-only list of shards.
+//   - [Ranges]: sorted, non-overlapping half-open key ranges, each owned by a shard.
+//   - [Lookup]: an arbitrary key -> shard [Directory] behind a bounded LRU cache.
+//   - [FromID]: the bucket inside a shard-encoded ID ([identity.Layout]), so a Get by ID is one round trip.
+//   - [RoundRobin]: new rows without a natural key, placed on each shard in turn.
+//   - [First]: members asked in order, each role separately; [ErrNoOpinion] passes to the next.
 package chooser

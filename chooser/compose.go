@@ -1,0 +1,202 @@
+package chooser
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/uptrace/bun/schema"
+
+	"github.com/bunshard/bunshard/identity"
+)
+
+// Chain is a chooser made of other choosers, asked in order; [First] builds
+// it. For each role it asks only the members that implement that role, and
+// skips a member that answers "not mine": an error wrapping [ErrNoOpinion],
+// [None], or the empty ShardID.
+//
+// An answer of [AllShards] is not final either: it is what a chooser says
+// when it cannot narrow a statement down (no criterion on its column), so
+// Chain keeps asking and returns AllShards only if no later member names
+// specific shards. This lets First(byID, byUserID) route a statement by
+// whichever key it declares.
+//
+// Chain is immutable and safe for concurrent use if its members are.
+type Chain struct {
+	members []any
+	shard   []ShardChooser
+	ident   []IdentityChooser
+	exec    []ExecuteChooser
+	split   []Splitter
+}
+
+var (
+	_ ShardChooser    = (*Chain)(nil)
+	_ IdentityChooser = (*Chain)(nil)
+	_ ExecuteChooser  = (*Chain)(nil)
+	_ Splitter        = (*Chain)(nil)
+)
+
+// First returns a [Chain] that asks choosers in order and takes the first
+// real answer. Each member must implement at least one of [ShardChooser],
+// [IdentityChooser], [ExecuteChooser] and [Splitter]; First panics on a nil
+// member or one that implements none, a programming error like a type
+// mismatch.
+//
+//	place := chooser.First(fromID, roundRobin) // an ID decides; no ID: take turns
+func First(choosers ...any) *Chain {
+	c := &Chain{members: append([]any(nil), choosers...)}
+	for i, m := range choosers {
+		if m == nil {
+			panic(fmt.Sprintf("chooser: First: member %d is nil", i))
+		}
+		if v := reflect.ValueOf(m); v.Kind() == reflect.Pointer && v.IsNil() {
+			panic(fmt.Sprintf("chooser: First: member %d is a nil %T", i, m))
+		}
+		roles := 0
+		if s, ok := m.(ShardChooser); ok {
+			c.shard = append(c.shard, s)
+			roles++
+		}
+		if s, ok := m.(IdentityChooser); ok {
+			c.ident = append(c.ident, s)
+			roles++
+		}
+		if s, ok := m.(ExecuteChooser); ok {
+			c.exec = append(c.exec, s)
+			roles++
+		}
+		if s, ok := m.(Splitter); ok {
+			c.split = append(c.split, s)
+			roles++
+		}
+		if roles == 0 {
+			panic(fmt.Sprintf("chooser: First: member %d (%T) is not a ShardChooser, IdentityChooser, ExecuteChooser or Splitter", i, m))
+		}
+	}
+	return c
+}
+
+// ChooseShard returns the first non-empty shard a member chooses. An error
+// that does not wrap [ErrNoOpinion] is returned at once. If every member
+// passes, the error wraps ErrNoOpinion and the members' own errors.
+func (c *Chain) ChooseShard(ctx context.Context, table *schema.Table, obj any) (identity.ShardID, error) {
+	var passed []error
+	for _, m := range c.shard {
+		id, err := m.ChooseShard(ctx, table, obj)
+		switch {
+		case errors.Is(err, ErrNoOpinion):
+			passed = append(passed, err)
+		case err != nil:
+			return "", err
+		case id != "":
+			return id, nil
+		}
+	}
+	return "", c.noAnswer("ChooseShard", table, passed)
+}
+
+// ChooseIdentity returns the first answer that names shards. Failing that it
+// returns [AllShards] if a member did, else an error wrapping [ErrNoOpinion]
+// if a member passed with one, else [None]. An error that does not wrap
+// ErrNoOpinion is returned at once.
+func (c *Chain) ChooseIdentity(ctx context.Context, key Key) (Target, error) {
+	var all bool
+	var passed []error
+	for _, m := range c.ident {
+		t, err := m.ChooseIdentity(ctx, key)
+		switch {
+		case errors.Is(err, ErrNoOpinion):
+			passed = append(passed, err)
+		case err != nil:
+			return Target{}, err
+		case t.IsAll():
+			all = true
+		case !t.IsNone():
+			return t, nil
+		}
+	}
+	return c.fallback(all, "ChooseIdentity", key.Table, passed)
+}
+
+// ChooseExecute returns the first answer that names shards. Failing that it
+// returns [AllShards] if a member did, else an error wrapping [ErrNoOpinion]
+// if a member passed with one, else [None]. An error that does not wrap
+// ErrNoOpinion is returned at once.
+func (c *Chain) ChooseExecute(ctx context.Context, stmt *Statement) (Target, error) {
+	var all bool
+	var passed []error
+	for _, m := range c.exec {
+		t, err := m.ChooseExecute(ctx, stmt)
+		switch {
+		case errors.Is(err, ErrNoOpinion):
+			passed = append(passed, err)
+		case err != nil:
+			return Target{}, err
+		case t.IsAll():
+			all = true
+		case !t.IsNone():
+			return t, nil
+		}
+	}
+	var table *schema.Table
+	if stmt != nil {
+		table = stmt.Table
+	}
+	return c.fallback(all, "ChooseExecute", table, passed)
+}
+
+// SplitValues returns the first non-nil split a member makes; nil, nil if no
+// member splits column. An error that does not wrap [ErrNoOpinion] is
+// returned at once; one that does skips the member.
+func (c *Chain) SplitValues(ctx context.Context, table *schema.Table, column string, values []any) (map[identity.ShardID][]any, error) {
+	for _, m := range c.split {
+		parts, err := m.SplitValues(ctx, table, column, values)
+		switch {
+		case errors.Is(err, ErrNoOpinion):
+		case err != nil:
+			return nil, err
+		case parts != nil:
+			return parts, nil
+		}
+	}
+	return nil, nil
+}
+
+func (c *Chain) fallback(all bool, op string, table *schema.Table, passed []error) (Target, error) {
+	switch {
+	case all:
+		return AllShards(), nil
+	case len(passed) > 0:
+		return Target{}, c.noAnswer(op, table, passed)
+	}
+	return None(), nil
+}
+
+func (c *Chain) noAnswer(op string, table *schema.Table, passed []error) error {
+	model := "<nil table>"
+	if table != nil {
+		model = table.TypeName
+	}
+	if len(passed) == 0 {
+		return fmt.Errorf("chooser: %s: %s: no member answered for model %s: %w", c, op, model, ErrNoOpinion)
+	}
+	// Each passed error wraps ErrNoOpinion, so the joined error does too.
+	return fmt.Errorf("chooser: %s: %s: no member answered for model %s: %w", c, op, model, errors.Join(passed...))
+}
+
+// String returns "chooser.First(member, …)", using each member's String
+// method when it has one.
+func (c *Chain) String() string {
+	parts := make([]string, len(c.members))
+	for i, m := range c.members {
+		if s, ok := m.(fmt.Stringer); ok {
+			parts[i] = s.String()
+		} else {
+			parts[i] = fmt.Sprintf("%T", m)
+		}
+	}
+	return "chooser.First(" + strings.Join(parts, ", ") + ")"
+}

@@ -1,0 +1,14 @@
+package chooser
+
+import "errors"
+
+// ErrNoOpinion is returned, wrapped, by a chooser that is asked about a key
+// its configuration does not cover: a value outside every range of [Ranges],
+// a key missing from a [Lookup] directory, a zero ID or an unassigned bucket
+// in [FromID]. Standing alone, such a chooser fails the call with an error
+// that names the value; inside [First], the next member is asked instead.
+// Test for it with errors.Is.
+//
+// A user-written chooser may return ErrNoOpinion (or wrap it) to say "not
+// mine" in the same way.
+var ErrNoOpinion = errors.New("chooser: no opinion")
