@@ -23,7 +23,8 @@
 // Choosers must be deterministic and safe for concurrent use: the session
 // calls them from many goroutines.
 //
-// chooser imports only identity and Bun's schema package.
+// Within bunshard, chooser imports only identity; outside it, Bun's schema
+// package and xxhash/v2.
 //
 // More strategies, one file each:
 //
