@@ -120,7 +120,11 @@ func BenchmarkW3(b *testing.B) {
 			if err := g.Wait(); err != nil {
 				b.Fatal(err)
 			}
-			var reps []weather.Report
+			total := 0
+			for _, p := range parts {
+				total += len(p)
+			}
+			reps := make([]weather.Report, 0, total)
 			for _, p := range parts {
 				reps = append(reps, p...)
 			}

@@ -118,7 +118,8 @@ func (mi *modelInfo) token(v reflect.Value) *identity.Token {
 	case mi.tokenIdx == nil:
 		return nil
 	case mi.tokenOff != ^uintptr(0):
-		return (*identity.Token)(unsafe.Add(v.Addr().UnsafePointer(), mi.tokenOff))
+		// UnsafeAddr, not Addr: Addr looks up the pointer type on every call.
+		return (*identity.Token)(unsafe.Add(unsafe.Pointer(v.UnsafeAddr()), mi.tokenOff))
 	}
 	f, err := v.FieldByIndexErr(mi.tokenIdx)
 	if err != nil { // a nil embedded pointer on the way: no token
