@@ -103,22 +103,9 @@ func (c *Chain) ChooseShard(ctx context.Context, table *schema.Table, obj any) (
 // if a member passed with one, else [None]. An error that does not wrap
 // ErrNoOpinion is returned at once.
 func (c *Chain) ChooseIdentity(ctx context.Context, key Key) (Target, error) {
-	var all bool
-	var passed []error
-	for _, m := range c.ident {
-		t, err := m.ChooseIdentity(ctx, key)
-		switch {
-		case errors.Is(err, ErrNoOpinion):
-			passed = append(passed, err)
-		case err != nil:
-			return Target{}, err
-		case t.IsAll():
-			all = true
-		case !t.IsNone():
-			return t, nil
-		}
-	}
-	return c.fallback(all, "ChooseIdentity", key.Table, passed)
+	return firstTarget(c, c.ident, "ChooseIdentity", key.Table, func(m IdentityChooser) (Target, error) {
+		return m.ChooseIdentity(ctx, key)
+	})
 }
 
 // ChooseExecute returns the first answer that names shards. Failing that it
@@ -126,10 +113,22 @@ func (c *Chain) ChooseIdentity(ctx context.Context, key Key) (Target, error) {
 // if a member passed with one, else [None]. An error that does not wrap
 // ErrNoOpinion is returned at once.
 func (c *Chain) ChooseExecute(ctx context.Context, stmt *Statement) (Target, error) {
+	var table *schema.Table
+	if stmt != nil {
+		table = stmt.Table
+	}
+	return firstTarget(c, c.exec, "ChooseExecute", table, func(m ExecuteChooser) (Target, error) {
+		return m.ChooseExecute(ctx, stmt)
+	})
+}
+
+// firstTarget asks members in order for one role: the first answer that
+// names shards wins; see ChooseIdentity for the rest.
+func firstTarget[M any](c *Chain, members []M, role string, table *schema.Table, ask func(M) (Target, error)) (Target, error) {
 	var all bool
 	var passed []error
-	for _, m := range c.exec {
-		t, err := m.ChooseExecute(ctx, stmt)
+	for _, m := range members {
+		t, err := ask(m)
 		switch {
 		case errors.Is(err, ErrNoOpinion):
 			passed = append(passed, err)
@@ -141,11 +140,7 @@ func (c *Chain) ChooseExecute(ctx context.Context, stmt *Statement) (Target, err
 			return t, nil
 		}
 	}
-	var table *schema.Table
-	if stmt != nil {
-		table = stmt.Table
-	}
-	return c.fallback(all, "ChooseExecute", table, passed)
+	return c.fallback(all, role, table, passed)
 }
 
 // SplitValues returns the first non-nil split a member makes; nil, nil if no
