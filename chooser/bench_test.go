@@ -156,3 +156,14 @@ func BenchmarkRoundRobin(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkFirst(b *testing.B) {
+	jump := func(col string) *chooser.Jump {
+		j, err := chooser.NewJump(col, benchShards...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return j
+	}
+	benchRoles(b, chooser.First(jump("id")), chooser.First(jump("slug")), 123456789, "acme-corporation")
+}
