@@ -35,4 +35,21 @@
 //   - [FromID]: the bucket inside a shard-encoded ID ([identity.Layout]), so a Get by ID is one round trip.
 //   - [RoundRobin]: new rows without a natural key, placed on each shard in turn.
 //   - [First]: members asked in order, each role separately; [ErrNoOpinion] passes to the next.
+//
+// # Routers
+//
+// A router answers routing questions about a model, as a Django database
+// router does: [ReadRouter] (db_for_read), [WriteRouter] (db_for_write),
+// [RelationRouter] (allow_relation) and [MigrateRouter] (allow_migrate).
+// Each is its own one-method interface with a Func adapter; a router
+// implements the questions it has an opinion on. [NewRouters] chains routers
+// with a default chooser (Django's DATABASE_ROUTERS): they are asked in
+// order, the first real answer wins, and the default answers what they
+// leave open. The chain is itself a chooser, so a session takes it as it is.
+//
+//	routers := chooser.NewRouters(byTenant, settingsOnMain, auditOnArchive)
+//	sess, err := session.New(shards, routers, routers, routers)
+//
+// A router abstains by answering [None] or an error wrapping [ErrNoOpinion]
+// (read and write questions), or [Abstain] (yes/no questions).
 package chooser
