@@ -39,6 +39,12 @@ var (
 	// ErrScatter is returned when a statement would run on every shard while
 	// the scatter guard ([WithScatterGuard], [DenyScatter]) forbids it.
 	ErrScatter = errors.New("session: statement would run on every shard")
+
+	// ErrRelationDenied is returned by Insert and Update, before anything is
+	// sent, when the session's chooser.RelationRouter denies a relation
+	// between an object and an object held in one of its relation fields
+	// (by default: the two live on different shards).
+	ErrRelationDenied = errors.New("session: relation not allowed")
 )
 
 // PartialError is returned, with results, by a select run with

@@ -135,6 +135,9 @@ func (s *Session) write(ctx context.Context, op string, model any, opts []Statem
 		}
 		groups[id] = append(groups[id], obj)
 	}
+	if err := s.checkRelations(ctx, op, mi, groups); err != nil {
+		return err
+	}
 	slices.Sort(ids)
 
 	done := make([]bool, len(ids))

@@ -1,0 +1,149 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+
+	"github.com/uptrace/bun/schema"
+
+	"github.com/bunshard/bunshard/chooser"
+)
+
+// AllowRelation reports whether a and b, pointers to model structs, may be
+// related (one held in a relation field of the other), as the session's
+// ShardChooser says if it is a chooser.RelationRouter; without one it
+// reports true. Each object's shard is the one its [Token] records, "" when
+// it has none. It fails with [ErrInvalidArgument] for a non-model.
+func (s *Session) AllowRelation(ctx context.Context, a, b any) (bool, error) {
+	rr, ok := s.shardChooser.(chooser.RelationRouter)
+	if !ok {
+		return true, nil
+	}
+	oa, err := s.object(a)
+	if err != nil {
+		return false, fmt.Errorf("session: AllowRelation: %w", err)
+	}
+	ob, err := s.object(b)
+	if err != nil {
+		return false, fmt.Errorf("session: AllowRelation: %w", err)
+	}
+	return rr.AllowRelation(ctx, oa, ob) != chooser.Deny, nil
+}
+
+// AllowMigrate reports whether model's table (model is a pointer such as
+// (*Report)(nil)) may exist on shard id, as the session's ShardChooser says
+// if it is a chooser.MigrateRouter; without one it reports true. It fails
+// with [ErrUnknownShard] or [ErrInvalidArgument].
+func (s *Session) AllowMigrate(ctx context.Context, id ShardID, model any) (bool, error) {
+	if _, ok := s.shards[id]; !ok {
+		return false, s.unknown(id, "AllowMigrate")
+	}
+	mi, err := s.modelOf(model)
+	if err != nil {
+		return false, fmt.Errorf("session: AllowMigrate: %w", err)
+	}
+	return s.allowMigrate(ctx, id, mi.table), nil
+}
+
+func (s *Session) allowMigrate(ctx context.Context, id ShardID, t *schema.Table) bool {
+	mr, ok := s.shardChooser.(chooser.MigrateRouter)
+	return !ok || mr.AllowMigrate(ctx, id, t) != chooser.Deny
+}
+
+// object describes a model object to a RelationRouter.
+func (s *Session) object(obj any) (chooser.Object, error) {
+	mi, kind, err := s.dest(obj)
+	if err != nil {
+		return chooser.Object{}, err
+	}
+	if kind != destStruct {
+		return chooser.Object{}, fmt.Errorf("%w: want a non-nil pointer to a model struct, got %T", ErrInvalidArgument, obj)
+	}
+	o := chooser.Object{Table: mi.table, Obj: obj}
+	if tok := mi.token(reflect.ValueOf(obj).Elem()); tok != nil {
+		o.Shard, _ = tok.Shard()
+	}
+	return o, nil
+}
+
+// checkRelations fails an insert or update before anything is sent when the
+// session's RelationRouter denies a relation between an object being written
+// (on the shard it is going to) and an object held in one of its relation
+// fields (on the shard its Token records).
+func (s *Session) checkRelations(ctx context.Context, op string, mi *modelInfo, groups map[ShardID][]reflect.Value) error {
+	rr, ok := s.shardChooser.(chooser.RelationRouter)
+	if !ok || (op != "insert" && op != "update") || len(mi.table.Relations) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(mi.table.Relations))
+	for name := range mi.table.Relations {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	ids := make([]ShardID, 0, len(groups))
+	for id := range groups {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		for _, obj := range groups[id] {
+			self := chooser.Object{Table: mi.table, Obj: obj.Addr().Interface(), Shard: id}
+			for _, name := range names {
+				rel := mi.table.Relations[name]
+				other, err := s.info(rel.JoinTable.Type)
+				if err != nil {
+					return err
+				}
+				var denied error
+				eachRelated(rel.Field.Value(obj), func(v reflect.Value) bool {
+					o := chooser.Object{Table: other.table, Obj: v.Addr().Interface()}
+					if tok := other.token(v); tok != nil {
+						o.Shard, _ = tok.Shard()
+					}
+					if rr.AllowRelation(ctx, self, o) == chooser.Deny {
+						where := "no shard yet"
+						if o.Shard != "" {
+							where = "shard " + string(o.Shard)
+						}
+						denied = fmt.Errorf("%w: %s %s: the object goes to shard %s but its relation %s holds a %s on %s, "+
+							"and %v denies the relation", ErrRelationDenied, op, mi.table.TypeName, id, name,
+							other.table.TypeName, where, s.shardChooser)
+						return false
+					}
+					return true
+				})
+				if denied != nil {
+					return denied
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// eachRelated calls fn with each addressable struct held in a relation
+// field: the struct, the pointed-to struct, or each element of a slice;
+// zero structs and nil pointers are skipped. fn returns false to stop.
+func eachRelated(v reflect.Value, fn func(reflect.Value) bool) bool {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return true
+		}
+		return eachRelated(v.Elem(), fn)
+	case reflect.Struct:
+		if v.IsZero() {
+			return true
+		}
+		return fn(v)
+	case reflect.Slice:
+		for i := range v.Len() {
+			if !eachRelated(v.Index(i), fn) {
+				return false
+			}
+		}
+	}
+	return true
+}
