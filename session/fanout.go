@@ -26,6 +26,7 @@ func (s *Session) fanOut(ctx context.Context, ids []ShardID, op string, fn shard
 // shard runs to the end and, when some (not all) fail, the error is a
 // *PartialError naming them while the others' results stand.
 func (s *Session) fanOutPolicy(ctx context.Context, ids []ShardID, op string, partial bool, fn shardFunc) error {
+	fn = s.reading(fn) // every fan-out is a read: replicas may serve it
 	if partial && len(ids) > 1 {
 		err := s.each(ctx, ids, op, fn)
 		if err == nil {

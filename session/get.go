@@ -60,7 +60,9 @@ func (s *Session) Get(ctx context.Context, dst any, pk ...any) error {
 		if err := setPK(mi, target, pk); err != nil {
 			return err
 		}
-		err := s.shards[id].NewSelect().Model(dst).WherePK().Scan(WithShardID(ctx, id))
+		err := s.reading(func(ctx context.Context, _ int, _ ShardID, db bun.IDB) error {
+			return db.NewSelect().Model(dst).WherePK().Scan(ctx)
+		})(WithShardID(ctx, id), 0, id, s.shards[id])
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return notFound(mi, pk, r.Shards)
@@ -91,7 +93,11 @@ func (s *Session) Get(ctx context.Context, dst any, pk ...any) error {
 	}
 	if s.cfg.probe == ProbeInOrder {
 		for i, id := range r.Shards {
-			ok, err := probe(WithShardID(ctx, id), i, id, s.shards[id])
+			var ok bool
+			err := s.reading(func(ctx context.Context, i int, id ShardID, db bun.IDB) (err error) {
+				ok, err = probe(ctx, i, id, db)
+				return err
+			})(WithShardID(ctx, id), i, id, s.shards[id])
 			if err != nil {
 				return &ShardError{Shard: id, Op: "get", Err: err}
 			}

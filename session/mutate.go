@@ -95,6 +95,9 @@ func (m *mutation) exec(ctx context.Context, op chooser.Op, run func(ctx context
 	err = m.s.each(ctx, p.Shards, op.String(), func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
 		n, err := run(ctx, db, &p, id)
 		rows[i] = n
+		if err == nil {
+			m.s.wrote(ctx, id, db)
+		}
 		return err
 	})
 	res := Result{ByShard: make(map[ShardID]int64, len(rows))}

@@ -13,6 +13,7 @@ type config struct {
 	probe       Probe
 	order       []ShardID
 	noScatter   bool
+	replicas    replicaConfig
 }
 
 // Probe is how Get asks its candidate shards.

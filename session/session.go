@@ -30,8 +30,9 @@ type Session struct {
 	identityChooser chooser.IdentityChooser
 	executeChooser  chooser.ExecuteChooser
 
-	cfg config
-	pin []ShardID // set on the views made by Using
+	cfg      config
+	pin      []ShardID   // set on the views made by Using
+	replicas *replicaSet // nil without WithReplicas; shared by views
 
 	models *sync.Map // reflect.Type -> *modelInfo, shared by views
 }
@@ -100,6 +101,10 @@ func New(shards map[ShardID]bun.IDB, sc chooser.ShardChooser, ic chooser.Identit
 		}
 		s.order = s.cfg.order
 	}
+	var err error
+	if s.replicas, err = newReplicaSet(s, s.cfg.replicas); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -155,10 +160,12 @@ func (s *Session) Ping(ctx context.Context) error {
 	})
 }
 
-// Close closes every shard database that can be closed (a *bun.DB can; a
-// bun.Tx cannot) and reports every failure, sorted by shard.
+// Close stops the replica health checks (waiting for a check under way),
+// closes every replica and shard database that can be closed (a *bun.DB can;
+// a bun.Tx cannot) and reports every failure, replicas first, each sorted by
+// shard.
 func (s *Session) Close() error {
-	var errs []error
+	errs := s.replicas.close()
 	for _, id := range s.order {
 		if c, ok := s.shards[id].(io.Closer); ok {
 			if err := c.Close(); err != nil {

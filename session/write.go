@@ -159,6 +159,7 @@ func (s *Session) write(ctx context.Context, op string, model any, opts []Statem
 			return err
 		}
 		done[i] = true
+		s.wrote(ctx, id, db)
 		for _, obj := range objs {
 			if tok := mi.token(obj); tok != nil {
 				tok.SetShard(id)
