@@ -37,9 +37,11 @@ type replicaConfig struct {
 }
 
 // WithReplicas gives shard id read replicas, streaming hot standbys of its
-// primary (the bun.IDB of id in New), each built on the session's shared
-// dialect. New fails with [ErrInvalidArgument] for an unknown shard, a nil
-// replica or another dialect. Calling it again for a shard adds replicas.
+// primary (the *bun.DB of id in New), each built on the session's shared
+// dialect. New fails with [ErrUnknownShard] for an unknown shard, and with
+// [ErrInvalidArgument] for a nil replica, another dialect, or a shard whose
+// handle is no *bun.DB (a bun.Tx keeps its statements on its connection).
+// Calling it again for a shard adds replicas.
 //
 // Reads of the shard then go to a replica, in turns among the healthy ones
 // (see the package documentation, "Replicas"). A replica is marked down when
@@ -85,7 +87,7 @@ type LSN uint64
 
 // String renders the position as PostgreSQL does, "16/B374D848".
 func (l LSN) String() string {
-	return strconv.FormatUint(uint64(l)>>32, 16) + "/" + strings.ToUpper(strconv.FormatUint(uint64(l)&0xFFFFFFFF, 16))
+	return strings.ToUpper(strconv.FormatUint(uint64(l)>>32, 16) + "/" + strconv.FormatUint(uint64(l)&0xFFFFFFFF, 16))
 }
 
 // parseLSN parses "16/B374D848".
@@ -169,8 +171,13 @@ func newReplicaSet(s *Session, c replicaConfig) (*replicaSet, error) {
 		rs.timeout = c.timeout
 	}
 	for id, dbs := range c.dbs {
-		if _, ok := s.shards[id]; !ok {
+		primary, ok := s.shards[id]
+		if !ok {
 			return nil, s.unknown(id, "WithReplicas")
+		}
+		if _, ok := primary.(*bun.DB); !ok && len(dbs) > 0 {
+			return nil, fmt.Errorf("%w: WithReplicas(%s): the shard's handle is a %T; replicas need its primary "+
+				"as a *bun.DB (statements on a transaction or connection stay on it)", ErrInvalidArgument, id, primary)
 		}
 		sr := &shardReplicas{}
 		for i, db := range dbs {
@@ -396,6 +403,9 @@ func (s *Session) reading(fn shardFunc) shardFunc {
 		return fn
 	}
 	return func(ctx context.Context, i int, id ShardID, primary bun.IDB) error {
+		if !s.shardHandle(id, primary) {
+			return fn(ctx, i, id, primary) // a transaction: it stays on the primary
+		}
 		r := rs.pick(ctx, id)
 		if r == nil {
 			return fn(ctx, i, id, primary)
@@ -414,6 +424,15 @@ func (s *Session) reading(fn shardFunc) shardFunc {
 		}
 		return fn(ctx, i, id, primary)
 	}
+}
+
+// shardHandle reports whether db is shard id's own *bun.DB, as New got it,
+// and not a transaction on it (or a shard that is itself a bun.Tx), whose
+// statements must stay where the transaction is.
+func (s *Session) shardHandle(id ShardID, db bun.IDB) bool {
+	own, ok := s.shards[id].(*bun.DB)
+	got, ok2 := db.(*bun.DB)
+	return ok && ok2 && own == got
 }
 
 // replicaFailure says what a failed read on a replica means: down, the
@@ -547,17 +566,14 @@ func (t *tracker) raise(id ShardID, lsn LSN) {
 // write's, so it assumes the pool's connections share it.
 func (s *Session) wrote(ctx context.Context, id ShardID, primary bun.IDB) {
 	rs := s.replicas
-	if rs == nil || rs.byShard[id] == nil {
-		return
+	if rs == nil || rs.byShard[id] == nil || !s.shardHandle(id, primary) {
+		return // a write inside a transaction is recorded when it commits
 	}
 	t := trackerOf(ctx, rs)
 	if t == nil {
 		return
 	}
-	var conn bun.IConn = primary
-	if bdb, ok := primary.(*bun.DB); ok {
-		conn = bdb.DB // not a statement of the user's: bypass the hooks
-	}
+	conn := primary.(*bun.DB).DB // not a statement of the user's: bypass the hooks
 	var mode, write, insert string
 	lsn := primaryOnly
 	err := conn.QueryRowContext(ctx, "SELECT current_setting('synchronous_commit'), pg_current_wal_lsn()::text, "+

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -466,6 +467,13 @@ func TestReplicaOptionsValidate(t *testing.T) {
 		{"nil replica", session.WithReplicas("asia", nil), session.ErrInvalidArgument},
 		{"other dialect", session.WithReplicas("asia", openOwnDialect(t, f.dsns[0])), session.ErrInvalidArgument},
 	}
+	tx, err := db.BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	withTx := maps.Clone(f.shards)
+	withTx["asia"] = tx
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := session.New(f.shards, weather.ShardChooser, weather.ByContinent, weather.ByContinent, tt.opt)
@@ -473,6 +481,10 @@ func TestReplicaOptionsValidate(t *testing.T) {
 				t.Errorf("New(%s) = %v; want %v", tt.name, err, tt.want)
 			}
 		})
+	}
+	if _, err := session.New(withTx, weather.ShardChooser, weather.ByContinent, weather.ByContinent,
+		session.WithReplicas("asia", db)); !errors.Is(err, session.ErrInvalidArgument) {
+		t.Errorf("New with replicas of a bun.Tx shard = %v; want ErrInvalidArgument", err)
 	}
 	// No replicas: nothing to report, nothing to check, trackers are no-ops.
 	s := f.session(t)
