@@ -73,6 +73,67 @@
 // and deletes that match fewer rows than objects given report
 // sql.ErrNoRows rather than succeeding silently.
 //
+// # Routers
+//
+// A router chain (chooser.NewRouters: Django's DATABASE_ROUTERS, asked in
+// order before a default chooser) is a chooser, so New takes it as it is:
+//
+//	routers := chooser.NewRouters(byTenant, settingsOnMain)
+//	sess, err := session.New(shards, routers, routers, routers)
+//
+// Two more abilities are found by type assertion on the session's
+// ShardChooser, the chooser that decides where writes go: a
+// chooser.RelationRouter vets, before Insert and Update send anything, the
+// objects held in relation fields ([ErrRelationDenied]; by default a
+// relation between objects on two shards is refused), and a
+// chooser.MigrateRouter decides where placement puts tables. Without them
+// every relation is allowed and every table goes to every shard.
+//
+// Per-statement routing by name is [SetShardID] and [Session.Using];
+// per-request routing is [WithShardID] in the request's context, which every
+// goroutine started from it carries too (examples/tenant_http has a net/http
+// middleware that picks the tenant's shard).
+//
+// # Layouts
+//
+// [Session.CreateTables] and [Session.DropTables] create and drop the tables
+// of a set of models on exactly the shards the MigrateRouter allows;
+// [Session.Tables] reports which exist where (from pg_catalog), and
+// [Session.Placement] what CreateTables would do. A shard's tables go where
+// its connection puts unqualified names, so one code path serves every
+// layout:
+//
+//   - a database per shard: each shard's bun.DB on its own database;
+//   - a schema per shard: several shards in one database, each connection
+//     with its own search_path (pgdriver.WithConnParams(map[string]any{
+//     "search_path": "shard_a"})); CreateTables creates the schema;
+//   - a mix of the two;
+//   - a table per shard, in one schema: the models' table names start with a
+//     placeholder, bun:"table:?(prefix)reports", and each shard's bun.DB
+//     defines it, db.WithNamedArg("prefix", bun.Safe("a_")) (empty on the
+//     other layouts). Bun expands named arguments wherever it writes a table
+//     name (the main table, has-one and belongs-to joins, has-many and m2m
+//     queries, m2m join tables), so relations stay on the shard's tables.
+//     Only the foreign keys of Bun's CreateTable keep the placeholder;
+//     CreateTables writes them itself (WithForeignKeys).
+//
+// Placement refuses shards whose tables would be one and the same table
+// (two shards on one database and schema, without a prefix).
+//
+// # Replicas
+//
+// [WithReplicas] gives a shard streaming replicas. Reads (Get and every
+// select, with their relation queries) go to a healthy replica, in turns;
+// writes, everything in a transaction, and reads under [WithPrimary] go to
+// the primary. [Session.WithReadYourWrites] returns a context in which reads
+// see the session's writes: after a write the session records a WAL
+// position of the primary past its commit, and a read goes to a replica only
+// once the replica's health check saw it replay that far. Replicas are
+// checked on one goroutine per session ([WithReplicaCheck]; [Session.Close]
+// stops it); a replica that fails a check or cannot be reached by a read is
+// skipped until a check succeeds, and such a read is run again on the
+// primary when that is safe.
+//
 // # Concurrency
 //
 // A Session is safe for concurrent use and keeps no per-object state.
