@@ -129,7 +129,8 @@ type replicaSet struct {
 	interval time.Duration
 	timeout  time.Duration
 
-	mu      sync.Mutex // guards started, closed, stop
+	running atomic.Bool // started, read without the lock on every read
+	mu      sync.Mutex  // guards started, closed, stop
 	started bool
 	closed  bool
 	stop    context.CancelFunc
@@ -238,12 +239,16 @@ func (rs *replicaSet) pick(ctx context.Context, id ShardID) *replica {
 
 // start starts the health checker once, unless the session is closed.
 func (rs *replicaSet) start() {
+	if rs.running.Load() {
+		return
+	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if rs.started || rs.closed {
 		return
 	}
 	rs.started = true
+	rs.running.Store(true)
 	ctx, cancel := context.WithCancel(context.Background())
 	rs.stop = cancel
 	go rs.run(ctx)
