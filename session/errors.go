@@ -30,6 +30,12 @@ var (
 	// primary key of the wrong arity, an unknown column.
 	ErrInvalidArgument = errors.New("session: invalid argument")
 
+	// ErrRelationDenied is returned by Insert and Update, before anything is
+	// sent, when the session's chooser.RelationRouter denies a relation
+	// between an object and an object held in one of its relation fields
+	// (by default: the two live on different shards).
+	ErrRelationDenied = errors.New("session: relation not allowed")
+
 	// ErrUnsupported is returned for statements the session cannot answer
 	// correctly across several shards (for example Count with GROUP BY over
 	// several shards, or ORDER BY an expression it cannot compare). It is
@@ -39,12 +45,6 @@ var (
 	// ErrScatter is returned when a statement would run on every shard while
 	// the scatter guard ([WithScatterGuard], [DenyScatter]) forbids it.
 	ErrScatter = errors.New("session: statement would run on every shard")
-
-	// ErrRelationDenied is returned by Insert and Update, before anything is
-	// sent, when the session's chooser.RelationRouter denies a relation
-	// between an object and an object held in one of its relation fields
-	// (by default: the two live on different shards).
-	ErrRelationDenied = errors.New("session: relation not allowed")
 )
 
 // PartialError is returned, with results, by a select run with

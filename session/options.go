@@ -9,11 +9,11 @@ import (
 type Option func(*config)
 
 type config struct {
+	replicas    replicaConfig
 	concurrency int
 	probe       Probe
 	order       []ShardID
 	noScatter   bool
-	replicas    replicaConfig
 }
 
 // Probe is how Get asks its candidate shards.

@@ -30,8 +30,9 @@ type Session struct {
 	identityChooser chooser.IdentityChooser
 	executeChooser  chooser.ExecuteChooser
 
-	cfg      config
-	pin      []ShardID   // set on the views made by Using
+	cfg config
+	pin []ShardID // set on the views made by Using
+
 	replicas *replicaSet // nil without WithReplicas; shared by views
 
 	models *sync.Map // reflect.Type -> *modelInfo, shared by views
@@ -93,6 +94,10 @@ func New(shards map[ShardID]bun.IDB, sc chooser.ShardChooser, ic chooser.Identit
 	for _, opt := range opts {
 		opt(&s.cfg)
 	}
+	var err error
+	if s.replicas, err = newReplicaSet(s, s.cfg.replicas); err != nil {
+		return nil, err
+	}
 	if s.cfg.order != nil {
 		sorted := slices.Sorted(slices.Values(s.cfg.order))
 		if !slices.Equal(sorted, s.order) {
@@ -100,10 +105,6 @@ func New(shards map[ShardID]bun.IDB, sc chooser.ShardChooser, ic chooser.Identit
 				ErrInvalidArgument, s.cfg.order, s.order)
 		}
 		s.order = s.cfg.order
-	}
-	var err error
-	if s.replicas, err = newReplicaSet(s, s.cfg.replicas); err != nil {
-		return nil, err
 	}
 	return s, nil
 }
