@@ -1,7 +1,8 @@
 // Package identity holds what bunshard knows about who an object is and
 // where it lives: the [ShardID] type, the [Token] a model embeds to remember
-// the shard its row came from (SQLAlchemy's identity token), and primary-key
-// helpers.
+// the shard its row came from (SQLAlchemy's identity token), the [Key] of an
+// object (model type, primary key, shard), the [Map] a unit of work keeps
+// its objects in, and shard-encoded IDs ([Layout], [Generator]).
 //
 // identity is a leaf package: it imports only the standard library, so every
 // other bunshard package can use it.
@@ -20,6 +21,16 @@
 // later updates, deletes and relation loads go back to that shard without
 // asking a chooser, even after the field the chooser reads has changed.
 // Token has only unexported fields, so Bun maps no column for it.
+//
+// # Identity map
+//
+// Keys include the shard, so the same primary key on two shards is two
+// objects:
+//
+//	var m identity.Map[*Location]
+//	m.Add(identity.NewKey(t, "asia", 7), tokyo)
+//	m.Add(identity.NewKey(t, "europe", 7), oslo) // another object
+//	got, ok := m.Get(identity.NewKey(t, "asia", int32(7))) // tokyo: keys are canonical
 //
 // # Shard-encoded IDs
 //

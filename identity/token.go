@@ -9,16 +9,29 @@ type ShardID string
 // means "not yet placed". Token is not safe for concurrent mutation, like the
 // struct that embeds it.
 type Token struct {
-	shard ShardID
+	shard  ShardID
+	pinned bool
 }
 
 // Shard returns the shard the object was loaded from or written to, and false
 // if it has not been placed yet.
 func (t *Token) Shard() (ShardID, bool) { return t.shard, t.shard != "" }
 
-// SetShard records id as the object's shard. The session calls it; user code
-// rarely needs to, except to move an object between shards by hand.
-func (t *Token) SetShard(id ShardID) { t.shard = id }
+// SetShard records id as the object's shard and clears the pin (see
+// [Token.PinShard]). The session calls it; user code rarely needs to, except
+// to move an object between shards by hand.
+func (t *Token) SetShard(id ShardID) { t.shard, t.pinned = id, false }
+
+// PinShard records id as the object's shard and marks the object as loaded
+// by a statement pinned to its shard (SetShardID, or a Using view). Relation
+// loads of a pinned object then stay on its shard without asking a chooser,
+// as SQLAlchemy's set_shard_id propagates to lazy loaders; the objects those
+// loads return are pinned too.
+func (t *Token) PinShard(id ShardID) { t.shard, t.pinned = id, true }
+
+// Pinned reports whether the object was loaded by a pinned statement (see
+// [Token.PinShard]).
+func (t *Token) Pinned() bool { return t.pinned }
 
 // Tokened is implemented by models that embed a [Token] (through the promoted
 // pointer methods), i.e. by *M for every model M that embeds Token.
