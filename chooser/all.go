@@ -1,10 +1,17 @@
 package chooser
 
-import "context"
+import (
+	"context"
 
-// All is a chooser that sends every Get and every statement to every shard.
-// It is an [IdentityChooser] and an [ExecuteChooser]; it cannot place new
-// objects. It is safe for concurrent use.
+	"github.com/bunshard/bunshard/identity"
+)
+
+// All is a chooser that sends every Get and every statement to every shard,
+// except relation loads (Key.LoadedFrom or Statement.LoadedFrom set), which
+// it keeps on the parent's shard, as SQLAlchemy's example choosers do with
+// lazy_loaded_from: related rows live with their parent unless a chooser
+// says otherwise. It is an [IdentityChooser] and an [ExecuteChooser]; it
+// cannot place new objects. It is safe for concurrent use.
 var All allShards
 
 type allShards struct{}
@@ -14,11 +21,26 @@ var (
 	_ ExecuteChooser  = allShards{}
 )
 
-// ChooseIdentity returns [AllShards].
-func (allShards) ChooseIdentity(context.Context, Key) (Target, error) { return AllShards(), nil }
+// ChooseIdentity returns the parent's shard for a relation load, else
+// [AllShards].
+func (allShards) ChooseIdentity(_ context.Context, key Key) (Target, error) {
+	return loadedFrom(key.LoadedFrom), nil
+}
 
-// ChooseExecute returns [AllShards].
-func (allShards) ChooseExecute(context.Context, *Statement) (Target, error) { return AllShards(), nil }
+// ChooseExecute returns the parent's shard for a relation load, else
+// [AllShards].
+func (allShards) ChooseExecute(_ context.Context, stmt *Statement) (Target, error) {
+	return loadedFrom(stmt.LoadedFrom), nil
+}
+
+// loadedFrom is the answer of the ready-made choosers when they know nothing
+// better: the parent's shard for a relation load, else every shard.
+func loadedFrom(id identity.ShardID) Target {
+	if id != "" {
+		return Shards(id)
+	}
+	return AllShards()
+}
 
 // String returns "chooser.All".
 func (allShards) String() string { return "chooser.All" }

@@ -36,7 +36,9 @@ type Key struct {
 	PK []any
 	// LoadedFrom is the shard of the parent object when the key is looked up
 	// to load a relation of that parent (SQLAlchemy's lazy_loaded_from), and
-	// "" for a plain Get.
+	// "" for a plain Get. A chooser that keeps relations with their parent
+	// answers Shards(LoadedFrom), as the ready-made ones do; one that knows
+	// the related rows live elsewhere by design routes there.
 	LoadedFrom identity.ShardID
 }
 

@@ -12,7 +12,11 @@
 // no shard, and these shards in this order.
 //
 // Ready-made choosers cover the common cases: [ValueMap] routes by the value
-// of one column (continent -> shard) and [All] sends everything everywhere.
+// of one column (continent -> shard), [All] sends everything everywhere, and
+// [FollowParent] places a child on its parent's shard (a Report with its
+// Location). Relation loads tell choosers the parent's shard
+// (Statement.LoadedFrom, Key.LoadedFrom); the ready-made choosers keep such
+// loads on it.
 //
 //	byContinent := chooser.NewValueMap("continent", map[string]identity.ShardID{
 //		"Asia":   "asia",

@@ -45,7 +45,11 @@ type Statement struct {
 	// (WhereShardKey); they are ANDed.
 	Criteria []Criterion
 	// LoadedFrom is the parent's shard when the statement loads a relation of
-	// objects from that shard, and "" otherwise.
+	// objects from that shard (SQLAlchemy's lazy_loaded_from), and ""
+	// otherwise. The ready-made choosers answer Shards(LoadedFrom) when they
+	// have no criterion to go by, so related rows are read from their
+	// parent's shard; a chooser can route a relation that lives elsewhere by
+	// design.
 	LoadedFrom identity.ShardID
 }
 

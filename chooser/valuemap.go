@@ -15,8 +15,10 @@ import (
 // SQLAlchemy's weather example maps continent to shard. It is a
 // [ShardChooser] (the object's column value picks its shard), an
 // [ExecuteChooser] (declared criteria on the column pick the shards, else
-// every shard), an [IdentityChooser] (exact when the column is the model's
-// only primary key, else every shard) and a [Splitter].
+// the parent's shard for a relation load, else every shard), an
+// [IdentityChooser] (exact when the column is the model's only primary key,
+// else the parent's shard for a relation load, else every shard) and a
+// [Splitter].
 //
 // A value missing from the map is an error that names it. ValueMap is
 // immutable after [NewValueMap] and safe for concurrent use.
@@ -60,10 +62,11 @@ func (c *ValueMap[K]) ChooseShard(_ context.Context, table *schema.Table, obj an
 }
 
 // ChooseIdentity maps the key when the column is the model's only primary
-// key, and returns [AllShards] otherwise.
+// key; otherwise it returns the parent's shard for a relation load
+// (key.LoadedFrom), else [AllShards].
 func (c *ValueMap[K]) ChooseIdentity(_ context.Context, key Key) (Target, error) {
 	if len(key.Table.PKs) != 1 || key.Table.PKs[0].Name != c.column || len(key.PK) != 1 {
-		return AllShards(), nil
+		return loadedFrom(key.LoadedFrom), nil
 	}
 	id, err := c.lookup(key.Table, reflect.ValueOf(key.PK[0]))
 	if err != nil {
@@ -73,12 +76,13 @@ func (c *ValueMap[K]) ChooseIdentity(_ context.Context, key Key) (Target, error)
 }
 
 // ChooseExecute returns the shards of the values declared on the column, in
-// the order of the values and without repeats, or [AllShards] when the
-// statement declares no criterion on the column.
+// the order of the values and without repeats. A statement that declares no
+// criterion on the column goes to the parent's shard when it loads a
+// relation (stmt.LoadedFrom), else to [AllShards].
 func (c *ValueMap[K]) ChooseExecute(_ context.Context, stmt *Statement) (Target, error) {
 	values, ok := stmt.Values(c.column)
 	if !ok {
-		return AllShards(), nil
+		return loadedFrom(stmt.LoadedFrom), nil
 	}
 	ids := make([]identity.ShardID, 0, len(values))
 	for _, v := range values {
