@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/bunshard/bunshard/loader"
 )
@@ -45,7 +46,79 @@ var (
 	// ErrScatter is returned when a statement would run on every shard while
 	// the scatter guard ([WithScatterGuard], [DenyScatter]) forbids it.
 	ErrScatter = errors.New("session: statement would run on every shard")
+
+	// ErrUnitDone is returned by a UnitOfWork after Commit, Rollback, or a
+	// Flush that failed and rolled everything back. Begin a new unit.
+	ErrUnitDone = errors.New("session: the unit of work has ended")
+
+	// ErrNotTracked is returned by UnitOfWork methods given an object the
+	// unit does not track (Expunge, Refresh).
+	ErrNotTracked = errors.New("session: object not tracked by the unit of work")
+
+	// ErrCrossShard is returned by a flush that would link objects on
+	// different shards (a child whose parent is on another shard), unless
+	// the unit allows it with AllowCrossShard.
+	ErrCrossShard = errors.New("session: related objects on different shards")
+
+	// ErrInDoubt is returned (inside a *CommitError) by a two-phase Commit
+	// that prepared every shard but could not record or read its decision:
+	// the outcome is decided by the next Session.Recover, all shards alike.
+	ErrInDoubt = errors.New("session: two-phase commit in doubt until Recover")
+
+	// ErrAborted is returned (inside a *CommitError) by a two-phase Commit
+	// whose transaction a concurrent Session.Recover decided to roll back
+	// (it found the prepared transactions before the commit decision was
+	// recorded). Every shard rolled back.
+	ErrAborted = errors.New("session: two-phase commit aborted by Recover")
 )
+
+// CommitError reports a Commit that did not commit on every shard the unit
+// wrote on. It says, shard by shard, where the unit's writes stand.
+//
+// Without TwoPhase, a Commit commits each shard's transaction on its own,
+// so a partial commit is possible: Committed shards keep the unit's writes
+// and Failed ones lose them (when a connection breaks during COMMIT, that
+// shard's outcome is unknown; it is listed as Failed). With TwoPhase, the
+// outcome is all or nothing: Decision tells which, Pending lists the shards
+// still holding a prepared transaction, which Session.Recover resolves the
+// same way as the others.
+type CommitError struct {
+	TwoPhase  bool
+	Committed []ShardID // the unit's writes are committed there
+	Failed    []ShardID // the unit's writes are not committed there (rolled back)
+	Pending   []ShardID // two-phase: prepared, to be resolved by Recover
+	// Decision is the two-phase outcome: "commit" (Pending shards will
+	// commit), "abort" (every shard rolls back), or "" (none recorded: in
+	// doubt, or failed before deciding).
+	Decision string
+	Err      error
+}
+
+// Error says which shards committed, which did not and which wait for
+// Recover, and why.
+func (e *CommitError) Error() string {
+	var b strings.Builder
+	b.WriteString("session: commit")
+	if e.TwoPhase {
+		b.WriteString(" (two-phase")
+		if e.Decision != "" {
+			b.WriteString(", decision " + e.Decision)
+		}
+		b.WriteString(")")
+	}
+	fmt.Fprintf(&b, ": committed on %v, not committed on %v", e.Committed, e.Failed)
+	if len(e.Pending) > 0 {
+		fmt.Fprintf(&b, ", prepared and left to Session.Recover on %v", e.Pending)
+	}
+	if !e.TwoPhase && len(e.Committed) > 0 {
+		b.WriteString(" (a partial commit: without TwoPhase each shard commits on its own)")
+	}
+	fmt.Fprintf(&b, ": %v", e.Err)
+	return b.String()
+}
+
+// Unwrap returns the cause.
+func (e *CommitError) Unwrap() error { return e.Err }
 
 // PartialError is returned, with results, by a select run with
 // [AllowPartial] when some of its shards failed. Errors holds one

@@ -49,7 +49,7 @@ func (s *Session) fanOutPolicy(ctx context.Context, ids []ShardID, op string, pa
 	}
 	if len(ids) == 1 {
 		id := ids[0]
-		if err := fn(WithShardID(ctx, id), 0, id, s.shards[id]); err != nil {
+		if err := s.run(ctx, 0, id, fn); err != nil {
 			return &ShardError{Shard: id, Op: op, Err: err}
 		}
 		return nil
@@ -59,9 +59,8 @@ func (s *Session) fanOutPolicy(ctx context.Context, ids []ShardID, op string, pa
 		g.SetLimit(s.cfg.concurrency)
 	}
 	for i, id := range ids {
-		db := s.shards[id]
 		g.Go(func() error {
-			if err := fn(WithShardID(gctx, id), i, id, db); err != nil {
+			if err := s.run(gctx, i, id, fn); err != nil {
 				return &ShardError{Shard: id, Op: op, Err: err}
 			}
 			return nil
@@ -70,13 +69,38 @@ func (s *Session) fanOutPolicy(ctx context.Context, ids []ShardID, op string, pa
 	return g.Wait()
 }
 
+// run runs one shard's part of a statement on the shard's handle (a unit of
+// work's transaction for a unit's view), with ctx pinned to the shard. A
+// unit of work notes the failure: its transaction on that shard may be
+// aborted.
+func (s *Session) run(ctx context.Context, i int, id ShardID, fn shardFunc) error {
+	db, err := s.conn(ctx, id)
+	if err == nil {
+		err = fn(WithShardID(ctx, id), i, id, db)
+	}
+	if err != nil && s.unit != nil {
+		s.unit.failed(id, err)
+	}
+	return err
+}
+
+// conn returns the handle statements on shard id run on: the shard's
+// database, or for a unit of work's view the unit's transaction on it
+// (begun on first use).
+func (s *Session) conn(ctx context.Context, id ShardID) (bun.IDB, error) {
+	if s.unit != nil {
+		return s.unit.conn(ctx, id)
+	}
+	return s.shards[id], nil
+}
+
 // each runs fn on every shard of ids without cancelling on failure (writes
 // must not be cut off half-way, and Ping wants every answer) and returns all
 // errors joined, sorted by shard.
 func (s *Session) each(ctx context.Context, ids []ShardID, op string, fn shardFunc) error {
 	errs := make([]error, len(ids))
 	run := func(i int, id ShardID) {
-		if err := fn(WithShardID(ctx, id), i, id, s.shards[id]); err != nil {
+		if err := s.run(ctx, i, id, fn); err != nil {
 			errs[i] = &ShardError{Shard: id, Op: op, Err: err}
 		}
 	}

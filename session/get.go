@@ -53,26 +53,40 @@ func (s *Session) Get(ctx context.Context, dst any, pk ...any) error {
 	if err != nil {
 		return err
 	}
+	_, err = s.getRouted(ctx, mi, target, dst, pk, r)
+	return err
+}
 
+// getRouted loads the row with primary key pk into target (dst's struct)
+// from the shards of r, as Get describes, and returns the shard it came
+// from.
+func (s *Session) getRouted(ctx context.Context, mi *modelInfo, target reflect.Value, dst any, pk []any, r Route) (ShardID, error) {
+	t := mi.table
 	// One candidate: load straight into dst, as plain Bun would.
 	if len(r.Shards) == 1 {
 		id := r.Shards[0]
 		if err := setPK(mi, target, pk); err != nil {
-			return err
+			return "", err
 		}
-		err := s.reading(func(ctx context.Context, _ int, _ ShardID, db bun.IDB) error {
-			return db.NewSelect().Model(dst).WherePK().Scan(ctx)
-		})(WithShardID(ctx, id), 0, id, s.shards[id])
+		missing := false
+		err := s.run(ctx, 0, id, s.reading(func(ctx context.Context, _ int, _ ShardID, db bun.IDB) error {
+			err := db.NewSelect().Model(dst).WherePK().Scan(ctx)
+			if errors.Is(err, sql.ErrNoRows) {
+				missing = true
+				return nil
+			}
+			return err
+		}))
 		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return notFound(mi, pk, r.Shards)
 		case err != nil:
-			return &ShardError{Shard: id, Op: "get", Err: err}
+			return "", &ShardError{Shard: id, Op: "get", Err: err}
+		case missing:
+			return "", notFound(mi, pk, r.Shards)
 		}
 		if tok := mi.token(target); tok != nil {
-			tok.SetShard(id)
+			r.mark(id).on(tok)
 		}
-		return nil
+		return id, nil
 	}
 
 	found := make([]reflect.Value, len(r.Shards))
@@ -94,25 +108,25 @@ func (s *Session) Get(ctx context.Context, dst any, pk ...any) error {
 	if s.cfg.probe == ProbeInOrder {
 		for i, id := range r.Shards {
 			var ok bool
-			err := s.reading(func(ctx context.Context, i int, id ShardID, db bun.IDB) (err error) {
+			err := s.run(ctx, i, id, s.reading(func(ctx context.Context, i int, id ShardID, db bun.IDB) (err error) {
 				ok, err = probe(ctx, i, id, db)
 				return err
-			})(WithShardID(ctx, id), i, id, s.shards[id])
+			}))
 			if err != nil {
-				return &ShardError{Shard: id, Op: "get", Err: err}
+				return "", &ShardError{Shard: id, Op: "get", Err: err}
 			}
 			if ok {
-				return s.found(mi, target, found[i], id)
+				return id, s.found(mi, target, found[i], r.mark(id))
 			}
 		}
-		return notFound(mi, pk, r.Shards)
+		return "", notFound(mi, pk, r.Shards)
 	}
-	err = s.fanOut(ctx, r.Shards, "get", func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
+	err := s.fanOut(ctx, r.Shards, "get", func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
 		_, err := probe(ctx, i, id, db)
 		return err
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
 	var hits []ShardID
 	winner := -1
@@ -126,18 +140,18 @@ func (s *Session) Get(ctx context.Context, dst any, pk ...any) error {
 	}
 	switch len(hits) {
 	case 0:
-		return notFound(mi, pk, r.Shards)
+		return "", notFound(mi, pk, r.Shards)
 	case 1:
-		return s.found(mi, target, found[winner], r.Shards[winner])
+		return r.Shards[winner], s.found(mi, target, found[winner], r.mark(r.Shards[winner]))
 	}
-	return fmt.Errorf("%w: Get %s%v: the key is on shards %v; pin one with WithShardID or Using",
+	return "", fmt.Errorf("%w: Get %s%v: the key is on shards %v; pin one with WithShardID or Using",
 		ErrAmbiguous, t.TypeName, pk, hits)
 }
 
-func (s *Session) found(mi *modelInfo, target, obj reflect.Value, id ShardID) error {
+func (s *Session) found(mi *modelInfo, target, obj reflect.Value, id mark) error {
 	target.Set(obj.Elem())
 	if tok := mi.token(target); tok != nil {
-		tok.SetShard(id)
+		id.on(tok)
 	}
 	return nil
 }

@@ -155,7 +155,7 @@ func (q *SelectQuery) openStreams(ctx context.Context, p *plan, conv func(reflec
 					return
 				}
 				read++
-				q.s.stamp(v.Elem(), q.mi, q.rels, id)
+				q.s.stamp(v.Elem(), q.mi, q.rels, p.mark(id))
 				if !yield(conv(v), nil) {
 					return
 				}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/uptrace/bun/schema"
@@ -20,6 +21,9 @@ type modelInfo struct {
 	// tokenIdx then handles).
 	tokenOff uintptr
 	tokenIdx []int
+
+	unitOnce sync.Once
+	unitInfo *unitModel // what a unit of work needs; see unit()
 }
 
 var tokenType = reflect.TypeFor[identity.Token]()
@@ -143,11 +147,26 @@ func (t relTree) add(path string) {
 	}
 }
 
-// stamp records shard id on v (an addressable model struct) and on every
-// object loaded with it through the relations in rels.
-func (s *Session) stamp(v reflect.Value, mi *modelInfo, rels relTree, id ShardID) {
+// mark is what a load stamps on objects: their shard, and whether the
+// statement was pinned (see identity.Token.PinShard).
+type mark struct {
+	id     ShardID
+	pinned bool
+}
+
+func (m mark) on(tok *identity.Token) {
+	if m.pinned {
+		tok.PinShard(m.id)
+	} else {
+		tok.SetShard(m.id)
+	}
+}
+
+// stamp records the shard of id on v (an addressable model struct) and on
+// every object loaded with it through the relations in rels.
+func (s *Session) stamp(v reflect.Value, mi *modelInfo, rels relTree, id mark) {
 	if tok := mi.token(v); tok != nil {
-		tok.SetShard(id)
+		id.on(tok)
 	}
 	for name, sub := range rels {
 		rel, ok := mi.table.Relations[name]
@@ -162,7 +181,7 @@ func (s *Session) stamp(v reflect.Value, mi *modelInfo, rels relTree, id ShardID
 	}
 }
 
-func (s *Session) stampAny(v reflect.Value, mi *modelInfo, rels relTree, id ShardID) {
+func (s *Session) stampAny(v reflect.Value, mi *modelInfo, rels relTree, id mark) {
 	switch v.Kind() {
 	case reflect.Pointer:
 		if !v.IsNil() {
@@ -178,7 +197,7 @@ func (s *Session) stampAny(v reflect.Value, mi *modelInfo, rels relTree, id Shar
 }
 
 // stampAll stamps every element of a destination.
-func (s *Session) stampAll(dst reflect.Value, kind destKind, mi *modelInfo, rels relTree, id ShardID) {
+func (s *Session) stampAll(dst reflect.Value, kind destKind, mi *modelInfo, rels relTree, id mark) {
 	if mi.tokenIdx == nil && len(rels) == 0 {
 		return
 	}

@@ -14,6 +14,17 @@ type config struct {
 	probe       Probe
 	order       []ShardID
 	noScatter   bool
+	coordinator ShardID
+	hook        func(stage string, id ShardID) // two-phase fault injection, for tests
+}
+
+// WithCoordinator names the shard that holds the two-phase commit decision
+// records (the bunshard_decisions table; see [Session.Recover]). The
+// default is the first shard in shard order. New fails for an unknown id.
+// Every process that commits with TwoPhase, or recovers, on the same shards
+// must use the same coordinator.
+func WithCoordinator(id ShardID) Option {
+	return func(c *config) { c.coordinator = id }
 }
 
 // Probe is how Get asks its candidate shards.

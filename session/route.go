@@ -18,6 +18,15 @@ type Route struct {
 // String renders the route as "[asia europe] by chooser".
 func (r Route) String() string { return fmt.Sprintf("%v by %s", r.Shards, r.By) }
 
+// pinned reports whether the route is a pin that propagates to relation
+// loads of the objects it loads (SetShardID, SetShardIDs, a Using view), as
+// SQLAlchemy's set_shard_id does; a context pin does not, like SQLAlchemy's
+// bind_arguments.
+func (r Route) pinned() bool { return r.By == "option" || r.By == "using" }
+
+// mark returns what objects loaded from shard id by this route record.
+func (r Route) mark(id ShardID) mark { return mark{id: id, pinned: r.pinned()} }
+
 // route resolves where a statement goes, in precedence order: a statement
 // option, the Using view, the context, then the chooser (called lazily, so a
 // pinned statement never asks it). The result has no repeats and only known

@@ -348,7 +348,17 @@ func (q *SelectQuery) String(ctx context.Context, id ShardID) (string, error) {
 // rows come from several shards and no Order says which is first.
 //
 // The first failing shard cancels the others; the error is a *ShardError.
+//
+// On a unit of work's select (UnitOfWork.NewSelect) the rows run inside
+// the unit's transactions and are merged into its identity map.
 func (q *SelectQuery) Scan(ctx context.Context, dest ...any) error {
+	if u := q.s.unit; u != nil && len(dest) == 0 && !q.aggregating {
+		return u.scan(ctx, q)
+	}
+	return q.scan(ctx, dest...)
+}
+
+func (q *SelectQuery) scan(ctx context.Context, dest ...any) error {
 	p, err := q.plan(ctx)
 	if err != nil {
 		return err
@@ -385,7 +395,7 @@ func (q *SelectQuery) Scan(ctx context.Context, dest ...any) error {
 			if err := q.build(db, &p, id, q.model, 1, true).Scan(ctx); err != nil {
 				return err
 			}
-			q.s.stampAll(reflect.ValueOf(q.model), q.kind, q.mi, q.rels, id)
+			q.s.stampAll(reflect.ValueOf(q.model), q.kind, q.mi, q.rels, p.mark(id))
 			return nil
 		})
 	}
@@ -419,7 +429,7 @@ func (q *SelectQuery) scanParts(ctx context.Context, p *plan, typ reflect.Type) 
 		if err := q.build(db, p, id, part.Interface(), len(p.Shards), true).Scan(ctx); err != nil {
 			return err
 		}
-		q.s.stampAll(part, kind, q.mi, q.rels, id)
+		q.s.stampAll(part, kind, q.mi, q.rels, p.mark(id))
 		parts[i] = part.Elem()
 		p.stats.add(id, int64(parts[i].Len()))
 		return nil
@@ -496,7 +506,7 @@ func (q *SelectQuery) scanOne(ctx context.Context, p *plan) error {
 			if err := q.build(db, p, id, q.model, 1, true).Scan(ctx); err != nil {
 				return err
 			}
-			q.s.stampAll(reflect.ValueOf(q.model), destStruct, q.mi, q.rels, id)
+			q.s.stampAll(reflect.ValueOf(q.model), destStruct, q.mi, q.rels, p.mark(id))
 			return nil
 		})
 	}
@@ -667,7 +677,7 @@ func ScanByShard[T any](ctx context.Context, q *SelectQuery) (map[ShardID][]T, e
 		if err := q.build(db, &p, id, &rows, 1, true).Scan(ctx); err != nil {
 			return err
 		}
-		q.s.stampAll(reflect.ValueOf(&rows), destSlice, q.mi, q.rels, id)
+		q.s.stampAll(reflect.ValueOf(&rows), destSlice, q.mi, q.rels, p.mark(id))
 		parts[i] = rows
 		return nil
 	})

@@ -36,6 +36,9 @@ type Session struct {
 	replicas *replicaSet // nil without WithReplicas; shared by views
 
 	models *sync.Map // reflect.Type -> *modelInfo, shared by views
+
+	unit      *UnitOfWork // set on a unit of work's view: statements run in its transactions
+	decisions *decisions  // the two-phase decision table, shared by views
 }
 
 // New returns a Session over shards. The shard map must be non-empty, every
@@ -67,6 +70,7 @@ func New(shards map[ShardID]bun.IDB, sc chooser.ShardChooser, ic chooser.Identit
 		identityChooser: ic,
 		executeChooser:  ec,
 		models:          new(sync.Map),
+		decisions:       new(decisions),
 	}
 	for id, db := range shards {
 		if id == "" {
@@ -105,6 +109,11 @@ func New(shards map[ShardID]bun.IDB, sc chooser.ShardChooser, ic chooser.Identit
 				ErrInvalidArgument, s.cfg.order, s.order)
 		}
 		s.order = s.cfg.order
+	}
+	if s.cfg.coordinator == "" {
+		s.cfg.coordinator = s.order[0]
+	} else if _, ok := s.shards[s.cfg.coordinator]; !ok {
+		return nil, fmt.Errorf("%w: WithCoordinator(%q) names no shard of %v", ErrInvalidArgument, s.cfg.coordinator, s.order)
 	}
 	return s, nil
 }

@@ -1,0 +1,503 @@
+package loader
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"unsafe"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/schema"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bunshard/bunshard/identity"
+)
+
+// Env is what [Load] needs from the session that runs it. The session
+// builds one per call; the loader keeps nothing between calls.
+type Env struct {
+	// Conn returns the handle statements on shard id run on (the shard's
+	// database, or a unit of work's transaction on it) and the context to
+	// run them with (which carries the shard for Bun hooks).
+	Conn func(ctx context.Context, id identity.ShardID) (context.Context, bun.IDB, error)
+
+	// Route returns where the relation query for parents of shard from
+	// runs: the statement's pin, the parent's own shard when the parent was
+	// loaded by a pinned statement (pinned), or the ExecuteChooser's answer
+	// to a Statement whose LoadedFrom is from. from is "" for parents whose
+	// shard is unknown; Route then needs a pin or fails.
+	Route func(ctx context.Context, table *schema.Table, from identity.ShardID, pinned bool) (Route, error)
+
+	// Tokens returns the function that finds the identity.Token of an
+	// addressable struct of model type t, or nil when the model has none.
+	Tokens func(t reflect.Type) func(v reflect.Value) *identity.Token
+
+	// Tracker, when not nil, is the identity map of a unit of work: loaded
+	// objects are merged into it, and belongs-to targets it already tracks
+	// are taken from it without a statement.
+	Tracker Tracker
+
+	// Concurrency bounds how many shard queries run at once; < 1 means no
+	// bound.
+	Concurrency int
+}
+
+// Route is where one group of relation loads runs.
+type Route struct {
+	Shards []identity.ShardID
+	// Pinned says the route is a pin (SetShardID, a Using view, or the
+	// parent's propagated pin): the objects loaded are pinned too.
+	Pinned bool
+}
+
+// Tracker is the identity map of a unit of work, as the loader sees it.
+type Tracker interface {
+	// Lookup returns the tracked object (a pointer) whose primary key is pk
+	// on one of the shards a belongs-to target of a parent of shard from may
+	// live on, and false when none is tracked.
+	Lookup(ctx context.Context, table *schema.Table, from identity.ShardID, pk []any) (reflect.Value, bool, error)
+	// Adopt returns the object to keep for obj (a pointer to a struct of
+	// table's model) loaded from shard: the tracked one when its key is
+	// already tracked, else obj, which is tracked from now on.
+	Adopt(table *schema.Table, shard identity.ShardID, obj reflect.Value) reflect.Value
+}
+
+// Load loads the relation named rel (a Go field name of a has-one,
+// belongs-to, has-many or m2m relation of table's model) of parents,
+// addressable structs of that model already in memory, and returns the
+// objects it loaded (addressable structs of the related model, each once),
+// so that a nested relation can be loaded from them.
+//
+// Parents are grouped by the shard on their Token; each group's query runs
+// where env.Route says (the parents' shard unless a pin or a chooser says
+// otherwise), with the keys of all the group's parents in one IN list: one
+// statement per parent shard and target shard, never one per parent. Each
+// loaded object's Token records the shard it came from. Has-many and m2m
+// fields are replaced by what was found (an empty, non-nil slice when
+// nothing was); has-one and belongs-to fields are set to the first match in
+// route order, or to their zero value.
+//
+// Queries on several shards run concurrently; the first failure cancels the
+// others and is returned as a *ShardError. On error the parents are left
+// untouched.
+func Load(ctx context.Context, env *Env, table *schema.Table, parents []reflect.Value, rel string) ([]reflect.Value, error) {
+	r, ok := table.Relations[rel]
+	if !ok {
+		names := make([]string, 0, len(table.Relations))
+		for name := range table.Relations {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		return nil, fmt.Errorf("loader: model %s has no relation %q (its relations: %s)", table.TypeName, rel, strings.Join(names, ", "))
+	}
+	l := &load{env: env, table: table, rel: r, parents: parents}
+	if err := l.plan(ctx); err != nil {
+		return nil, err
+	}
+	if err := l.run(ctx); err != nil {
+		return nil, err
+	}
+	return l.assign(), nil
+}
+
+// load is one call of Load.
+type load struct {
+	env     *Env
+	table   *schema.Table
+	rel     *schema.Relation
+	parents []reflect.Value
+
+	groups []*group
+	tasks  []*task
+	// hits are belongs-to targets found in the tracker: parent index ->
+	// the tracked object (a pointer).
+	hits map[int]reflect.Value
+}
+
+// group is the parents of one shard (and pin state).
+type group struct {
+	from    identity.ShardID
+	pinned  bool
+	parents []int      // indexes into load.parents
+	keys    []int      // the parents that take part in the query (non-NULL keys)
+	route   Route      // where the group's query runs
+	byKey   *keyIndex  // key -> parents
+	results [][]child // per target shard, in route order
+}
+
+// task is one statement: a group's keys on one target shard.
+type task struct {
+	g      *group
+	slot   int // index into g.results
+	target identity.ShardID
+}
+
+// child is one loaded object and the key that matches it to its parents.
+type child struct {
+	key key
+	obj reflect.Value // a pointer
+}
+
+func (l *load) plan(ctx context.Context) error {
+	tok := l.env.Tokens(l.table.Type)
+	index := map[[2]any]*group{}
+	for i, p := range l.parents {
+		var from identity.ShardID
+		var pinned bool
+		if tok != nil {
+			if t := tok(p); t != nil {
+				from, _ = t.Shard()
+				pinned = t.Pinned() && from != ""
+			}
+		}
+		k := [2]any{from, pinned}
+		g, ok := index[k]
+		if !ok {
+			g = &group{from: from, pinned: pinned}
+			index[k] = g
+			l.groups = append(l.groups, g)
+		}
+		g.parents = append(g.parents, i)
+	}
+	for _, g := range l.groups {
+		if err := l.probe(ctx, g); err != nil {
+			return err
+		}
+		g.byKey = newKeyIndex(l.rel.BasePKs, l.childKeyFields(), l.parents, g.parents)
+		g.keys = g.byKey.members()
+		if len(g.keys) == 0 {
+			continue
+		}
+		r, err := l.env.Route(ctx, l.rel.JoinTable, g.from, g.pinned)
+		if err != nil {
+			return fmt.Errorf("loader: %s.%s: %w", l.table.TypeName, l.rel.Field.GoName, err)
+		}
+		g.route = r
+		g.results = make([][]child, len(r.Shards))
+		for slot, id := range r.Shards {
+			l.tasks = append(l.tasks, &task{g: g, slot: slot, target: id})
+		}
+	}
+	return nil
+}
+
+// childKeyFields are the fields of a loaded row (the m2m join model's for
+// m2m) that hold the key of its parents.
+func (l *load) childKeyFields() []*schema.Field {
+	if l.rel.Type == schema.ManyToManyRelation {
+		return l.rel.M2MBasePKs
+	}
+	return l.rel.JoinPKs
+}
+
+// probe takes belongs-to targets the tracker already holds out of the query.
+func (l *load) probe(ctx context.Context, g *group) error {
+	if l.env.Tracker == nil || l.rel.Type != schema.BelongsToRelation || g.from == "" {
+		return nil
+	}
+	kept := g.parents[:0]
+	for _, i := range g.parents {
+		pk, ok := values(l.rel.BasePKs, l.parents[i])
+		if !ok {
+			kept = append(kept, i)
+			continue
+		}
+		obj, found, err := l.env.Tracker.Lookup(ctx, l.rel.JoinTable, g.from, pk)
+		if err != nil {
+			return fmt.Errorf("loader: %s.%s: %w", l.table.TypeName, l.rel.Field.GoName, err)
+		}
+		if !found {
+			kept = append(kept, i)
+			continue
+		}
+		if l.hits == nil {
+			l.hits = map[int]reflect.Value{}
+		}
+		l.hits[i] = obj
+	}
+	g.parents = kept
+	return nil
+}
+
+func (l *load) run(ctx context.Context) error {
+	switch len(l.tasks) {
+	case 0:
+		return nil
+	case 1:
+		return l.exec(ctx, l.tasks[0])
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	if l.env.Concurrency > 0 {
+		g.SetLimit(l.env.Concurrency)
+	}
+	for _, t := range l.tasks {
+		g.Go(func() error { return l.exec(gctx, t) })
+	}
+	return g.Wait()
+}
+
+// exec runs one task's statement and records what it found in its slot
+// (each task owns its slot: no locking).
+func (l *load) exec(ctx context.Context, t *task) error {
+	op := "load " + l.table.TypeName + "." + l.rel.Field.GoName
+	ctx, db, err := l.env.Conn(ctx, t.target)
+	if err != nil {
+		return &ShardError{Shard: t.target, Op: op, Err: err}
+	}
+	var found []child
+	if l.rel.Type == schema.ManyToManyRelation {
+		found, err = l.queryM2M(ctx, db, t)
+	} else {
+		found, err = l.query(ctx, db, t)
+	}
+	if err != nil {
+		return &ShardError{Shard: t.target, Op: op, Err: err}
+	}
+	t.g.results[t.slot] = found
+	return nil
+}
+
+// query loads the rows of the related table whose JoinPKs are among the
+// group's keys (has-one, has-many, belongs-to).
+func (l *load) query(ctx context.Context, db bun.IDB, t *task) ([]child, error) {
+	jt := l.rel.JoinTable
+	dst := reflect.New(reflect.SliceOf(reflect.PointerTo(jt.Type)))
+	q := db.NewSelect().Model(dst.Interface())
+	q = whereIn(q, l.rel.JoinPKs, t.g.byKey)
+	for _, cond := range l.rel.Condition {
+		q = q.Where(cond)
+	}
+	if pf := l.rel.PolymorphicField; pf != nil {
+		q = q.Where("?TableAlias.? = ?", bun.Safe(pf.SQLName), l.rel.PolymorphicValue)
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, err
+	}
+	rows := dst.Elem()
+	out := make([]child, rows.Len())
+	stamp := l.stamper(jt, t)
+	for i := range out {
+		obj := rows.Index(i)
+		out[i] = child{key: t.g.byKey.keyOf(l.rel.JoinPKs, obj.Elem()), obj: stamp(obj)}
+	}
+	return out, nil
+}
+
+// queryM2M loads the join model's rows for the group's keys together with
+// the related object (a belongs-to of the join model, joined in the same
+// statement).
+func (l *load) queryM2M(ctx context.Context, db bun.IDB, t *task) ([]child, error) {
+	m2m := l.rel.M2MTable
+	target, err := m2mTarget(l.rel)
+	if err != nil {
+		return nil, err
+	}
+	dst := reflect.New(reflect.SliceOf(reflect.PointerTo(m2m.Type)))
+	q := db.NewSelect().Model(dst.Interface()).Relation(target.Field.GoName)
+	q = whereIn(q, l.rel.M2MBasePKs, t.g.byKey)
+	for _, cond := range l.rel.Condition {
+		q = q.Where(cond)
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, err
+	}
+	jt := l.rel.JoinTable
+	stamp := l.stamper(jt, t)
+	rows := dst.Elem()
+	out := make([]child, 0, rows.Len())
+	seen := map[any]reflect.Value{} // one object per related row
+	for i := range rows.Len() {
+		row := rows.Index(i).Elem()
+		obj := row.FieldByIndex(target.Field.Index)
+		if obj.Kind() != reflect.Pointer {
+			obj = obj.Addr()
+		}
+		if obj.IsNil() {
+			continue
+		}
+		pk, ok := values(jt.PKs, obj.Elem())
+		if !ok {
+			continue // a join row whose related row is missing
+		}
+		id := identity.Canonical(pk...)
+		kept, dup := seen[id]
+		if !dup {
+			kept = stamp(obj)
+			seen[id] = kept
+		}
+		out = append(out, child{key: t.g.byKey.keyOf(l.rel.M2MBasePKs, row), obj: kept})
+	}
+	return out, nil
+}
+
+// m2mTarget finds the belongs-to relation of the m2m join model that points
+// to the related model (Bun's "join:Location=Tag" names it, but keeps only
+// its columns).
+func m2mTarget(rel *schema.Relation) (*schema.Relation, error) {
+	var names []string
+	for _, f := range rel.M2MJoinPKs {
+		names = append(names, f.Name)
+	}
+	for _, r := range rel.M2MTable.Relations {
+		if r.Type != schema.BelongsToRelation || r.JoinTable != rel.JoinTable || len(r.BasePKs) != len(names) {
+			continue
+		}
+		same := true
+		for i, f := range r.BasePKs {
+			same = same && f.Name == names[i]
+		}
+		if same {
+			return r, nil
+		}
+	}
+	return nil, fmt.Errorf("m2m join model %s has no belongs-to relation to %s on %v",
+		rel.M2MTable.TypeName, rel.JoinTable.TypeName, names)
+}
+
+// stamper returns what is done to each loaded object of the task: its Token
+// records the target shard (pinned when the route is a pin), and a unit of
+// work's tracker adopts it.
+func (l *load) stamper(jt *schema.Table, t *task) func(obj reflect.Value) reflect.Value {
+	tok := l.env.Tokens(jt.Type)
+	pinned := t.g.route.Pinned
+	tr := l.env.Tracker
+	return func(obj reflect.Value) reflect.Value {
+		if tok != nil {
+			if tk := tok(obj.Elem()); tk != nil {
+				if pinned {
+					tk.PinShard(t.target)
+				} else {
+					tk.SetShard(t.target)
+				}
+			}
+		}
+		if tr != nil {
+			obj = tr.Adopt(jt, t.target, obj)
+		}
+		return obj
+	}
+}
+
+// assign writes what the tasks found into the parents' relation fields and
+// returns the related objects, each once.
+func (l *load) assign() []reflect.Value {
+	many := l.rel.Type == schema.HasManyRelation || l.rel.Type == schema.ManyToManyRelation
+	var loaded []reflect.Value
+	seen := map[unsafe.Pointer]bool{}
+	collect := func(v reflect.Value) { // v: an addressable struct
+		p := v.Addr().UnsafePointer()
+		if !seen[p] {
+			seen[p] = true
+			loaded = append(loaded, v)
+		}
+	}
+	for i, obj := range l.hits {
+		setOne(l.rel.Field.Value(l.parents[i]), obj)
+	}
+	for _, g := range l.groups {
+		if many {
+			found := make(map[int][]reflect.Value, len(g.parents))
+			for _, res := range g.results {
+				for _, c := range res {
+					for _, i := range g.byKey.parentsOf(c.key) {
+						found[i] = append(found[i], c.obj)
+					}
+				}
+			}
+			for _, i := range g.parents {
+				setMany(l.rel.Field.Value(l.parents[i]), found[i])
+			}
+			continue
+		}
+		done := make(map[int]bool, len(g.parents))
+		for _, res := range g.results {
+			for _, c := range res {
+				for _, i := range g.byKey.parentsOf(c.key) {
+					if !done[i] {
+						done[i] = true
+						setOne(l.rel.Field.Value(l.parents[i]), c.obj)
+					}
+				}
+			}
+		}
+		for _, i := range g.parents {
+			if !done[i] {
+				f := l.rel.Field.Value(l.parents[i])
+				f.Set(reflect.Zero(f.Type()))
+			}
+		}
+	}
+	// Collect from the fields, so that values copied into []T or T fields
+	// are the objects a nested load continues from.
+	for _, p := range l.parents {
+		f := l.rel.Field.Value(p)
+		switch f.Kind() {
+		case reflect.Pointer:
+			if !f.IsNil() {
+				collect(f.Elem())
+			}
+		case reflect.Struct:
+			if !f.IsZero() {
+				collect(f)
+			}
+		case reflect.Slice:
+			for j := range f.Len() {
+				e := f.Index(j)
+				if e.Kind() == reflect.Pointer {
+					if !e.IsNil() {
+						collect(e.Elem())
+					}
+				} else {
+					collect(e)
+				}
+			}
+		}
+	}
+	return loaded
+}
+
+// setOne sets a has-one or belongs-to field (a pointer or a struct) to obj,
+// a pointer.
+func setOne(f, obj reflect.Value) {
+	if f.Kind() == reflect.Pointer {
+		f.Set(obj)
+	} else {
+		f.Set(obj.Elem())
+	}
+}
+
+// setMany sets a has-many or m2m field ([]*T or []T) to objs, pointers.
+func setMany(f reflect.Value, objs []reflect.Value) {
+	out := reflect.MakeSlice(f.Type(), len(objs), len(objs))
+	ptrs := f.Type().Elem().Kind() == reflect.Pointer
+	for i, obj := range objs {
+		if ptrs {
+			out.Index(i).Set(obj)
+		} else {
+			out.Index(i).Set(obj.Elem())
+		}
+	}
+	f.Set(out)
+}
+
+// values reads fields of the struct v, following pointers; false when one
+// is NULL (a nil pointer).
+func values(fields []*schema.Field, v reflect.Value) ([]any, bool) {
+	out := make([]any, len(fields))
+	for i, f := range fields {
+		fv, err := v.FieldByIndexErr(f.Index)
+		if err != nil {
+			return nil, false
+		}
+		for fv.Kind() == reflect.Pointer {
+			if fv.IsNil() {
+				return nil, false
+			}
+			fv = fv.Elem()
+		}
+		out[i] = fv.Interface()
+	}
+	return out, true
+}

@@ -1,0 +1,309 @@
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/uptrace/bun"
+)
+
+// Commit flushes the unit, then commits the transaction of every shard it
+// wrote on, and ends the unit. Shards it only read from are rolled back
+// (there is nothing to commit there).
+//
+// Without [TwoPhase], each shard commits on its own, in parallel: if one
+// fails, the others may already have committed, and a partial commit is
+// possible. The error is then a *[CommitError] naming the shards that
+// committed and those that did not. SQLAlchemy's ShardedSession behaves the
+// same way without twophase=True (it commits the shards one after another
+// and gives no account of which did).
+//
+// With TwoPhase, Commit is all or nothing, and does better than
+// SQLAlchemy's twophase=True, which prepares and commits but leaves no
+// record to recover from:
+//
+//  1. every shard the unit wrote on runs PREPARE TRANSACTION (in
+//     parallel); if any fails, every shard rolls back and Commit returns a
+//     *CommitError with Decision "";
+//  2. the decision "commit" is recorded, in its own committed transaction,
+//     in the bunshard_decisions table of the coordinator shard
+//     ([WithCoordinator]);
+//  3. each shard runs COMMIT PREPARED, in shard order, and the decision
+//     record is deleted.
+//
+// A failure in step 3 (a shard stopped, a connection lost) leaves that
+// shard's transaction prepared: Commit returns a *CommitError with Decision
+// "commit" listing it as Pending, and [Session.Recover] commits it later.
+// A failure to record or read the decision in step 2 leaves every shard
+// prepared and in doubt ([ErrInDoubt]); Recover then rolls them all back,
+// unless the record was in fact written. A crash of the process at any
+// point is resolved the same way by Recover. Steps 2 and 3 ignore the
+// cancellation of ctx: once prepared, a unit is driven to its outcome.
+//
+// A flush error, or a shard whose transaction failed earlier in the unit
+// (PostgreSQL aborted it, so it cannot commit), rolls back every shard and
+// commits nothing. After Commit the unit has ended, whatever the result.
+func (u *UnitOfWork) Commit(ctx context.Context) error {
+	if err := u.active(); err != nil {
+		return err
+	}
+	if err := u.flush(ctx, true); err != nil {
+		if u.done == nil { // refused before sending: nothing written yet
+			_ = u.abort(ctx, "its commit failed")
+		}
+		return fmt.Errorf("session: commit: %w", err)
+	}
+	writers, readers := u.partition()
+	for _, id := range writers {
+		if st := u.txs[id]; st.broken != nil {
+			_ = u.abort(ctx, "its commit was refused")
+			return &CommitError{TwoPhase: u.cfg.twoPhase, Failed: writers, Err: fmt.Errorf(
+				"the unit's transaction on shard %s failed earlier (PostgreSQL has aborted it), so every shard was rolled back: %w",
+				id, st.broken)}
+		}
+	}
+	defer u.end("committed")
+	u.release(readers)
+	if !u.cfg.twoPhase || len(writers) < 2 {
+		return u.commitOnePhase(writers)
+	}
+	return u.commitTwoPhase(ctx, writers)
+}
+
+// partition splits the shards whose transaction is open into those the
+// unit wrote on and those it only read from, each in shard order.
+func (u *UnitOfWork) partition() (writers, readers []ShardID) {
+	for _, id := range u.s.order {
+		st := u.txs[id]
+		switch {
+		case !st.open:
+		case st.wrote:
+			writers = append(writers, id)
+		default:
+			readers = append(readers, id)
+		}
+	}
+	return writers, readers
+}
+
+// release rolls back the transactions of shards the unit only read from.
+// Their errors are ignored: nothing the unit did there needs keeping.
+func (u *UnitOfWork) release(ids []ShardID) {
+	for _, id := range ids {
+		st := u.txs[id]
+		_ = st.tx.Rollback()
+		st.open = false
+	}
+}
+
+// commitOnePhase commits each shard's transaction on its own, in parallel.
+func (u *UnitOfWork) commitOnePhase(writers []ShardID) error {
+	errs := make([]error, len(writers))
+	var wg sync.WaitGroup
+	for i, id := range writers {
+		wg.Go(func() {
+			st := u.txs[id]
+			if err := st.tx.Commit(); err != nil {
+				errs[i] = &ShardError{Shard: id, Op: "commit", Err: err}
+			}
+			st.open = false
+		})
+	}
+	wg.Wait()
+	var ok, failed []ShardID
+	for i, id := range writers {
+		if errs[i] == nil {
+			ok = append(ok, id)
+		} else {
+			failed = append(failed, id)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	u.forgetInserts(failed)
+	return &CommitError{Committed: ok, Failed: failed, Err: errors.Join(errs...)}
+}
+
+// gidPrefix starts the global id of every prepared transaction bunshard
+// makes; Recover resolves only those.
+const gidPrefix = "bunshard_"
+
+// gid is the prepared-transaction id of the unit txid on shard id. The
+// shard is part of it because ids are unique per PostgreSQL server, which
+// may hold several shards' databases.
+func gid(txid string, id ShardID) string { return gidPrefix + txid + "_" + string(id) }
+
+// newTxID returns 32 random hex digits naming one two-phase commit.
+func newTxID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
+
+// commitTwoPhase commits the writers atomically; see Commit.
+func (u *UnitOfWork) commitTwoPhase(ctx context.Context, writers []ShardID) error {
+	s := u.s
+	fail := func(err error) error {
+		_ = u.abort(ctx, "its commit failed")
+		return &CommitError{TwoPhase: true, Failed: writers, Err: err}
+	}
+	for _, id := range append(slices.Clone(writers), s.cfg.coordinator) {
+		if _, ok := s.shards[id].(bun.Tx); ok {
+			return fail(fmt.Errorf("%w: TwoPhase needs each shard's handle to be a *bun.DB, but shard %s is a bun.Tx "+
+				"(COMMIT PREPARED cannot run inside a transaction)", ErrInvalidArgument, id))
+		}
+	}
+	if err := s.decisions.ensure(ctx, s); err != nil {
+		return fail(err)
+	}
+	txid := newTxID()
+	for _, id := range writers {
+		if g := gid(txid, id); len(g) > 199 {
+			return fail(fmt.Errorf("%w: shard id %q makes the prepared-transaction id %d bytes long; PostgreSQL allows 199",
+				ErrInvalidArgument, id, len(g)))
+		}
+	}
+
+	// Phase 1: PREPARE TRANSACTION everywhere, in parallel.
+	errs := make([]error, len(writers))
+	var wg sync.WaitGroup
+	for i, id := range writers {
+		wg.Go(func() {
+			st := u.txs[id]
+			if _, err := st.tx.ExecContext(WithShardID(ctx, id), "PREPARE TRANSACTION ?", gid(txid, id)); err != nil {
+				errs[i] = &ShardError{Shard: id, Op: "prepare", Err: err}
+				_ = st.tx.Rollback() // PostgreSQL has rolled it back, or the connection is gone
+			} else {
+				// The session's transaction has become the prepared one; this
+				// COMMIT only returns the connection to the pool (the server
+				// warns that no transaction is in progress).
+				_ = st.tx.Commit()
+			}
+			st.open = false
+		})
+	}
+	wg.Wait()
+	// Why WithoutCancel: from here on, the unit is driven to its outcome;
+	// giving up half-way would leave prepared transactions holding locks.
+	bg := context.WithoutCancel(ctx)
+	if err := errors.Join(errs...); err != nil {
+		var left []ShardID
+		for i, id := range writers {
+			if errs[i] == nil {
+				if _, rerr := s.shards[id].ExecContext(WithShardID(bg, id), "ROLLBACK PREPARED ?", gid(txid, id)); rerr != nil && !noSuchGID(rerr) {
+					left = append(left, id)
+				}
+			}
+		}
+		u.forgetInserts(writers)
+		u.end("its commit failed")
+		return &CommitError{TwoPhase: true, Failed: writers, Pending: left, Err: fmt.Errorf(
+			"prepare failed, every shard rolled back (Recover rolls back those still prepared): %w", err)}
+	}
+	u.hook("prepared", "")
+
+	// Phase 2: the decision, durable before any shard commits.
+	decision, err := s.decisions.decide(bg, s, txid, decisionCommit, writers)
+	if err != nil {
+		return &CommitError{TwoPhase: true, Pending: writers, Err: fmt.Errorf("%w: %w", ErrInDoubt, err)}
+	}
+	if decision != decisionCommit {
+		for _, id := range writers {
+			_, _ = s.shards[id].ExecContext(WithShardID(bg, id), "ROLLBACK PREPARED ?", gid(txid, id))
+		}
+		u.forgetInserts(writers)
+		return &CommitError{TwoPhase: true, Failed: writers, Decision: decision, Err: ErrAborted}
+	}
+	u.hook("decided", "")
+
+	// Phase 3: COMMIT PREPARED, shard by shard.
+	var committed, pending []ShardID
+	var cerrs []error
+	for _, id := range writers {
+		u.hook("commit", id)
+		_, err := s.shards[id].ExecContext(WithShardID(bg, id), "COMMIT PREPARED ?", gid(txid, id))
+		// A prepared transaction that is gone was committed by a concurrent
+		// Recover: the decision is commit, and Recover follows it.
+		if err != nil && !noSuchGID(err) {
+			pending = append(pending, id)
+			cerrs = append(cerrs, &ShardError{Shard: id, Op: "commit prepared", Err: err})
+			continue
+		}
+		committed = append(committed, id)
+	}
+	if len(pending) > 0 {
+		return &CommitError{TwoPhase: true, Committed: committed, Pending: pending, Decision: decisionCommit,
+			Err: fmt.Errorf("the decision is commit and Session.Recover will commit the rest: %w", errors.Join(cerrs...))}
+	}
+	// The record has done its job; one left behind (this fails) is removed
+	// by the next Recover.
+	_ = s.decisions.forget(bg, s, txid)
+	return nil
+}
+
+// hook calls the test hook, if any, at a stage of a two-phase commit.
+func (u *UnitOfWork) hook(stage string, id ShardID) {
+	if h := u.s.cfg.hook; h != nil {
+		h(stage, id)
+	}
+}
+
+// Rollback rolls back the transaction of every shard the unit touched and
+// ends the unit. Objects it inserted in earlier flushes lose the shard on
+// their Token (their rows are gone); other in-memory changes stay as they
+// are. Rollback after the unit has ended does nothing and returns nil, so
+// `defer uow.Rollback(ctx)` is safe after a Commit. Failures to roll back
+// (a shard unreachable: PostgreSQL rolls back on its own when the
+// connection dies) are reported as *ShardError values, joined.
+func (u *UnitOfWork) Rollback(ctx context.Context) error {
+	if u.done != nil {
+		return nil
+	}
+	return u.abort(ctx, "it was rolled back")
+}
+
+// abort rolls back every open transaction, undoes the placements and
+// insert Tokens of the unit, and ends it.
+func (u *UnitOfWork) abort(_ context.Context, why string) error {
+	u.unplace()
+	u.forgetInserts(nil)
+	var open []ShardID
+	for _, id := range u.s.order {
+		if u.txs[id].open {
+			open = append(open, id)
+		}
+	}
+	errs := make([]error, len(open))
+	var wg sync.WaitGroup
+	for i, id := range open {
+		wg.Go(func() {
+			st := u.txs[id]
+			if err := st.tx.Rollback(); err != nil {
+				errs[i] = &ShardError{Shard: id, Op: "rollback", Err: err}
+			}
+			st.open = false
+		})
+	}
+	wg.Wait()
+	u.end(why)
+	return errors.Join(errs...)
+}
+
+// forgetInserts clears the Token of the objects the unit inserted on the
+// given shards (all shards when ids is nil), whose rows are gone.
+func (u *UnitOfWork) forgetInserts(ids []ShardID) {
+	for _, e := range u.inserted {
+		if ids != nil && !slices.Contains(ids, e.shard) {
+			continue
+		}
+		if tok := e.mi.token(e.v); tok != nil {
+			tok.SetShard("")
+		}
+	}
+}

@@ -1,0 +1,646 @@
+package session
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/schema"
+
+	"github.com/bunshard/bunshard/identity"
+)
+
+// Flush writes the unit's changes to their shards, each inside that shard's
+// transaction, and leaves the transactions open:
+//
+//   - new objects (Add, and the objects they reach through has-one and
+//     has-many relations, or through a belongs-to relation to an unplaced
+//     object with a Token) are inserted with one INSERT per shard per
+//     model, parents before children, after their zero foreign keys have
+//     been filled from the parent objects they point to or belong to;
+//   - tracked objects that changed since they were loaded or last flushed
+//     are updated, each UPDATE setting only the changed columns (objects of
+//     one model and shard that changed the same columns share one
+//     statement);
+//   - objects marked with Delete are deleted, children before parents, one
+//     DELETE per shard per model.
+//
+// The order between models comes from Bun's relation metadata: a model
+// that belongs to another (it holds the other's key) is inserted after it
+// and deleted before it. Shards are written in parallel.
+//
+// Errors found before sending anything (a chooser failure, an unknown
+// shard, a link between objects on different shards without
+// [AllowCrossShard], a changed primary key) leave the unit as it was. An
+// error from a shard rolls back every shard's transaction and ends the
+// unit, as a failed flush does in SQLAlchemy: its writes are gone, and the
+// Tokens of objects it had placed are cleared.
+func (u *UnitOfWork) Flush(ctx context.Context) error {
+	if err := u.active(); err != nil {
+		return err
+	}
+	return u.flush(ctx, false)
+}
+
+// work is what one flush writes.
+type work struct {
+	order   []*modelInfo // parents first
+	inserts map[*modelInfo]map[ShardID][]*entry
+	updates map[ShardID][]*updateGroup
+	deletes map[*modelInfo]map[ShardID][]*entry
+	ins     []*entry
+	upd     []*entry
+	del     []*entry
+}
+
+// updateGroup is one UPDATE: objects of one model on one shard that
+// changed the same columns.
+type updateGroup struct {
+	mi      *modelInfo
+	cols    []*schema.Field
+	entries []*entry
+}
+
+// flush writes the unit's changes. final is set when Commit flushes: the
+// unit ends right after, so the bookkeeping that only later flushes need
+// (snapshots, identity-map entries of inserted objects) is skipped.
+func (u *UnitOfWork) flush(ctx context.Context, final bool) error {
+	w, err := u.plan(ctx)
+	if err != nil {
+		u.unplace()
+		return err
+	}
+	if len(w.ins)+len(w.upd)+len(w.del) == 0 {
+		return nil
+	}
+	if err := u.execute(ctx, w); err != nil {
+		_ = u.abort(ctx, "a flush failed") // err says why; the rollback's own errors add nothing the caller can act on
+		return fmt.Errorf("session: flush: %w (every shard of the unit of work was rolled back)", err)
+	}
+	u.settle(w, final)
+	return nil
+}
+
+// plan finds what to write and where, sending nothing.
+func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
+	u.cascade()
+	pin, err := u.view.pinned(ctx, &stmtOptions{}, "flush")
+	if err != nil {
+		return nil, err
+	}
+	w := &work{
+		inserts: map[*modelInfo]map[ShardID][]*entry{},
+		updates: map[ShardID][]*updateGroup{},
+		deletes: map[*modelInfo]map[ShardID][]*entry{},
+	}
+	var types []*modelInfo
+	seen := map[*modelInfo]bool{}
+	addType := func(mi *modelInfo) {
+		if !seen[mi] {
+			seen[mi] = true
+			types = append(types, mi)
+		}
+	}
+	changed := map[*entry][]*schema.Field{}
+	for _, e := range u.tracked {
+		switch e.state {
+		case statePending:
+			w.ins = append(w.ins, e)
+			addType(e.mi)
+		case stateDeleted:
+			w.del = append(w.del, e)
+			addType(e.mi)
+		case statePersistent:
+			if e.snap == nil {
+				continue
+			}
+			cols, pkChanged := u.changes(e)
+			if pkChanged {
+				return nil, fmt.Errorf("%w: flush: the primary key of a tracked %s (%v on shard %s) changed; rows are not re-keyed: "+
+					"delete the object and add a new one", ErrInvalidArgument, e.mi.table.TypeName, e.key, e.shard)
+			}
+			if len(cols) > 0 {
+				changed[e] = cols
+				w.upd = append(w.upd, e)
+				addType(e.mi)
+			}
+		}
+	}
+	w.order = typeOrder(types)
+	rank := make(map[*modelInfo]int, len(w.order))
+	for i, mi := range w.order {
+		rank[mi] = i
+	}
+	// Parents are placed first, so that a child's ShardChooser (FollowParent)
+	// and its owner rule see their shard.
+	slices.SortStableFunc(w.ins, func(a, b *entry) int { return cmp.Compare(rank[a.mi], rank[b.mi]) })
+	for _, e := range w.ins {
+		if err := u.place(ctx, e, pin); err != nil {
+			return nil, err
+		}
+	}
+	for _, e := range w.del {
+		if e.shard == "" {
+			id, err := u.s.placeObject(ctx, "delete", e.mi, e.v, pin)
+			if err != nil {
+				return nil, err
+			}
+			e.shard = id
+		}
+	}
+	if !u.cfg.crossShard {
+		for _, list := range [][]*entry{w.ins, w.upd} {
+			for _, e := range list {
+				if err := u.checkLinks(e); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	for _, e := range w.ins {
+		byShard := w.inserts[e.mi]
+		if byShard == nil {
+			byShard = map[ShardID][]*entry{}
+			w.inserts[e.mi] = byShard
+		}
+		byShard[e.shard] = append(byShard[e.shard], e)
+	}
+	for _, e := range w.del {
+		byShard := w.deletes[e.mi]
+		if byShard == nil {
+			byShard = map[ShardID][]*entry{}
+			w.deletes[e.mi] = byShard
+		}
+		byShard[e.shard] = append(byShard[e.shard], e)
+	}
+	groups := map[string]*updateGroup{}
+	for _, e := range w.upd {
+		cols := changed[e]
+		names := make([]string, len(cols))
+		for i, c := range cols {
+			names[i] = c.Name
+		}
+		k := string(e.shard) + "\x00" + e.mi.typ.String() + "\x00" + strings.Join(names, ",")
+		g, ok := groups[k]
+		if !ok {
+			g = &updateGroup{mi: e.mi, cols: cols}
+			groups[k] = g
+			w.updates[e.shard] = append(w.updates[e.shard], g)
+		}
+		g.entries = append(g.entries, e)
+	}
+	return w, nil
+}
+
+// place decides the shard of a new object: a pin, else its Token, else its
+// owner's shard, else the ShardChooser's answer. It records the shard on
+// the object's Token (undone by unplace if the flush does not happen).
+func (u *UnitOfWork) place(ctx context.Context, e *entry, pin ShardID) error {
+	tok := e.mi.token(e.v)
+	var have ShardID
+	if tok != nil {
+		have, _ = tok.Shard()
+	}
+	var id ShardID
+	switch {
+	case pin != "":
+		id = pin
+	case have != "":
+		if _, ok := u.s.shards[have]; !ok {
+			return u.s.unknown(have, "insert "+e.mi.table.TypeName+" (the object's token)")
+		}
+		id = have
+	case e.owner != nil && e.owner.shard != "":
+		id = e.owner.shard
+	default:
+		var err error
+		if id, err = u.s.placeObject(ctx, "insert", e.mi, e.v, ""); err != nil {
+			return err
+		}
+	}
+	e.shard = id
+	if tok != nil && have != id {
+		tok.SetShard(id)
+		e.placed = true
+	}
+	return nil
+}
+
+// unplace undoes the placements of a flush that did not happen: pending
+// objects get their Tokens back as they were.
+func (u *UnitOfWork) unplace() {
+	for _, e := range u.tracked {
+		if e.state != statePending {
+			continue
+		}
+		if e.placed {
+			if tok := e.mi.token(e.v); tok != nil {
+				tok.SetShard("")
+			}
+			e.placed = false
+		}
+		e.shard = ""
+	}
+}
+
+// cascade tracks, as new objects, the untracked objects that tracked ones
+// reach: children in has-one and has-many relations that have no shard on
+// their Token (or no Token), which are then owned by their parent; and
+// parents in belongs-to relations that carry an unplaced Token (so they were
+// never stored). Objects placed on a shard are stored rows, not new ones.
+func (u *UnitOfWork) cascade() {
+	for i := 0; i < len(u.tracked); i++ { // grows while we walk it
+		e := u.tracked[i]
+		if e.state != statePending && e.state != statePersistent {
+			continue
+		}
+		um := e.mi.unit()
+		for ri, rel := range um.owned {
+			related(e.v, rel, func(p reflect.Value) {
+				if c, ok := u.objs[p.Interface()]; ok {
+					if c.state == statePending && c.owner == nil {
+						c.owner, c.ownerRel = e, ri
+					}
+					return
+				}
+				mi, err := u.s.info(p.Type().Elem())
+				if err != nil || len(mi.table.PKs) == 0 {
+					return
+				}
+				if tok := mi.token(p.Elem()); tok != nil {
+					if _, stored := tok.Shard(); stored {
+						return
+					}
+				}
+				c := u.add(p, mi)
+				c.owner, c.ownerRel = e, ri
+			})
+		}
+		for _, rel := range um.belongsTo {
+			related(e.v, rel, func(p reflect.Value) {
+				if _, ok := u.objs[p.Interface()]; ok {
+					return
+				}
+				mi, err := u.s.info(p.Type().Elem())
+				if err != nil || len(mi.table.PKs) == 0 {
+					return
+				}
+				tok := mi.token(p.Elem())
+				if tok == nil {
+					return // no Token: nothing says whether the row exists
+				}
+				if _, stored := tok.Shard(); !stored {
+					u.add(p, mi)
+				}
+			})
+		}
+	}
+}
+
+// related calls fn with a pointer to each object v's relation rel holds: a
+// non-nil pointer, a non-zero struct value, or the elements of a slice.
+func related(v reflect.Value, rel *schema.Relation, fn func(p reflect.Value)) {
+	f := fieldOf(v, rel.Field)
+	if !f.IsValid() {
+		return
+	}
+	switch f.Kind() {
+	case reflect.Pointer:
+		if !f.IsNil() {
+			fn(f)
+		}
+	case reflect.Struct:
+		if f.CanAddr() && !f.IsZero() {
+			fn(f.Addr())
+		}
+	case reflect.Slice:
+		for i := range f.Len() {
+			el := f.Index(i)
+			if el.Kind() == reflect.Pointer {
+				if !el.IsNil() {
+					fn(el)
+				}
+			} else {
+				fn(el.Addr())
+			}
+		}
+	}
+}
+
+// shardOf returns the shard of a related object (a pointer): the unit's
+// record of it, else its Token; "" when unknown.
+func (u *UnitOfWork) shardOf(p reflect.Value) ShardID {
+	if e, ok := u.objs[p.Interface()]; ok && e.shard != "" {
+		return e.shard
+	}
+	if id, ok := identity.ShardOf(p.Interface()); ok {
+		return id
+	}
+	return ""
+}
+
+// checkLinks refuses an object related to an object on another shard.
+func (u *UnitOfWork) checkLinks(e *entry) error {
+	um := e.mi.unit()
+	for _, rels := range [][]*schema.Relation{um.belongsTo, um.owned} {
+		for _, rel := range rels {
+			var err error
+			related(e.v, rel, func(p reflect.Value) {
+				if other := u.shardOf(p); err == nil && other != "" && other != e.shard {
+					err = fmt.Errorf("%w: a %s on shard %s is linked through %s.%s to a %s on shard %s; "+
+						"keep related objects on one shard (place the child with chooser.FollowParent, or add it to its "+
+						"parent's relation), or allow it with AllowCrossShard",
+						ErrCrossShard, e.mi.table.TypeName, e.shard, e.mi.table.TypeName, rel.Field.GoName,
+						rel.JoinTable.TypeName, other)
+				}
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// typeOrder orders models so that a model comes after the models it
+// belongs to (whose key it holds): the insert order; deletes use the
+// reverse. Ties, and cycles, keep the order in which the models were met.
+func typeOrder(types []*modelInfo) []*modelInfo {
+	n := len(types)
+	if n < 2 {
+		return types
+	}
+	index := make(map[reflect.Type]int, n)
+	for i, mi := range types {
+		index[mi.typ] = i
+	}
+	after := make([][]int, n) // after[i]: the models i must follow
+	for i, mi := range types {
+		for _, rel := range mi.table.Relations {
+			j, ok := index[rel.JoinTable.Type]
+			if !ok || j == i {
+				continue
+			}
+			switch rel.Type {
+			case schema.BelongsToRelation:
+				after[i] = append(after[i], j)
+			case schema.HasOneRelation, schema.HasManyRelation:
+				after[j] = append(after[j], i)
+			}
+		}
+	}
+	out := make([]*modelInfo, 0, n)
+	done := make([]bool, n)
+	for len(out) < n {
+		pick := -1
+		for i := range n {
+			if done[i] {
+				continue
+			}
+			ready := true
+			for _, j := range after[i] {
+				ready = ready && done[j]
+			}
+			if ready {
+				pick = i
+				break
+			}
+		}
+		if pick < 0 { // a cycle: take the first model left
+			for i := range n {
+				if !done[i] {
+					pick = i
+					break
+				}
+			}
+		}
+		done[pick] = true
+		out = append(out, types[pick])
+	}
+	return out
+}
+
+// execute sends the work: inserts model by model (parents first), then
+// updates, then deletes model by model (children first). Within a step the
+// shards run in parallel, each in its transaction; the first failure stops
+// the flush.
+func (u *UnitOfWork) execute(ctx context.Context, w *work) error {
+	for _, mi := range w.order {
+		groups := w.inserts[mi]
+		if len(groups) == 0 {
+			continue
+		}
+		// Why here and not in plan: a parent's key may be generated by its
+		// INSERT (RETURNING), which ran in the previous step.
+		for _, es := range groups {
+			syncKeys(es)
+		}
+		err := u.phase(ctx, "insert "+mi.table.TypeName, groups, func(ctx context.Context, db bun.IDB, es []*entry) error {
+			_, err := db.NewInsert().Model(models(mi, es)).Exec(ctx)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if len(w.updates) > 0 {
+		ids := sortedKeys(w.updates)
+		err := u.view.fanOut(ctx, ids, "update", func(ctx context.Context, _ int, id ShardID, db bun.IDB) error {
+			u.wrote(id)
+			for _, g := range w.updates[id] {
+				if err := update(ctx, db, g); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for i := len(w.order) - 1; i >= 0; i-- {
+		mi := w.order[i]
+		groups := w.deletes[mi]
+		if len(groups) == 0 {
+			continue
+		}
+		err := u.phase(ctx, "delete "+mi.table.TypeName, groups, func(ctx context.Context, db bun.IDB, es []*entry) error {
+			err := expectRows(db.NewDelete().Model(models(mi, es)).WherePK().Exec(ctx))(len(es))
+			if err != nil {
+				return fmt.Errorf("delete %s: %w", mi.table.TypeName, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// phase runs fn on the objects of each shard of groups, the shards in
+// parallel.
+func (u *UnitOfWork) phase(ctx context.Context, op string, groups map[ShardID][]*entry,
+	fn func(ctx context.Context, db bun.IDB, es []*entry) error,
+) error {
+	return u.view.fanOut(ctx, sortedKeys(groups), op, func(ctx context.Context, _ int, id ShardID, db bun.IDB) error {
+		u.wrote(id)
+		return fn(ctx, db, groups[id])
+	})
+}
+
+func sortedKeys[V any](m map[ShardID]V) []ShardID {
+	ids := make([]ShardID, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// models returns the Bun model for es: the object itself, or a *[]*T of
+// them (so values the database returns land in the caller's objects).
+func models(mi *modelInfo, es []*entry) any {
+	if len(es) == 1 {
+		return es[0].ptr
+	}
+	ptrs := reflect.MakeSlice(reflect.SliceOf(reflect.PointerTo(mi.typ)), len(es), len(es))
+	for i, e := range es {
+		ptrs.Index(i).Set(reflect.ValueOf(e.ptr))
+	}
+	p := reflect.New(ptrs.Type())
+	p.Elem().Set(ptrs)
+	return p.Interface()
+}
+
+// update sends one UPDATE that sets only the group's columns: by primary
+// key for one object, and for several through a VALUES list joined on the
+// primary key (Bun's bulk update, restricted to those columns).
+func update(ctx context.Context, db bun.IDB, g *updateGroup) error {
+	names := make([]string, len(g.cols))
+	for i, c := range g.cols {
+		names[i] = c.Name
+	}
+	n := len(g.entries)
+	var err error
+	if n == 1 {
+		err = expectRows(db.NewUpdate().Model(g.entries[0].ptr).Column(names...).WherePK().Exec(ctx))(1)
+	} else {
+		t := g.mi.table
+		m := models(g.mi, g.entries)
+		cols := make([]string, 0, len(t.PKs)+len(names))
+		var where, set strings.Builder
+		for i, pk := range t.PKs {
+			cols = append(cols, pk.Name)
+			if i > 0 {
+				where.WriteString(" AND ")
+			}
+			fmt.Fprintf(&where, "%s.%s = _data.%s", t.SQLAlias, pk.SQLName, pk.SQLName)
+		}
+		for i, c := range g.cols {
+			cols = append(cols, c.Name)
+			if i > 0 {
+				set.WriteString(", ")
+			}
+			fmt.Fprintf(&set, "%s = _data.%s", c.SQLName, c.SQLName)
+		}
+		values := db.NewValues(m).Column(cols...)
+		q := db.NewUpdate().With("_data", values).Model(m).TableExpr("_data").
+			Set(set.String()).Where(where.String())
+		err = expectRows(q.Exec(ctx))(n)
+	}
+	if err != nil {
+		return fmt.Errorf("update %s (%s): %w", g.mi.table.TypeName, strings.Join(names, ", "), err)
+	}
+	return nil
+}
+
+// syncKeys fills the zero foreign keys of new objects from the objects they
+// are linked to: an owned child gets its owner's key, and an object gets
+// the key of each parent its belongs-to relations point to.
+func syncKeys(es []*entry) {
+	for _, e := range es {
+		if o := e.owner; o != nil && o.state != stateDetached {
+			rel := o.mi.unit().owned[e.ownerRel]
+			copyKeys(e.v, rel.JoinPKs, o.v, rel.BasePKs)
+		}
+		for _, rel := range e.mi.unit().belongsTo {
+			related(e.v, rel, func(p reflect.Value) {
+				copyKeys(e.v, rel.BasePKs, p.Elem(), rel.JoinPKs)
+			})
+		}
+	}
+}
+
+// copyKeys sets each zero field dst[i] of the struct dv to the value of
+// src[i] of the struct sv, when that is not zero.
+func copyKeys(dv reflect.Value, dst []*schema.Field, sv reflect.Value, src []*schema.Field) {
+	for i := range dst {
+		if i >= len(src) {
+			return
+		}
+		from := fieldOf(sv, src[i])
+		if !from.IsValid() || from.IsZero() {
+			continue
+		}
+		to := dst[i].Value(dv)
+		if !to.IsZero() {
+			continue
+		}
+		assignValue(to, from)
+	}
+}
+
+// assignValue sets to from from, following or making pointers and
+// converting between numeric types.
+func assignValue(to, from reflect.Value) {
+	for from.Kind() == reflect.Pointer && to.Kind() != reflect.Pointer {
+		if from.IsNil() {
+			return
+		}
+		from = from.Elem()
+	}
+	switch {
+	case from.Type().AssignableTo(to.Type()):
+		to.Set(from)
+	case to.Kind() == reflect.Pointer && from.Type().AssignableTo(to.Type().Elem()):
+		p := reflect.New(to.Type().Elem())
+		p.Elem().Set(from)
+		to.Set(p)
+	case from.Type().ConvertibleTo(to.Type()) && convertible(from.Kind(), to.Kind()):
+		to.Set(from.Convert(to.Type()))
+	}
+}
+
+// settle records what a successful flush did.
+func (u *UnitOfWork) settle(w *work, final bool) {
+	for _, e := range w.ins {
+		e.state = statePersistent
+		e.placed = false
+		u.inserted = append(u.inserted, e)
+		if final {
+			continue
+		}
+		e.key = identity.NewKey(e.mi.typ, e.shard, pkOf(e.mi, e.v)...)
+		if _, added := u.ids.Add(e.key, e); !added {
+			// Only a row deleted by an earlier flush of this unit can have
+			// left its key behind; the new object is the one to track.
+			u.ids.Delete(e.key)
+			u.ids.Add(e.key, e)
+		}
+		e.snap = u.snapshot(e.mi, e.v)
+	}
+	if !final {
+		for _, e := range w.upd {
+			e.snap = u.snapshot(e.mi, e.v)
+		}
+	}
+	for _, e := range w.del {
+		u.detach(e)
+	}
+	u.tracked = slices.DeleteFunc(u.tracked, func(e *entry) bool { return e.state == stateDetached })
+}

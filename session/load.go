@@ -1,0 +1,157 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/schema"
+
+	"github.com/bunshard/bunshard/chooser"
+	"github.com/bunshard/bunshard/identity"
+	"github.com/bunshard/bunshard/loader"
+)
+
+// LoadRelation loads a relation of objects already in memory: parents is a
+// *T, a *[]T or a *[]*T of a model, and relation a relation of that model
+// (has-one, belongs-to, has-many or m2m; Go field names, nested with dots:
+// "Reports.Location").
+//
+// Parents are grouped by the shard on their [Token], and each group's
+// relation is read with one statement whose IN list holds the keys of all
+// of the group's parents: a relation costs one statement per shard, never
+// one per parent (SQLAlchemy's selectin loading sends each shard's keys to
+// every shard). The statement runs on, in precedence order: the shard of a
+// statement option ([SetShardID], [SetShardIDs]) or a Using view; the
+// parent's shard when the parent was loaded by such a pinned statement
+// (the pin propagates, as SQLAlchemy's set_shard_id does); the shard
+// pinned in ctx; else where the ExecuteChooser sends a Statement whose
+// LoadedFrom is the parents' shard, so that a chooser can send a relation
+// that lives elsewhere by design (the ready-made choosers keep it on the
+// parent's shard). Loaded objects record on their Token the shard they came
+// from.
+//
+// Has-many and m2m fields are replaced by what was found; has-one and
+// belongs-to fields are set to the match, or to nil. Parents without a
+// shard (no Token, never loaded or written) need a pin. A failing shard
+// cancels the others and is reported as a *ShardError; the parents are then
+// left unchanged for that level of the path.
+func (s *Session) LoadRelation(ctx context.Context, parents any, relation string, opts ...StatementOption) error {
+	return s.loadRelation(ctx, parents, relation, opts, nil)
+}
+
+func (s *Session) loadRelation(ctx context.Context, parents any, relation string, opts []StatementOption, u *UnitOfWork) error {
+	mi, kind, err := s.dest(parents)
+	if err != nil {
+		return fmt.Errorf("session: LoadRelation: %w", err)
+	}
+	v := reflect.ValueOf(parents).Elem()
+	var objs []reflect.Value
+	switch kind {
+	case destStruct:
+		objs = []reflect.Value{v}
+	case destSlice:
+		objs = make([]reflect.Value, v.Len())
+		for i := range objs {
+			objs[i] = v.Index(i)
+		}
+	case destSlicePtr:
+		objs = make([]reflect.Value, 0, v.Len())
+		for i := range v.Len() {
+			if el := v.Index(i); !el.IsNil() {
+				objs = append(objs, el.Elem())
+			}
+		}
+	default:
+		return fmt.Errorf("%w: LoadRelation: %T is a nil pointer; pass the parents", ErrInvalidArgument, parents)
+	}
+	o := options(opts)
+	env := s.loaderEnv(&o, u)
+	table := mi.table
+	for _, name := range strings.Split(relation, ".") {
+		if len(objs) == 0 {
+			return nil
+		}
+		loaded, err := loader.Load(ctx, env, table, objs, name)
+		if err != nil {
+			return err
+		}
+		table = table.Relations[name].JoinTable
+		objs = loaded
+	}
+	return nil
+}
+
+// loaderEnv is what the loader needs: the session's shard handles (a
+// unit's transactions), its routing rules and Tokens, and for a unit its
+// identity map.
+func (s *Session) loaderEnv(o *stmtOptions, u *UnitOfWork) *loader.Env {
+	env := &loader.Env{
+		Conn: func(ctx context.Context, id ShardID) (context.Context, bun.IDB, error) {
+			db, err := s.conn(ctx, id)
+			return WithShardID(ctx, id), db, err
+		},
+		Route: func(ctx context.Context, t *schema.Table, from ShardID, pinned bool) (loader.Route, error) {
+			what := "load " + t.TypeName
+			if pinned && len(o.shards) == 0 && len(s.pin) == 0 {
+				r, err := s.checked([]ShardID{from}, "option", what)
+				return loader.Route{Shards: r.Shards, Pinned: true}, err
+			}
+			r, err := s.route(ctx, o, what, func() (chooser.Target, error) {
+				if from == "" {
+					return chooser.Target{}, fmt.Errorf("%w: the parents have no shard on their Token (not loaded or written "+
+						"through the session, or their model has no Token); pin one with SetShardID", ErrInvalidArgument)
+				}
+				return s.executeChooser.ChooseExecute(ctx, &chooser.Statement{Op: chooser.OpSelect, Table: t, LoadedFrom: from})
+			})
+			return loader.Route{Shards: r.Shards, Pinned: r.pinned()}, err
+		},
+		Tokens: func(t reflect.Type) func(reflect.Value) *identity.Token {
+			mi, err := s.info(t)
+			if err != nil || mi.tokenIdx == nil {
+				return nil
+			}
+			return mi.token
+		},
+		Concurrency: s.cfg.concurrency,
+	}
+	if u != nil {
+		env.Tracker = unitTracker{u: u, o: o}
+	}
+	return env
+}
+
+// unitTracker is a unit of work's identity map as the loader sees it.
+type unitTracker struct {
+	u *UnitOfWork
+	o *stmtOptions
+}
+
+// Lookup probes the identity map on the shards a belongs-to target may be
+// on: the pin, else the IdentityChooser's candidates told LoadedFrom.
+func (t unitTracker) Lookup(ctx context.Context, table *schema.Table, from ShardID, pk []any) (reflect.Value, bool, error) {
+	u := t.u
+	r, err := u.view.route(ctx, t.o, "load "+table.TypeName, func() (chooser.Target, error) {
+		return u.s.identityChooser.ChooseIdentity(ctx, chooser.Key{Table: table, PK: pk, LoadedFrom: from})
+	})
+	if err != nil {
+		return reflect.Value{}, false, err
+	}
+	for _, id := range r.Shards {
+		if e, ok := u.ids.Get(identity.NewKey(table.Type, id, pk...)); ok && e.state == statePersistent {
+			return reflect.ValueOf(e.ptr), true, nil
+		}
+	}
+	return reflect.Value{}, false, nil
+}
+
+// Adopt merges a loaded object into the identity map.
+func (t unitTracker) Adopt(table *schema.Table, shard ShardID, obj reflect.Value) reflect.Value {
+	mi, err := t.u.s.info(table.Type)
+	if err != nil {
+		return obj
+	}
+	return t.u.adopt(mi, obj, shard, nil)
+}

@@ -1,0 +1,265 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+
+	"github.com/uptrace/bun/schema"
+
+	"github.com/bunshard/bunshard/identity"
+)
+
+// unitModel is what a unit of work needs to know about a model, worked out
+// once per model.
+type unitModel struct {
+	cols      []unitCol          // every column, primary keys first
+	belongsTo []*schema.Relation // parents: this model holds their key
+	owned     []*schema.Relation // has-one and has-many: children hold this model's key
+}
+
+// unitCol is one column and how its snapshot is compared.
+type unitCol struct {
+	f *schema.Field
+	// byValue: the Go value holds no references (numbers, strings, times,
+	// arrays and structs of those), so a struct copy is a faithful snapshot
+	// and == compares it. Other columns (pointers, slices, maps, JSON) are
+	// snapshot as the SQL Bun would send for them.
+	byValue bool
+}
+
+func (mi *modelInfo) unit() *unitModel {
+	mi.unitOnce.Do(func() {
+		um := &unitModel{}
+		for _, f := range mi.table.Fields {
+			um.cols = append(um.cols, unitCol{f: f, byValue: byValue(f.StructField.Type)})
+		}
+		for _, rel := range mi.table.Relations {
+			switch rel.Type {
+			case schema.BelongsToRelation:
+				um.belongsTo = append(um.belongsTo, rel)
+			case schema.HasOneRelation, schema.HasManyRelation:
+				um.owned = append(um.owned, rel)
+			}
+		}
+		// Map order is random: field order keeps flushes reproducible.
+		byField := func(a, b *schema.Relation) int { return slices.Compare(a.Field.Index, b.Field.Index) }
+		slices.SortFunc(um.belongsTo, byField)
+		slices.SortFunc(um.owned, byField)
+		mi.unitInfo = um
+	})
+	return mi.unitInfo
+}
+
+func byValue(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128, reflect.String:
+		return true
+	case reflect.Array:
+		return byValue(t.Elem())
+	case reflect.Struct:
+		if t == timeType { // its *Location is immutable
+			return true
+		}
+		for i := range t.NumField() {
+			if !byValue(t.Field(i).Type) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// snapshot is an object's columns as of its load or last flush.
+type snapshot struct {
+	copy reflect.Value // a copy of the struct (for byValue columns)
+	enc  [][]byte      // per column: the SQL of a reference column, nil for byValue ones
+}
+
+func (u *UnitOfWork) snapshot(mi *modelInfo, v reflect.Value) *snapshot {
+	cp := reflect.New(mi.typ).Elem()
+	cp.Set(v)
+	sn := &snapshot{copy: cp}
+	gen := u.gen()
+	for i, c := range mi.unit().cols {
+		if c.byValue {
+			continue
+		}
+		if sn.enc == nil {
+			sn.enc = make([][]byte, len(mi.unit().cols))
+		}
+		sn.enc[i] = c.f.AppendValue(gen, nil, v)
+	}
+	return sn
+}
+
+func (u *UnitOfWork) gen() schema.QueryGen { return schema.NewQueryGen(u.s.dialect) }
+
+// changes returns the columns of e that differ from its snapshot, and
+// whether a primary-key column is among them.
+func (u *UnitOfWork) changes(e *entry) (cols []*schema.Field, pkChanged bool) {
+	gen := u.gen()
+	for i, c := range e.mi.unit().cols {
+		if c.f.SkipUpdate() && !c.f.IsPK {
+			continue
+		}
+		var same bool
+		if c.byValue {
+			cur, old := fieldOf(e.v, c.f), fieldOf(e.snap.copy, c.f)
+			// == first; values that differ in Go but not in SQL (NaN, a time
+			// in another zone) are compared as the SQL Bun would send.
+			same = cur.Equal(old) || bytes.Equal(c.f.AppendValue(gen, nil, e.v), c.f.AppendValue(gen, nil, e.snap.copy))
+		} else {
+			same = bytes.Equal(c.f.AppendValue(gen, nil, e.v), e.snap.enc[i])
+		}
+		if !same {
+			if c.f.IsPK {
+				pkChanged = true
+			}
+			cols = append(cols, c.f)
+		}
+	}
+	return cols, pkChanged
+}
+
+// fieldOf returns the field f of the struct v without allocating nil
+// embedded pointers (a zero Value when one is nil).
+func fieldOf(v reflect.Value, f *schema.Field) reflect.Value {
+	fv, err := v.FieldByIndexErr(f.Index)
+	if err != nil {
+		return reflect.Value{}
+	}
+	return fv
+}
+
+// adopt merges a loaded object p (a pointer to a struct of mi's model) into
+// the identity map and returns the object to hand out: the tracked one when
+// its key is tracked (the tracked object wins; relations it has not loaded
+// are filled from p), else p, now tracked. shard is where p was loaded
+// from, or "" to read it from p's Token. The related objects loaded with p
+// through rels and held by pointer are adopted too. An object whose shard
+// is unknown is returned untracked.
+func (u *UnitOfWork) adopt(mi *modelInfo, p reflect.Value, shard ShardID, rels relTree) reflect.Value {
+	v := p.Elem()
+	if shard == "" {
+		shard = shardOfLoaded(mi, v)
+		if shard == "" {
+			return p
+		}
+	}
+	if _, ok := u.objs[p.Interface()]; ok { // the very object is tracked already
+		u.adoptRelations(mi, v, rels)
+		return p
+	}
+	key := identity.NewKey(mi.typ, shard, pkOf(mi, v)...)
+	if e, ok := u.ids.Get(key); ok {
+		u.fill(e, v, rels)
+		return reflect.ValueOf(e.ptr)
+	}
+	e := &entry{ptr: p.Interface(), v: v, mi: mi, state: statePersistent, shard: shard, key: key}
+	e.snap = u.snapshot(mi, v)
+	u.objs[e.ptr] = e
+	u.ids.Add(key, e)
+	u.tracked = append(u.tracked, e)
+	u.adoptRelations(mi, v, rels)
+	return p
+}
+
+// adoptRelations adopts the objects held by pointer in v's relations rels.
+func (u *UnitOfWork) adoptRelations(mi *modelInfo, v reflect.Value, rels relTree) {
+	for name, sub := range rels {
+		rel, ok := mi.table.Relations[name]
+		if !ok {
+			continue
+		}
+		child, err := u.s.info(rel.JoinTable.Type)
+		if err != nil {
+			continue
+		}
+		f := fieldOf(v, rel.Field)
+		switch {
+		case !f.IsValid():
+		case f.Kind() == reflect.Pointer:
+			if !f.IsNil() {
+				f.Set(u.adopt(child, f, "", sub))
+			}
+		case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.Pointer:
+			for i := range f.Len() {
+				if el := f.Index(i); !el.IsNil() {
+					el.Set(u.adopt(child, el, "", sub))
+				}
+			}
+		}
+		// Values held by value (T, []T) are part of their parent's copy and
+		// are not tracked on their own.
+	}
+}
+
+// fill sets the relations of the tracked e that e has not loaded (a nil
+// pointer or slice) from the freshly loaded struct v; relations e has
+// loaded are kept, like its columns.
+func (u *UnitOfWork) fill(e *entry, v reflect.Value, rels relTree) {
+	for name, sub := range rels {
+		rel, ok := e.mi.table.Relations[name]
+		if !ok {
+			continue
+		}
+		mine, theirs := fieldOf(e.v, rel.Field), fieldOf(v, rel.Field)
+		if !mine.IsValid() || !theirs.IsValid() {
+			continue
+		}
+		switch mine.Kind() {
+		case reflect.Pointer, reflect.Slice:
+			if !mine.IsNil() || theirs.IsNil() {
+				continue
+			}
+		default:
+			continue
+		}
+		u.adoptRelations(e.mi, v, relTree{name: sub})
+		mine.Set(theirs)
+	}
+}
+
+// scan runs a unit's select into its *[]*T model and merges the rows into
+// the identity map.
+func (u *UnitOfWork) scan(ctx context.Context, q *SelectQuery) error {
+	if err := u.active(); err != nil {
+		return err
+	}
+	if q.err != nil {
+		return q.err
+	}
+	if q.mi != nil && q.kind != destSlicePtr {
+		return fmt.Errorf("%w: a unit of work's select scans into a *[]*%s, so that rows already tracked come back as "+
+			"the tracked objects; got %T (use UnitOfWork.Get for one row)", ErrInvalidArgument, q.mi.typ.Name(), q.model)
+	}
+	var from ShardID
+	if q.mi != nil && q.mi.tokenIdx == nil {
+		r, err := q.Route(ctx)
+		if err != nil {
+			return err
+		}
+		if len(r.Shards) != 1 {
+			return fmt.Errorf("%w: model %s has no Token, so rows it loads from %d shards cannot be told apart; "+
+				"embed session.Token in it, or pin one shard", ErrInvalidArgument, q.mi.table.TypeName, len(r.Shards))
+		}
+		from = r.Shards[0]
+	}
+	err := q.scan(ctx)
+	if err != nil && !isPartial(err) {
+		return err
+	}
+	rows := reflect.ValueOf(q.model).Elem()
+	for i := range rows.Len() {
+		if el := rows.Index(i); !el.IsNil() {
+			el.Set(u.adopt(q.mi, el, from, q.rels))
+		}
+	}
+	return err
+}

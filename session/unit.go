@@ -1,0 +1,541 @@
+package session
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+
+	"github.com/uptrace/bun"
+
+	"github.com/bunshard/bunshard/chooser"
+	"github.com/bunshard/bunshard/identity"
+)
+
+// UnitOfWork is a scoped unit of work over the session's shards, modeled on
+// SQLAlchemy's Session: it tracks objects in an identity map keyed by (model,
+// primary key, shard), runs every statement of a shard inside one
+// transaction on that shard (begun when the unit first touches the shard),
+// writes what changed with [UnitOfWork.Flush], and ends with
+// [UnitOfWork.Commit] or [UnitOfWork.Rollback]. Begin one with
+// [Session.Begin].
+//
+// Objects are tracked by pointer: Get hands out the tracked object, and
+// selects into a *[]*T return it for rows already tracked (the tracked
+// object wins, see identity.Map). Add schedules new objects for INSERT;
+// changes to tracked objects are found by comparing them with a snapshot
+// taken when they were loaded or last flushed, and only the changed columns
+// are written.
+//
+// A UnitOfWork is not safe for concurrent use: use it from one goroutine,
+// like *pgx.Conn or a database/sql Tx. (Its fan-outs use several goroutines
+// internally.) The Session it came from stays safe for concurrent use, and
+// many units may run at once. A unit is single-use: after Commit or
+// Rollback, or after a Flush that failed (which rolls everything back), its
+// methods return an error matching [ErrUnitDone].
+type UnitOfWork struct {
+	s    *Session // what Begin was called on (a Using view keeps its pin)
+	view *Session // s with its statements routed into this unit's transactions
+	cfg  unitConfig
+
+	// txs has one slot per shard, made by Begin, so that the map is only
+	// read afterwards and fan-out goroutines open different shards'
+	// transactions in parallel, each under its slot's lock.
+	txs map[ShardID]*shardTx
+
+	objs     map[any]*entry       // every tracked object, by its pointer
+	ids      identity.Map[*entry] // persistent objects, by (model, pk, shard)
+	tracked  []*entry             // every tracked object, in the order it was tracked
+	inserted []*entry             // objects this unit inserted (their rows vanish on rollback)
+
+	done error // why the unit ended; nil while it is active
+}
+
+// shardTx is the unit's transaction on one shard.
+type shardTx struct {
+	mu     sync.Mutex
+	tx     bun.Tx
+	open   bool
+	wrote  bool  // the unit wrote on the shard: Commit must commit it
+	broken error // a statement failed: PostgreSQL has aborted the transaction
+}
+
+type entryState uint8
+
+const (
+	statePending    entryState = iota + 1 // added, not yet inserted
+	statePersistent                       // loaded, or inserted by a flush
+	stateDeleted                          // marked for deletion, not yet flushed
+	stateDetached                         // expunged or deleted by a flush
+)
+
+// entry is one tracked object.
+type entry struct {
+	ptr   any           // the *T the unit hands out
+	v     reflect.Value // *ptr, addressable
+	mi    *modelInfo
+	state entryState
+	shard ShardID // "" while a pending object is not placed
+	key   identity.Key
+	snap  *snapshot // nil: no snapshot (never compared: a pending or attached-for-delete object)
+
+	// owner is the parent whose has-one or has-many relation ownerRel
+	// holds this (pending) object: it is placed on the owner's shard and
+	// gets the owner's key in its foreign key.
+	owner    *entry
+	ownerRel int // index into owner.mi.unit().owned
+
+	placed bool // the current flush set its Token (undone if the flush fails)
+}
+
+// UnitOption configures a [UnitOfWork] at [Session.Begin].
+type UnitOption func(*unitConfig)
+
+type unitConfig struct {
+	twoPhase   bool
+	crossShard bool
+	txOptions  *sql.TxOptions
+}
+
+// TwoPhase makes Commit atomic across shards with PostgreSQL's two-phase
+// commit: every shard the unit wrote on runs PREPARE TRANSACTION, a commit
+// decision is recorded on the coordinator shard, and only then does each
+// shard run COMMIT PREPARED. If any PREPARE fails, every shard rolls back. A
+// crash between PREPARE and COMMIT PREPARED leaves prepared transactions
+// that [Session.Recover] resolves from the decision record. Every shard
+// needs max_prepared_transactions > 0, and its handle must be a *bun.DB (or
+// bun.Conn), not a bun.Tx: COMMIT PREPARED cannot run inside a transaction.
+// A unit that wrote on one shard only commits it in one phase, which is
+// atomic already.
+func TwoPhase() UnitOption { return func(c *unitConfig) { c.twoPhase = true } }
+
+// AllowCrossShard lets the unit flush objects whose relations (belongs-to,
+// has-one, has-many) point to objects on another shard. Without it such a
+// link is an error ([ErrCrossShard]) before anything is sent: a foreign key
+// cannot reach another shard, and relation loads look for related rows on
+// the parent's shard.
+func AllowCrossShard() UnitOption { return func(c *unitConfig) { c.crossShard = true } }
+
+// TxOptions sets the options of the transactions the unit begins on each
+// shard (isolation level, read-only), as database/sql's BeginTx takes them.
+func TxOptions(opts *sql.TxOptions) UnitOption {
+	return func(c *unitConfig) { c.txOptions = opts }
+}
+
+// Begin starts a unit of work on the session. It sends nothing: each
+// shard's transaction begins when the unit first runs a statement there.
+// A unit begun on a [Session.Using] view runs its statements on the view's
+// shards.
+func (s *Session) Begin(opts ...UnitOption) *UnitOfWork {
+	u := &UnitOfWork{
+		s:    s,
+		txs:  make(map[ShardID]*shardTx, len(s.order)),
+		objs: map[any]*entry{},
+	}
+	for _, opt := range opts {
+		opt(&u.cfg)
+	}
+	for _, id := range s.order {
+		u.txs[id] = &shardTx{}
+	}
+	v := *s
+	v.unit = u
+	u.view = &v
+	return u
+}
+
+// active returns the error to return when the unit has ended.
+func (u *UnitOfWork) active() error { return u.done }
+
+// end records that the unit is over and why.
+func (u *UnitOfWork) end(why string) {
+	if u.done == nil {
+		u.done = fmt.Errorf("%w: %s", ErrUnitDone, why)
+	}
+}
+
+// conn returns the unit's transaction on shard id, beginning it on first
+// use. It is called from fan-out goroutines, one per shard.
+func (u *UnitOfWork) conn(ctx context.Context, id ShardID) (bun.IDB, error) {
+	if u.done != nil {
+		return nil, u.done
+	}
+	st := u.txs[id]
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.open {
+		return st.tx, nil
+	}
+	// Why WithoutCancel: database/sql rolls a transaction back when the
+	// context given to BeginTx ends, and the transaction must outlive this
+	// statement (often a fan-out whose context ends with it). Statements on
+	// it still run with, and are cancelled by, their own context.
+	tx, err := u.s.shards[id].BeginTx(context.WithoutCancel(ctx), u.cfg.txOptions)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	st.tx, st.open = tx, true
+	return tx, nil
+}
+
+// failed notes that a statement failed on shard id: unless the error is
+// one that leaves the transaction usable (a row not found), PostgreSQL has
+// aborted the transaction, or its connection is gone, so it can only be
+// rolled back. Commit refuses a unit with a broken shard, because a COMMIT
+// of an aborted transaction "succeeds" by rolling back.
+func (u *UnitOfWork) failed(id ShardID, err error) {
+	if errors.Is(err, sql.ErrNoRows) || errors.Is(err, ErrUnitDone) {
+		return
+	}
+	st := u.txs[id]
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.open && st.broken == nil {
+		st.broken = err
+	}
+}
+
+// observe notes the shards named by the *ShardError values inside err.
+func (u *UnitOfWork) observe(err error) {
+	if err == nil {
+		return
+	}
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case *ShardError:
+			u.failed(e.Shard, e.Err)
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
+			}
+		case interface{ Unwrap() error }:
+			if inner := e.Unwrap(); inner != nil {
+				walk(inner)
+			}
+		}
+	}
+	walk(err)
+}
+
+// DB returns the unit's transaction on shard id (beginning it if needed),
+// for statements the unit does not cover. The unit counts the shard as
+// written, so Commit commits it. It fails with [ErrUnknownShard] for an id
+// the session lacks, and with [ErrUnitDone] once the unit has ended.
+func (u *UnitOfWork) DB(ctx context.Context, id ShardID) (bun.IDB, error) {
+	if err := u.active(); err != nil {
+		return nil, err
+	}
+	if _, ok := u.txs[id]; !ok {
+		return nil, u.s.unknown(id, "UnitOfWork.DB")
+	}
+	db, err := u.conn(ctx, id)
+	if err != nil {
+		return nil, &ShardError{Shard: id, Op: "begin", Err: err}
+	}
+	u.wrote(id)
+	return db, nil
+}
+
+func (u *UnitOfWork) wrote(id ShardID) {
+	st := u.txs[id]
+	st.mu.Lock()
+	st.wrote = true
+	st.mu.Unlock()
+}
+
+// pointers returns the objects of one argument of Add, Delete or Expunge:
+// a *T, a []*T, a *[]*T or a *[]T (whose elements are tracked by address:
+// do not grow that slice while the unit uses it).
+func (u *UnitOfWork) pointers(op string, arg any) ([]reflect.Value, *modelInfo, error) {
+	v := reflect.ValueOf(arg)
+	if arg != nil && v.Kind() == reflect.Slice {
+		p := reflect.New(v.Type())
+		p.Elem().Set(v)
+		v, arg = p, p.Interface()
+	}
+	mi, kind, err := u.s.dest(arg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("session: %s: %w", op, err)
+	}
+	var out []reflect.Value
+	switch kind {
+	case destStruct:
+		out = []reflect.Value{v}
+	case destSlice:
+		s := v.Elem()
+		out = make([]reflect.Value, s.Len())
+		for i := range out {
+			out[i] = s.Index(i).Addr()
+		}
+	case destSlicePtr:
+		s := v.Elem()
+		out = make([]reflect.Value, s.Len())
+		for i := range out {
+			if s.Index(i).IsNil() {
+				return nil, nil, fmt.Errorf("%w: %s %s: element %d of the slice is nil", ErrInvalidArgument, op, mi.table.TypeName, i)
+			}
+			out[i] = s.Index(i)
+		}
+	default:
+		return nil, nil, fmt.Errorf("%w: %s: %T is a nil pointer; pass the objects", ErrInvalidArgument, op, arg)
+	}
+	if len(mi.table.PKs) == 0 {
+		return nil, nil, fmt.Errorf("%w: %s: model %s has no primary key; a unit of work tracks objects by primary key",
+			ErrInvalidArgument, op, mi.table.TypeName)
+	}
+	return out, mi, nil
+}
+
+// Add schedules objects for insertion: each argument is a *T, a []*T, a
+// *[]*T or a *[]T of a model. New objects are inserted by the next flush, on
+// the shard a pin (a Using view, or the flush's context) names, else the
+// shard on their Token, else their owner's shard (the parent whose has-one
+// or has-many relation holds them), else the ShardChooser's. Objects the
+// unit already tracks stay where they are: adding them again does nothing,
+// except that it cancels a pending Delete. Add sends nothing; it fails on
+// arguments that are not models with a primary key.
+func (u *UnitOfWork) Add(objs ...any) error {
+	if err := u.active(); err != nil {
+		return err
+	}
+	for _, arg := range objs {
+		ptrs, mi, err := u.pointers("Add", arg)
+		if err != nil {
+			return err
+		}
+		for _, p := range ptrs {
+			u.add(p, mi)
+		}
+	}
+	return nil
+}
+
+// add tracks p as a new object unless it is tracked already.
+func (u *UnitOfWork) add(p reflect.Value, mi *modelInfo) *entry {
+	ptr := p.Interface()
+	if e, ok := u.objs[ptr]; ok {
+		if e.state == stateDeleted {
+			e.state = statePersistent
+		}
+		return e
+	}
+	e := &entry{ptr: ptr, v: p.Elem(), mi: mi, state: statePending}
+	u.objs[ptr] = e
+	u.tracked = append(u.tracked, e)
+	return e
+}
+
+// Delete marks objects for deletion by the next flush (arguments as for
+// Add). A tracked object is deleted on its shard. An object the unit does
+// not track is deleted where its Token says, else where a pin or the
+// ShardChooser says, as Session.Delete does. A pending object (added, never
+// flushed) cannot be deleted: Expunge it. Delete sends nothing.
+func (u *UnitOfWork) Delete(objs ...any) error {
+	if err := u.active(); err != nil {
+		return err
+	}
+	for _, arg := range objs {
+		ptrs, mi, err := u.pointers("Delete", arg)
+		if err != nil {
+			return err
+		}
+		for _, p := range ptrs {
+			ptr := p.Interface()
+			e, ok := u.objs[ptr]
+			switch {
+			case !ok:
+				e = &entry{ptr: ptr, v: p.Elem(), mi: mi, state: stateDeleted}
+				if tok := mi.token(e.v); tok != nil {
+					e.shard, _ = tok.Shard()
+				}
+				u.objs[ptr] = e
+				u.tracked = append(u.tracked, e)
+			case e.state == statePending:
+				return fmt.Errorf("%w: Delete %s: the object was added and never flushed; use Expunge",
+					ErrInvalidArgument, mi.table.TypeName)
+			case e.state == statePersistent:
+				e.state = stateDeleted
+			}
+		}
+	}
+	return nil
+}
+
+// Expunge stops tracking objects (arguments as for Add): their pending
+// insert, update or delete is forgotten, and a later select returns fresh
+// copies of their rows. Expunge sends nothing; it fails with
+// [ErrNotTracked] for an object the unit does not track.
+func (u *UnitOfWork) Expunge(objs ...any) error {
+	if err := u.active(); err != nil {
+		return err
+	}
+	for _, arg := range objs {
+		ptrs, mi, err := u.pointers("Expunge", arg)
+		if err != nil {
+			return err
+		}
+		for _, p := range ptrs {
+			e, ok := u.objs[p.Interface()]
+			if !ok {
+				return fmt.Errorf("%w: Expunge %s", ErrNotTracked, mi.table.TypeName)
+			}
+			u.detach(e)
+		}
+	}
+	return nil
+}
+
+// detach forgets e; flushes skip detached entries of u.tracked.
+func (u *UnitOfWork) detach(e *entry) {
+	delete(u.objs, e.ptr)
+	if e.key != (identity.Key{}) {
+		if cur, ok := u.ids.Get(e.key); ok && cur == e {
+			u.ids.Delete(e.key)
+		}
+	}
+	e.state = stateDetached
+}
+
+// Get loads the object with primary key pk into *dst, where dst is a **T
+// (var loc *Location; uow.Get(ctx, &loc, 7)): the unit hands out the
+// tracked object itself. Candidate shards are found as Session.Get finds
+// them (pin, context, IdentityChooser); the identity map is probed under
+// each, in order, and a hit returns the tracked object with no statement
+// at all (SQLAlchemy's identity-map probe). On a miss the row is read
+// inside the unit's transactions and tracked.
+//
+// An object the unit has marked for deletion is not found: the error
+// satisfies errors.Is(err, sql.ErrNoRows), as for a key found nowhere.
+func (u *UnitOfWork) Get(ctx context.Context, dst any, pk ...any) error {
+	if err := u.active(); err != nil {
+		return err
+	}
+	dv := reflect.ValueOf(dst)
+	if dv.Kind() != reflect.Pointer || dv.IsNil() || dv.Elem().Kind() != reflect.Pointer || dv.Elem().Type().Elem().Kind() != reflect.Struct {
+		return fmt.Errorf("%w: UnitOfWork.Get: dst must be a **T (var loc *Location; uow.Get(ctx, &loc, 7)), "+
+			"because the unit hands out its tracked object; got %T", ErrInvalidArgument, dst)
+	}
+	mi, err := u.s.info(dv.Elem().Type().Elem())
+	if err != nil {
+		return fmt.Errorf("session: Get: %w", err)
+	}
+	if err := checkPK(mi, pk); err != nil {
+		return err
+	}
+	t := mi.table
+	var o stmtOptions
+	r, err := u.view.route(ctx, &o, "Get "+t.TypeName, func() (chooser.Target, error) {
+		return u.s.identityChooser.ChooseIdentity(ctx, chooser.Key{Table: t, PK: pk})
+	})
+	if err != nil {
+		return err
+	}
+	// Probe with the key as it will be read back from the row: setPK
+	// converts the given values to the fields' types.
+	probe := reflect.New(mi.typ)
+	if err := setPK(mi, probe.Elem(), pk); err != nil {
+		return err
+	}
+	canon := pkOf(mi, probe.Elem())
+	for _, id := range r.Shards {
+		if e, ok := u.ids.Get(identity.NewKey(mi.typ, id, canon...)); ok {
+			if e.state == stateDeleted {
+				return fmt.Errorf("session: Get %s%v: marked for deletion in this unit of work: %w", t.TypeName, pk, sql.ErrNoRows)
+			}
+			dv.Elem().Set(reflect.ValueOf(e.ptr))
+			return nil
+		}
+	}
+	id, err := u.view.getRouted(ctx, mi, probe.Elem(), probe.Interface(), pk, r)
+	if err != nil {
+		return err
+	}
+	dv.Elem().Set(u.adopt(mi, probe, id, nil))
+	return nil
+}
+
+// pkOf reads the primary-key values of the struct v.
+func pkOf(mi *modelInfo, v reflect.Value) []any {
+	out := make([]any, len(mi.table.PKs))
+	for i, f := range mi.table.PKs {
+		out[i] = f.Value(v).Interface()
+	}
+	return out
+}
+
+// shardOfLoaded returns the shard a loaded object's Token records, or ""
+// for a model without Token.
+func shardOfLoaded(mi *modelInfo, v reflect.Value) ShardID {
+	if tok := mi.token(v); tok != nil {
+		id, _ := tok.Shard()
+		return id
+	}
+	return ""
+}
+
+// NewSelect starts a select that runs inside the unit's transactions and
+// merges its rows into the identity map. Its model must be a *[]*T: rows
+// already tracked come back as the tracked objects (with their unflushed
+// changes: the tracked object wins), others are tracked from now on, and so
+// are the objects loaded through Relation that are held by pointer. A
+// relation field the tracked object has not loaded (a nil pointer or a nil
+// slice) is filled from the row.
+//
+// Scan and ScanPage track their rows; Iter, ScanByShard, aggregates and
+// Scan into separate destinations run in the unit's transactions but track
+// nothing. A statement on a model without Token can only track rows it
+// loads from a single shard.
+func (u *UnitOfWork) NewSelect() *SelectQuery { return u.view.NewSelect() }
+
+// LoadRelation loads a relation of objects already in memory, as
+// Session.LoadRelation does, inside the unit's transactions; the loaded
+// objects held by pointer are merged into the identity map, and belongs-to
+// targets the unit already tracks are taken from it with no statement.
+func (u *UnitOfWork) LoadRelation(ctx context.Context, parents any, relation string, opts ...StatementOption) error {
+	if err := u.active(); err != nil {
+		return err
+	}
+	err := u.view.loadRelation(ctx, parents, relation, opts, u)
+	u.observe(err)
+	return err
+}
+
+// Refresh reloads tracked objects (arguments as for Add) from their own
+// shards, inside the unit's transactions, discarding their unflushed
+// changes; a later flush compares them with what was reloaded. No chooser
+// is asked (SQLAlchemy's refresh goes to the identity token too). A row that
+// is gone gives an error satisfying errors.Is(err, sql.ErrNoRows); an object
+// not tracked, or pending, gives [ErrNotTracked].
+func (u *UnitOfWork) Refresh(ctx context.Context, objs ...any) error {
+	if err := u.active(); err != nil {
+		return err
+	}
+	for _, arg := range objs {
+		ptrs, mi, err := u.pointers("Refresh", arg)
+		if err != nil {
+			return err
+		}
+		for _, p := range ptrs {
+			e, ok := u.objs[p.Interface()]
+			if !ok || e.state == statePending || e.shard == "" {
+				return fmt.Errorf("%w: Refresh %s: the unit does not track it as stored on a shard (flush it first)", ErrNotTracked, mi.table.TypeName)
+			}
+			err := u.view.fanOut(ctx, []ShardID{e.shard}, "refresh", func(ctx context.Context, _ int, _ ShardID, db bun.IDB) error {
+				return db.NewSelect().Model(e.ptr).WherePK().Scan(ctx)
+			})
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("session: Refresh %s: the row is gone from shard %s: %w", mi.table.TypeName, e.shard, sql.ErrNoRows)
+			}
+			if err != nil {
+				return err
+			}
+			if e.snap != nil || e.state == statePersistent {
+				e.snap = u.snapshot(e.mi, e.v)
+			}
+		}
+	}
+	return nil
+}
