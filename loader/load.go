@@ -120,10 +120,10 @@ type load struct {
 type group struct {
 	from    identity.ShardID
 	pinned  bool
-	parents []int      // indexes into load.parents
-	keys    []int      // the parents that take part in the query (non-NULL keys)
-	route   Route      // where the group's query runs
-	byKey   *keyIndex  // key -> parents
+	parents []int     // indexes into load.parents
+	keys    []int     // the parents that take part in the query (non-NULL keys)
+	route   Route     // where the group's query runs
+	byKey   *keyIndex // key -> parents
 	results [][]child // per target shard, in route order
 }
 

@@ -84,7 +84,7 @@ func (s *Session) Recover(ctx context.Context, opts ...RecoverOption) (Recovered
 	// PREPAREs, so those show up in the listing unless already committed.
 	// Deleting a record whose transactions were not listed is then safe.
 	var rows []decisionRow
-	err := s.shards[coord].NewRaw("SELECT txid, decision, shards, created < now() - interval '1 day' AS old FROM " +
+	err := s.shards[coord].NewRaw("SELECT txid, decision, shards, created < now() - interval '1 day' AS old FROM "+
 		decisionTable).Scan(WithShardID(ctx, coord), &rows)
 	if err != nil {
 		return out, &ShardError{Shard: coord, Op: "read decisions", Err: err}
