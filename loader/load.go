@@ -50,6 +50,10 @@ type Route struct {
 	// Pinned says the route is a pin (SetShardID, a Using view, or the
 	// parent's propagated pin): the objects loaded are pinned too.
 	Pinned bool
+	// Shared says the route does not depend on the parents' shard (a pin
+	// of the statement or of the context): the parents of every shard are
+	// then loaded together, with one statement per shard of the route.
+	Shared bool
 }
 
 // Tracker is the identity map of a unit of work, as the loader sees it.
@@ -121,7 +125,6 @@ type group struct {
 	from    identity.ShardID
 	pinned  bool
 	parents []int     // indexes into load.parents
-	keys    []int     // the parents that take part in the query (non-NULL keys)
 	route   Route     // where the group's query runs
 	byKey   *keyIndex // key -> parents
 	results [][]child // per target shard, in route order
@@ -165,9 +168,7 @@ func (l *load) plan(ctx context.Context) error {
 		if err := l.probe(ctx, g); err != nil {
 			return err
 		}
-		g.byKey = newKeyIndex(l.rel.BasePKs, l.childKeyFields(), l.parents, g.parents)
-		g.keys = g.byKey.members()
-		if len(g.keys) == 0 {
+		if len(g.parents) == 0 {
 			continue
 		}
 		r, err := l.env.Route(ctx, l.rel.JoinTable, g.from, g.pinned)
@@ -175,12 +176,40 @@ func (l *load) plan(ctx context.Context) error {
 			return fmt.Errorf("loader: %s.%s: %w", l.table.TypeName, l.rel.Field.GoName, err)
 		}
 		g.route = r
-		g.results = make([][]child, len(r.Shards))
-		for slot, id := range r.Shards {
+	}
+	l.mergeShared()
+	for _, g := range l.groups {
+		g.byKey = newKeyIndex(l.rel.BasePKs, l.childKeyFields(), l.parents, g.parents)
+		if len(g.byKey.members()) == 0 {
+			continue
+		}
+		g.results = make([][]child, len(g.route.Shards))
+		for slot, id := range g.route.Shards {
 			l.tasks = append(l.tasks, &task{g: g, slot: slot, target: id})
 		}
 	}
 	return nil
+}
+
+// mergeShared merges the groups whose routes are shared and equal: their
+// keys go to the same shards in one statement per shard.
+func (l *load) mergeShared() {
+	var out []*group
+	shared := map[string]*group{}
+	for _, g := range l.groups {
+		if !g.route.Shared {
+			out = append(out, g)
+			continue
+		}
+		k := fmt.Sprint(g.route.Shards, g.route.Pinned)
+		if m, ok := shared[k]; ok {
+			m.parents = append(m.parents, g.parents...)
+			continue
+		}
+		shared[k] = g
+		out = append(out, g)
+	}
+	l.groups = out
 }
 
 // childKeyFields are the fields of a loaded row (the m2m join model's for

@@ -106,7 +106,7 @@ func (s *Session) loaderEnv(o *stmtOptions, u *UnitOfWork) *loader.Env {
 				}
 				return s.executeChooser.ChooseExecute(ctx, &chooser.Statement{Op: chooser.OpSelect, Table: t, LoadedFrom: from})
 			})
-			return loader.Route{Shards: r.Shards, Pinned: r.pinned()}, err
+			return loader.Route{Shards: r.Shards, Pinned: r.pinned(), Shared: r.By != "chooser"}, err
 		},
 		Tokens: func(t reflect.Type) func(reflect.Value) *identity.Token {
 			mi, err := s.info(t)

@@ -174,3 +174,42 @@ func openOwnDialect(t *testing.T, dsn string) *bun.DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
+
+// statementsLike returns, per shard in weather.Shards order, the statements
+// run since reset whose SQL starts with prefix (case-insensitively).
+func (f *fixture) statementsLike(prefix string) []int {
+	out := make([]int, len(weather.Shards))
+	for i, id := range weather.Shards {
+		for _, q := range f.counts[id].statements() {
+			if strings.HasPrefix(strings.ToUpper(strings.TrimSpace(q)), strings.ToUpper(prefix)) {
+				out[i]++
+			}
+		}
+	}
+	return out
+}
+
+// sqlOn returns the statements shard id ran since reset whose SQL starts
+// with prefix.
+func (f *fixture) sqlOn(id session.ShardID, prefix string) []string {
+	var out []string
+	for _, q := range f.counts[id].statements() {
+		if strings.HasPrefix(strings.ToUpper(strings.TrimSpace(q)), strings.ToUpper(prefix)) {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// followSession is a session whose ShardChooser is the ready-made
+// chooser.FollowParent: locations by continent, everything else with its
+// parent.
+func (f *fixture) followSession(t *testing.T, opts ...session.Option) *session.Session {
+	t.Helper()
+	opts = append([]session.Option{session.WithShardOrder(weather.Shards...)}, opts...)
+	s, err := session.New(f.shards, chooser.NewFollowParent(weather.ByContinent), chooser.All, weather.ByContinent, opts...)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return s
+}
