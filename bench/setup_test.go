@@ -97,12 +97,18 @@ func setup(ctx context.Context) (*env, error) {
 
 // session returns a session over the bench shards.
 func (e *env) session(b *testing.B, ic chooser.IdentityChooser, opts ...session.Option) *session.Session {
+	return e.sessionWith(b, weather.ShardChooser, ic, opts...)
+}
+
+// sessionWith returns a session over the bench shards with the given
+// ShardChooser.
+func (e *env) sessionWith(b *testing.B, sc chooser.ShardChooser, ic chooser.IdentityChooser, opts ...session.Option) *session.Session {
 	shards := map[session.ShardID]bun.IDB{}
 	for id, db := range e.byID {
 		shards[id] = db
 	}
 	opts = append([]session.Option{session.WithShardOrder(weather.Shards...)}, opts...)
-	s, err := session.New(shards, weather.ShardChooser, ic, weather.ByContinent, opts...)
+	s, err := session.New(shards, sc, ic, weather.ByContinent, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}

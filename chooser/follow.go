@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"sync"
 
 	"github.com/uptrace/bun/schema"
 
@@ -28,10 +29,13 @@ const maxFollow = 32
 // A parent known only by its foreign-key column (LocationID set, Location
 // nil) is not looked up: the object goes to the base chooser, which may
 // route by that column. A chain of more than 32 parents (a cycle) is an
-// error. FollowParent is immutable and safe for concurrent use.
+// error. FollowParent is safe for concurrent use.
 type FollowParent struct {
 	base      ShardChooser
 	relations []string
+	// rels caches, per model (*schema.Table), the relations to try: one
+	// entry per model, so it is bounded by the program's models.
+	rels sync.Map
 }
 
 var _ ShardChooser = (*FollowParent)(nil)
@@ -89,6 +93,18 @@ func (c *FollowParent) choose(ctx context.Context, table *schema.Table, obj any,
 
 // parents returns the belongs-to relations to try for table, in order.
 func (c *FollowParent) parents(table *schema.Table) ([]*schema.Relation, error) {
+	if v, ok := c.rels.Load(table); ok {
+		return v.([]*schema.Relation), nil
+	}
+	rels, err := c.findParents(table)
+	if err != nil {
+		return nil, err
+	}
+	c.rels.Store(table, rels)
+	return rels, nil
+}
+
+func (c *FollowParent) findParents(table *schema.Table) ([]*schema.Relation, error) {
 	if len(c.relations) > 0 {
 		var out []*schema.Relation
 		for _, name := range c.relations {

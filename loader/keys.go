@@ -2,6 +2,7 @@ package loader
 
 import (
 	"reflect"
+	"unsafe"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/schema"
@@ -19,12 +20,17 @@ type key struct {
 
 // keyIndex maps the key values of a group's parents to those parents.
 type keyIndex struct {
-	ints   bool // one integer column: keys are key.n
-	byInt  map[int64][]int
-	byAny  map[any][]int
-	order  []key   // distinct keys, in first-seen order
-	raw    [][]any // the values of each distinct key, for the IN list
-	active []int   // parents with a non-NULL key
+	ints bool // one integer column: keys are key.n
+	// childOff is the offset of the loaded rows' key field when it is an
+	// int64 directly in the struct (read without reflect), else ^0.
+	childOff uintptr
+	byInt    map[int64][]int
+	byAny    map[any][]int
+	order    []key   // distinct keys, in first-seen order
+	raw      [][]any // the values of each distinct key, for the IN list
+	active   []int   // parents with a non-NULL key
+
+	childField *schema.Field // the rows' key field, in ints mode
 }
 
 func isInt(t reflect.Type) bool {
@@ -44,8 +50,13 @@ func isInt(t reflect.Type) bool {
 func newKeyIndex(fields, childFields []*schema.Field, parents []reflect.Value, idx []int) *keyIndex {
 	ki := &keyIndex{ints: len(fields) == 1 && len(childFields) == 1 &&
 		isInt(fields[0].StructField.Type) && isInt(childFields[0].StructField.Type)}
+	ki.childOff = ^uintptr(0)
 	if ki.ints {
 		ki.byInt = make(map[int64][]int, len(idx))
+		if f := childFields[0]; len(f.Index) == 1 && f.StructField.Type.Kind() == reflect.Int64 {
+			ki.childOff = f.StructField.Offset
+		}
+		ki.childField = childFields[0]
 	} else {
 		ki.byAny = make(map[any][]int, len(idx))
 	}
@@ -106,15 +117,21 @@ func (ki *keyIndex) keyOf(fields []*schema.Field, v reflect.Value) key {
 	return key{v: identity.Canonical(vals...)}
 }
 
-// parentsOf returns the parents whose key is k.
-func (ki *keyIndex) parentsOf(k key) []int {
-	if k.null {
-		return nil
+// childInt returns the integer key of the loaded row p (a pointer to a
+// struct of type t), in ints mode.
+func (ki *keyIndex) childInt(t reflect.Type, p unsafe.Pointer) int64 {
+	if ki.childOff != ^uintptr(0) {
+		return *(*int64)(unsafe.Add(p, ki.childOff))
 	}
+	return ki.keyOf([]*schema.Field{ki.childField}, reflect.NewAt(t, p).Elem()).n
+}
+
+// parentsOfRow returns the parents of row r of res.
+func (ki *keyIndex) parentsOfRow(res *found, r int) []int {
 	if ki.ints {
-		return ki.byInt[k.n]
+		return ki.byInt[res.ints[r]]
 	}
-	return ki.byAny[k.v]
+	return ki.byAny[res.anys[r]]
 }
 
 // whereIn adds "(cols) IN (the index's keys)" to q.

@@ -70,9 +70,9 @@ type Tracker interface {
 
 // Load loads the relation named rel (a Go field name of a has-one,
 // belongs-to, has-many or m2m relation of table's model) of parents,
-// addressable structs of that model already in memory, and returns the
-// objects it loaded (addressable structs of the related model, each once),
-// so that a nested relation can be loaded from them.
+// addressable structs of that model already in memory. Its [Loaded] result
+// gives the objects it loaded, so that a nested relation can be loaded from
+// them.
 //
 // Parents are grouped by the shard on their Token; each group's query runs
 // where env.Route says (the parents' shard unless a pin or a chooser says
@@ -86,7 +86,7 @@ type Tracker interface {
 // Queries on several shards run concurrently; the first failure cancels the
 // others and is returned as a *ShardError. On error the parents are left
 // untouched.
-func Load(ctx context.Context, env *Env, table *schema.Table, parents []reflect.Value, rel string) ([]reflect.Value, error) {
+func Load(ctx context.Context, env *Env, table *schema.Table, parents []reflect.Value, rel string) (*Loaded, error) {
 	r, ok := table.Relations[rel]
 	if !ok {
 		names := make([]string, 0, len(table.Relations))
@@ -103,8 +103,23 @@ func Load(ctx context.Context, env *Env, table *schema.Table, parents []reflect.
 	if err := l.run(ctx); err != nil {
 		return nil, err
 	}
-	return l.assign(), nil
+	l.assign()
+	return &Loaded{l: l}, nil
 }
+
+// Loaded is the result of a [Load].
+type Loaded struct {
+	l *load
+}
+
+// Table returns the model of the loaded objects.
+func (r *Loaded) Table() *schema.Table { return r.l.rel.JoinTable }
+
+// Objects returns the loaded objects as they now sit in the parents'
+// relation fields (addressable structs; values copied into []T or T fields
+// are those copies), each once. It is worked out on demand: a load that is
+// not followed by a nested one does not pay for it.
+func (r *Loaded) Objects() []reflect.Value { return r.l.collect() }
 
 // load is one call of Load.
 type load struct {
@@ -127,7 +142,7 @@ type group struct {
 	parents []int     // indexes into load.parents
 	route   Route     // where the group's query runs
 	byKey   *keyIndex // key -> parents
-	results [][]child // per target shard, in route order
+	results []found   // per target shard, in route order
 }
 
 // task is one statement: a group's keys on one target shard.
@@ -137,10 +152,15 @@ type task struct {
 	target identity.ShardID
 }
 
-// child is one loaded object and the key that matches it to its parents.
-type child struct {
-	key key
-	obj reflect.Value // a pointer
+// found is what one task's statement returned: the related objects and,
+// row by row, the key that matches each to its parents. Objects are kept
+// as raw pointers (to structs of the related model), not reflect.Values:
+// a relation load handles tens of thousands of rows, and they are written
+// into []*T fields as they are.
+type found struct {
+	objs []unsafe.Pointer
+	ints []int64 // the rows' keys, when the index is on one integer column
+	anys []any   // the rows' keys otherwise
 }
 
 func (l *load) plan(ctx context.Context) error {
@@ -183,7 +203,7 @@ func (l *load) plan(ctx context.Context) error {
 		if len(g.byKey.members()) == 0 {
 			continue
 		}
-		g.results = make([][]child, len(g.route.Shards))
+		g.results = make([]found, len(g.route.Shards))
 		for slot, id := range g.route.Shards {
 			l.tasks = append(l.tasks, &task{g: g, slot: slot, target: id})
 		}
@@ -275,22 +295,22 @@ func (l *load) exec(ctx context.Context, t *task) error {
 	if err != nil {
 		return &ShardError{Shard: t.target, Op: op, Err: err}
 	}
-	var found []child
+	var res found
 	if l.rel.Type == schema.ManyToManyRelation {
-		found, err = l.queryM2M(ctx, db, t)
+		res, err = l.queryM2M(ctx, db, t)
 	} else {
-		found, err = l.query(ctx, db, t)
+		res, err = l.query(ctx, db, t)
 	}
 	if err != nil {
 		return &ShardError{Shard: t.target, Op: op, Err: err}
 	}
-	t.g.results[t.slot] = found
+	t.g.results[t.slot] = res
 	return nil
 }
 
 // query loads the rows of the related table whose JoinPKs are among the
 // group's keys (has-one, has-many, belongs-to).
-func (l *load) query(ctx context.Context, db bun.IDB, t *task) ([]child, error) {
+func (l *load) query(ctx context.Context, db bun.IDB, t *task) (found, error) {
 	jt := l.rel.JoinTable
 	dst := reflect.New(reflect.SliceOf(reflect.PointerTo(jt.Type)))
 	q := db.NewSelect().Model(dst.Interface())
@@ -302,26 +322,38 @@ func (l *load) query(ctx context.Context, db bun.IDB, t *task) ([]child, error) 
 		q = q.Where("?TableAlias.? = ?", bun.Safe(pf.SQLName), l.rel.PolymorphicValue)
 	}
 	if err := q.Scan(ctx); err != nil {
-		return nil, err
+		return found{}, err
 	}
 	rows := dst.Elem()
-	out := make([]child, rows.Len())
-	stamp := l.stamper(jt, t)
-	for i := range out {
-		obj := rows.Index(i)
-		out[i] = child{key: t.g.byKey.keyOf(l.rel.JoinPKs, obj.Elem()), obj: stamp(obj)}
+	// The scanned []*T, seen as the pointers it holds (same layout).
+	objs := unsafe.Slice((*unsafe.Pointer)(rows.UnsafePointer()), rows.Len())
+	res := found{objs: objs}
+	ki := t.g.byKey
+	if ki.ints {
+		res.ints = make([]int64, len(objs))
+	} else {
+		res.anys = make([]any, len(objs))
 	}
-	return out, nil
+	stamp := l.stamper(jt, t)
+	for i, p := range objs {
+		if ki.ints {
+			res.ints[i] = ki.childInt(jt.Type, p)
+		} else {
+			res.anys[i] = ki.keyOf(l.rel.JoinPKs, reflect.NewAt(jt.Type, p).Elem()).v
+		}
+		objs[i] = stamp(p)
+	}
+	return res, nil
 }
 
 // queryM2M loads the join model's rows for the group's keys together with
 // the related object (a belongs-to of the join model, joined in the same
 // statement).
-func (l *load) queryM2M(ctx context.Context, db bun.IDB, t *task) ([]child, error) {
+func (l *load) queryM2M(ctx context.Context, db bun.IDB, t *task) (found, error) {
 	m2m := l.rel.M2MTable
 	target, err := m2mTarget(l.rel)
 	if err != nil {
-		return nil, err
+		return found{}, err
 	}
 	dst := reflect.New(reflect.SliceOf(reflect.PointerTo(m2m.Type)))
 	q := db.NewSelect().Model(dst.Interface()).Relation(target.Field.GoName)
@@ -330,13 +362,14 @@ func (l *load) queryM2M(ctx context.Context, db bun.IDB, t *task) ([]child, erro
 		q = q.Where(cond)
 	}
 	if err := q.Scan(ctx); err != nil {
-		return nil, err
+		return found{}, err
 	}
 	jt := l.rel.JoinTable
 	stamp := l.stamper(jt, t)
 	rows := dst.Elem()
-	out := make([]child, 0, rows.Len())
-	seen := map[any]reflect.Value{} // one object per related row
+	ki := t.g.byKey
+	var res found
+	seen := map[any]unsafe.Pointer{} // one object per related row
 	for i := range rows.Len() {
 		row := rows.Index(i).Elem()
 		obj := row.FieldByIndex(target.Field.Index)
@@ -353,12 +386,18 @@ func (l *load) queryM2M(ctx context.Context, db bun.IDB, t *task) ([]child, erro
 		id := identity.Canonical(pk...)
 		kept, dup := seen[id]
 		if !dup {
-			kept = stamp(obj)
+			kept = stamp(obj.UnsafePointer())
 			seen[id] = kept
 		}
-		out = append(out, child{key: t.g.byKey.keyOf(l.rel.M2MBasePKs, row), obj: kept})
+		k := ki.keyOf(l.rel.M2MBasePKs, row)
+		res.objs = append(res.objs, kept)
+		if ki.ints {
+			res.ints = append(res.ints, k.n)
+		} else {
+			res.anys = append(res.anys, k.v)
+		}
 	}
-	return out, nil
+	return res, nil
 }
 
 // m2mTarget finds the belongs-to relation of the m2m join model that points
@@ -385,14 +424,19 @@ func m2mTarget(rel *schema.Relation) (*schema.Relation, error) {
 		rel.M2MTable.TypeName, rel.JoinTable.TypeName, names)
 }
 
-// stamper returns what is done to each loaded object of the task: its Token
-// records the target shard (pinned when the route is a pin), and a unit of
-// work's tracker adopts it.
-func (l *load) stamper(jt *schema.Table, t *task) func(obj reflect.Value) reflect.Value {
+// stamper returns what is done to each loaded object of the task (a
+// pointer to a struct of jt's model): its Token records the target shard
+// (pinned when the route is a pin), and a unit of work's tracker adopts it.
+// It returns the object to keep.
+func (l *load) stamper(jt *schema.Table, t *task) func(p unsafe.Pointer) unsafe.Pointer {
 	tok := l.env.Tokens(jt.Type)
 	pinned := t.g.route.Pinned
 	tr := l.env.Tracker
-	return func(obj reflect.Value) reflect.Value {
+	return func(p unsafe.Pointer) unsafe.Pointer {
+		if tok == nil && tr == nil {
+			return p
+		}
+		obj := reflect.NewAt(jt.Type, p)
 		if tok != nil {
 			if tk := tok(obj.Elem()); tk != nil {
 				if pinned {
@@ -403,50 +447,38 @@ func (l *load) stamper(jt *schema.Table, t *task) func(obj reflect.Value) reflec
 			}
 		}
 		if tr != nil {
-			obj = tr.Adopt(jt, t.target, obj)
+			return tr.Adopt(jt, t.target, obj).UnsafePointer()
 		}
-		return obj
+		return p
 	}
 }
 
-// assign writes what the tasks found into the parents' relation fields and
-// returns the related objects, each once.
-func (l *load) assign() []reflect.Value {
-	many := l.rel.Type == schema.HasManyRelation || l.rel.Type == schema.ManyToManyRelation
-	var loaded []reflect.Value
-	seen := map[unsafe.Pointer]bool{}
-	collect := func(v reflect.Value) { // v: an addressable struct
-		p := v.Addr().UnsafePointer()
-		if !seen[p] {
-			seen[p] = true
-			loaded = append(loaded, v)
-		}
-	}
+// assign writes what the tasks found into the parents' relation fields.
+func (l *load) assign() {
 	for i, obj := range l.hits {
 		setOne(l.rel.Field.Value(l.parents[i]), obj)
 	}
+	var m *manyState
+	if l.rel.Type == schema.HasManyRelation || l.rel.Type == schema.ManyToManyRelation {
+		m = &manyState{
+			count:  make([]int, len(l.parents)),
+			next:   make([]int, len(l.parents)),
+			fields: make([]reflect.Value, len(l.parents)),
+		}
+	}
+	jt := l.rel.JoinTable.Type
 	for _, g := range l.groups {
-		if many {
-			found := make(map[int][]reflect.Value, len(g.parents))
-			for _, res := range g.results {
-				for _, c := range res {
-					for _, i := range g.byKey.parentsOf(c.key) {
-						found[i] = append(found[i], c.obj)
-					}
-				}
-			}
-			for _, i := range g.parents {
-				setMany(l.rel.Field.Value(l.parents[i]), found[i])
-			}
+		if m != nil {
+			l.assignMany(g, m)
 			continue
 		}
 		done := make(map[int]bool, len(g.parents))
 		for _, res := range g.results {
-			for _, c := range res {
-				for _, i := range g.byKey.parentsOf(c.key) {
+			for r, p := range res.objs {
+				for _, i := range g.byKey.parentsOfRow(&res, r) {
 					if !done[i] {
 						done[i] = true
-						setOne(l.rel.Field.Value(l.parents[i]), c.obj)
+						setOne(l.rel.Field.Value(l.parents[i]), reflect.NewAt(jt, p))
 					}
 				}
 			}
@@ -458,28 +490,90 @@ func (l *load) assign() []reflect.Value {
 			}
 		}
 	}
-	// Collect from the fields, so that values copied into []T or T fields
-	// are the objects a nested load continues from.
+}
+
+// assignMany sets the has-many or m2m field of g's parents to what was
+// found for each, in route order (an empty, non-nil slice when nothing
+// was). It counts first, so that each parent's slice is made once, at its
+// final length.
+func (l *load) assignMany(g *group, m *manyState) {
+	count, next, fields := m.count, m.next, m.fields
+	for _, res := range g.results {
+		for r := range res.objs {
+			for _, i := range g.byKey.parentsOfRow(&res, r) {
+				count[i]++
+			}
+		}
+	}
+	jt := l.rel.JoinTable.Type
+	ptrs := l.rel.Field.IndirectType.Kind() == reflect.Slice && l.rel.Field.IndirectType.Elem().Kind() == reflect.Pointer
+	var raw [][]unsafe.Pointer
+	if ptrs {
+		raw = make([][]unsafe.Pointer, len(l.parents))
+	}
+	for _, i := range g.parents {
+		f := l.rel.Field.Value(l.parents[i])
+		fields[i] = f
+		if ptrs {
+			// A []*T field is written as the []unsafe.Pointer it is laid
+			// out as, without a reflect call per element.
+			raw[i] = make([]unsafe.Pointer, count[i])
+			*(*[]unsafe.Pointer)(f.Addr().UnsafePointer()) = raw[i]
+		} else {
+			f.Set(reflect.MakeSlice(f.Type(), count[i], count[i]))
+		}
+	}
+	for _, res := range g.results {
+		for r, p := range res.objs {
+			for _, i := range g.byKey.parentsOfRow(&res, r) {
+				if ptrs {
+					raw[i][next[i]] = p
+				} else {
+					fields[i].Index(next[i]).Set(reflect.NewAt(jt, p).Elem())
+				}
+				next[i]++
+			}
+		}
+	}
+}
+
+// manyState is assignMany's scratch space, indexed like load.parents.
+type manyState struct {
+	count, next []int
+	fields      []reflect.Value
+}
+
+// collect returns the related objects in the parents' fields, each once.
+func (l *load) collect() []reflect.Value {
+	var loaded []reflect.Value
+	seen := map[unsafe.Pointer]bool{}
+	add := func(v reflect.Value) { // v: an addressable struct
+		p := v.Addr().UnsafePointer()
+		if !seen[p] {
+			seen[p] = true
+			loaded = append(loaded, v)
+		}
+	}
 	for _, p := range l.parents {
 		f := l.rel.Field.Value(p)
 		switch f.Kind() {
 		case reflect.Pointer:
 			if !f.IsNil() {
-				collect(f.Elem())
+				add(f.Elem())
 			}
 		case reflect.Struct:
 			if !f.IsZero() {
-				collect(f)
+				add(f)
 			}
 		case reflect.Slice:
 			for j := range f.Len() {
 				e := f.Index(j)
 				if e.Kind() == reflect.Pointer {
 					if !e.IsNil() {
-						collect(e.Elem())
+						add(e.Elem())
 					}
 				} else {
-					collect(e)
+					add(e)
 				}
 			}
 		}
@@ -495,20 +589,6 @@ func setOne(f, obj reflect.Value) {
 	} else {
 		f.Set(obj.Elem())
 	}
-}
-
-// setMany sets a has-many or m2m field ([]*T or []T) to objs, pointers.
-func setMany(f reflect.Value, objs []reflect.Value) {
-	out := reflect.MakeSlice(f.Type(), len(objs), len(objs))
-	ptrs := f.Type().Elem().Kind() == reflect.Pointer
-	for i, obj := range objs {
-		if ptrs {
-			out.Index(i).Set(obj)
-		} else {
-			out.Index(i).Set(obj.Elem())
-		}
-	}
-	f.Set(out)
 }
 
 // values reads fields of the struct v, following pointers; false when one

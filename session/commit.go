@@ -33,7 +33,7 @@ import (
 //  2. the decision "commit" is recorded, in its own committed transaction,
 //     in the bunshard_decisions table of the coordinator shard
 //     ([WithCoordinator]);
-//  3. each shard runs COMMIT PREPARED, in shard order, and the decision
+//  3. each shard runs COMMIT PREPARED (in parallel), and the decision
 //     record is deleted.
 //
 // A failure in step 3 (a shard stopped, a connection lost) leaves that
@@ -222,20 +222,28 @@ func (u *UnitOfWork) commitTwoPhase(ctx context.Context, writers []ShardID) erro
 	}
 	u.hook("decided", "")
 
-	// Phase 3: COMMIT PREPARED, shard by shard.
+	// Phase 3: COMMIT PREPARED everywhere, in parallel.
+	cerrs := make([]error, len(writers))
+	for i, id := range writers {
+		wg.Go(func() {
+			u.hook("commit", id)
+			_, err := s.shards[id].ExecContext(WithShardID(bg, id), "COMMIT PREPARED ?", gid(txid, id))
+			// A prepared transaction that is gone was committed by a
+			// concurrent Recover: the decision is commit, and Recover
+			// follows it.
+			if err != nil && !noSuchGID(err) {
+				cerrs[i] = &ShardError{Shard: id, Op: "commit prepared", Err: err}
+			}
+		})
+	}
+	wg.Wait()
 	var committed, pending []ShardID
-	var cerrs []error
-	for _, id := range writers {
-		u.hook("commit", id)
-		_, err := s.shards[id].ExecContext(WithShardID(bg, id), "COMMIT PREPARED ?", gid(txid, id))
-		// A prepared transaction that is gone was committed by a concurrent
-		// Recover: the decision is commit, and Recover follows it.
-		if err != nil && !noSuchGID(err) {
+	for i, id := range writers {
+		if cerrs[i] != nil {
 			pending = append(pending, id)
-			cerrs = append(cerrs, &ShardError{Shard: id, Op: "commit prepared", Err: err})
-			continue
+		} else {
+			committed = append(committed, id)
 		}
-		committed = append(committed, id)
 	}
 	if len(pending) > 0 {
 		return &CommitError{TwoPhase: true, Committed: committed, Pending: pending, Decision: decisionCommit,
@@ -302,7 +310,7 @@ func (u *UnitOfWork) forgetInserts(ids []ShardID) {
 		if ids != nil && !slices.Contains(ids, e.shard) {
 			continue
 		}
-		if tok := e.mi.token(e.v); tok != nil {
+		if tok := e.mi.token(e.val()); tok != nil {
 			tok.SetShard("")
 		}
 	}

@@ -1,7 +1,6 @@
 package session
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"reflect"
@@ -87,6 +86,7 @@ func (u *UnitOfWork) flush(ctx context.Context, final bool) error {
 
 // plan finds what to write and where, sending nothing.
 func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
+	u.dedupe()
 	u.cascade()
 	pin, err := u.view.pinned(ctx, &stmtOptions{}, "flush")
 	if err != nil {
@@ -96,6 +96,7 @@ func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 		inserts: map[*modelInfo]map[ShardID][]*entry{},
 		updates: map[ShardID][]*updateGroup{},
 		deletes: map[*modelInfo]map[ShardID][]*entry{},
+		ins:     make([]*entry, 0, len(u.tracked)),
 	}
 	var types []*modelInfo
 	seen := map[*modelInfo]bool{}
@@ -106,70 +107,78 @@ func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 		}
 	}
 	changed := map[*entry][]*schema.Field{}
+	var last *modelInfo // most flushes hold one model: skip the map then
 	for _, e := range u.tracked {
 		switch e.state {
 		case statePending:
 			w.ins = append(w.ins, e)
-			addType(e.mi)
 		case stateDeleted:
 			w.del = append(w.del, e)
-			addType(e.mi)
 		case statePersistent:
-			if e.snap == nil {
+			if e.st == nil || e.st.snap == nil {
 				continue
 			}
 			cols, pkChanged := u.changes(e)
 			if pkChanged {
 				return nil, fmt.Errorf("%w: flush: the primary key of a tracked %s (%v on shard %s) changed; rows are not re-keyed: "+
-					"delete the object and add a new one", ErrInvalidArgument, e.mi.table.TypeName, e.key, e.shard)
+					"delete the object and add a new one", ErrInvalidArgument, e.mi.table.TypeName, e.st.key, e.shard)
 			}
-			if len(cols) > 0 {
-				changed[e] = cols
-				w.upd = append(w.upd, e)
-				addType(e.mi)
+			if len(cols) == 0 {
+				continue
 			}
+			changed[e] = cols
+			w.upd = append(w.upd, e)
+		default:
+			continue
+		}
+		if e.mi != last {
+			addType(e.mi)
+			last = e.mi
 		}
 	}
 	w.order = typeOrder(types)
-	rank := make(map[*modelInfo]int, len(w.order))
-	for i, mi := range w.order {
-		rank[mi] = i
-	}
 	// Parents are placed first, so that a child's ShardChooser (FollowParent)
-	// and its owner rule see their shard.
-	slices.SortStableFunc(w.ins, func(a, b *entry) int { return cmp.Compare(rank[a.mi], rank[b.mi]) })
+	// and its owner rule see their shard: w.ins is reordered model by model
+	// in insert order, keeping the order of addition within a model.
+	if len(w.order) > 1 {
+		byType := make(map[*modelInfo][]*entry, len(w.order))
+		for _, e := range w.ins {
+			byType[e.mi] = append(byType[e.mi], e)
+		}
+		w.ins = w.ins[:0]
+		for _, mi := range w.order {
+			w.ins = append(w.ins, byType[mi]...)
+		}
+	}
+	// One pass per new object: place it, check its links, group it.
+	var byShard map[ShardID][]*entry
+	last = nil
 	for _, e := range w.ins {
 		if err := u.place(ctx, e, pin); err != nil {
 			return nil, err
 		}
+		if !u.cfg.crossShard {
+			if err := u.checkLinks(e); err != nil {
+				return nil, err
+			}
+		}
+		if e.mi != last {
+			if byShard = w.inserts[e.mi]; byShard == nil {
+				byShard = map[ShardID][]*entry{}
+				w.inserts[e.mi] = byShard
+			}
+			last = e.mi
+		}
+		byShard[e.shard] = append(byShard[e.shard], e)
 	}
 	for _, e := range w.del {
 		if e.shard == "" {
-			id, err := u.s.placeObject(ctx, "delete", e.mi, e.v, pin)
+			id, err := u.s.placeObject(ctx, "delete", e.mi, e.val(), pin)
 			if err != nil {
 				return nil, err
 			}
 			e.shard = id
 		}
-	}
-	if !u.cfg.crossShard {
-		for _, list := range [][]*entry{w.ins, w.upd} {
-			for _, e := range list {
-				if err := u.checkLinks(e); err != nil {
-					return nil, err
-				}
-			}
-		}
-	}
-	for _, e := range w.ins {
-		byShard := w.inserts[e.mi]
-		if byShard == nil {
-			byShard = map[ShardID][]*entry{}
-			w.inserts[e.mi] = byShard
-		}
-		byShard[e.shard] = append(byShard[e.shard], e)
-	}
-	for _, e := range w.del {
 		byShard := w.deletes[e.mi]
 		if byShard == nil {
 			byShard = map[ShardID][]*entry{}
@@ -179,6 +188,11 @@ func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 	}
 	groups := map[string]*updateGroup{}
 	for _, e := range w.upd {
+		if !u.cfg.crossShard {
+			if err := u.checkLinks(e); err != nil {
+				return nil, err
+			}
+		}
 		cols := changed[e]
 		names := make([]string, len(cols))
 		for i, c := range cols {
@@ -200,7 +214,8 @@ func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 // owner's shard, else the ShardChooser's answer. It records the shard on
 // the object's Token (undone by unplace if the flush does not happen).
 func (u *UnitOfWork) place(ctx context.Context, e *entry, pin ShardID) error {
-	tok := e.mi.token(e.v)
+	v := e.val()
+	tok := e.mi.token(v)
 	var have ShardID
 	if tok != nil {
 		have, _ = tok.Shard()
@@ -218,7 +233,7 @@ func (u *UnitOfWork) place(ctx context.Context, e *entry, pin ShardID) error {
 		id = e.owner.shard
 	default:
 		var err error
-		if id, err = u.s.placeObject(ctx, "insert", e.mi, e.v, ""); err != nil {
+		if id, err = u.s.placeObject(ctx, "insert", e.mi, v, ""); err != nil {
 			return err
 		}
 	}
@@ -238,7 +253,7 @@ func (u *UnitOfWork) unplace() {
 			continue
 		}
 		if e.placed {
-			if tok := e.mi.token(e.v); tok != nil {
+			if tok := e.mi.token(e.val()); tok != nil {
 				tok.SetShard("")
 			}
 			e.placed = false
@@ -258,12 +273,16 @@ func (u *UnitOfWork) cascade() {
 		if e.state != statePending && e.state != statePersistent {
 			continue
 		}
-		um := e.mi.unit()
+		um := e.mi.unit(u.s)
+		if len(um.owned) == 0 && len(um.belongsTo) == 0 {
+			continue
+		}
+		v := e.val()
 		for ri, rel := range um.owned {
-			related(e.v, rel, func(p reflect.Value) {
-				if c, ok := u.objs[p.Interface()]; ok {
+			related(v, rel, func(p reflect.Value) {
+				if c, ok := u.lookup(p.Interface()); ok {
 					if c.state == statePending && c.owner == nil {
-						c.owner, c.ownerRel = e, ri
+						c.owner, c.ownerRel = e, int32(ri)
 					}
 					return
 				}
@@ -277,23 +296,25 @@ func (u *UnitOfWork) cascade() {
 					}
 				}
 				c := u.add(p, mi)
-				c.owner, c.ownerRel = e, ri
+				c.owner, c.ownerRel = e, int32(ri)
 			})
 		}
-		for _, rel := range um.belongsTo {
-			related(e.v, rel, func(p reflect.Value) {
-				if _, ok := u.objs[p.Interface()]; ok {
-					return
-				}
-				mi, err := u.s.info(p.Type().Elem())
-				if err != nil || len(mi.table.PKs) == 0 {
-					return
-				}
+		for i, rel := range um.belongsTo {
+			mi := um.parentInfo[i]
+			if mi == nil || mi.tokenIdx == nil || len(mi.table.PKs) == 0 {
+				continue // no Token: nothing says whether the row exists
+			}
+			related(v, rel, func(p reflect.Value) {
+				// The Token first: a placed parent is a stored row, and most
+				// parents are (no map lookup for them).
 				tok := mi.token(p.Elem())
 				if tok == nil {
-					return // no Token: nothing says whether the row exists
+					return
 				}
-				if _, stored := tok.Shard(); !stored {
+				if _, stored := tok.Shard(); stored {
+					return
+				}
+				if _, ok := u.lookup(p.Interface()); !ok {
 					u.add(p, mi)
 				}
 			})
@@ -331,25 +352,27 @@ func related(v reflect.Value, rel *schema.Relation, fn func(p reflect.Value)) {
 	}
 }
 
-// shardOf returns the shard of a related object (a pointer): the unit's
-// record of it, else its Token; "" when unknown.
+// shardOf returns the shard of a related object (a pointer): its Token
+// (which the unit keeps equal to its own record), else the unit's record
+// of it; "" when unknown.
 func (u *UnitOfWork) shardOf(p reflect.Value) ShardID {
-	if e, ok := u.objs[p.Interface()]; ok && e.shard != "" {
-		return e.shard
-	}
 	if id, ok := identity.ShardOf(p.Interface()); ok {
 		return id
+	}
+	if e, ok := u.lookup(p.Interface()); ok {
+		return e.shard
 	}
 	return ""
 }
 
 // checkLinks refuses an object related to an object on another shard.
 func (u *UnitOfWork) checkLinks(e *entry) error {
-	um := e.mi.unit()
+	um := e.mi.unit(u.s)
+	v := e.val()
 	for _, rels := range [][]*schema.Relation{um.belongsTo, um.owned} {
 		for _, rel := range rels {
 			var err error
-			related(e.v, rel, func(p reflect.Value) {
+			related(v, rel, func(p reflect.Value) {
 				if other := u.shardOf(p); err == nil && other != "" && other != e.shard {
 					err = fmt.Errorf("%w: a %s on shard %s is linked through %s.%s to a %s on shard %s; "+
 						"keep related objects on one shard (place the child with chooser.FollowParent, or add it to its "+
@@ -437,7 +460,7 @@ func (u *UnitOfWork) execute(ctx context.Context, w *work) error {
 		// Why here and not in plan: a parent's key may be generated by its
 		// INSERT (RETURNING), which ran in the previous step.
 		for _, es := range groups {
-			syncKeys(es)
+			u.syncKeys(es)
 		}
 		err := u.phase(ctx, "insert "+mi.table.TypeName, groups, func(ctx context.Context, db bun.IDB, es []*entry) error {
 			_, err := db.NewInsert().Model(models(mi, es)).Exec(ctx)
@@ -562,15 +585,16 @@ func update(ctx context.Context, db bun.IDB, g *updateGroup) error {
 // syncKeys fills the zero foreign keys of new objects from the objects they
 // are linked to: an owned child gets its owner's key, and an object gets
 // the key of each parent its belongs-to relations point to.
-func syncKeys(es []*entry) {
+func (u *UnitOfWork) syncKeys(es []*entry) {
 	for _, e := range es {
+		v := e.val()
 		if o := e.owner; o != nil && o.state != stateDetached {
-			rel := o.mi.unit().owned[e.ownerRel]
-			copyKeys(e.v, rel.JoinPKs, o.v, rel.BasePKs)
+			rel := o.mi.unit(u.s).owned[e.ownerRel]
+			copyKeys(v, rel.JoinPKs, o.val(), rel.BasePKs)
 		}
-		for _, rel := range e.mi.unit().belongsTo {
-			related(e.v, rel, func(p reflect.Value) {
-				copyKeys(e.v, rel.BasePKs, p.Elem(), rel.JoinPKs)
+		for _, rel := range e.mi.unit(u.s).belongsTo {
+			related(v, rel, func(p reflect.Value) {
+				copyKeys(v, rel.BasePKs, p.Elem(), rel.JoinPKs)
 			})
 		}
 	}
@@ -616,28 +640,29 @@ func assignValue(to, from reflect.Value) {
 	}
 }
 
-// settle records what a successful flush did.
+// settle records what a successful flush did. After Commit's flush the
+// unit ends, so only what a failed commit needs (which objects were
+// inserted) is kept.
 func (u *UnitOfWork) settle(w *work, final bool) {
+	if final {
+		u.inserted = append(u.inserted, w.ins...)
+		return
+	}
 	for _, e := range w.ins {
 		e.state = statePersistent
 		e.placed = false
 		u.inserted = append(u.inserted, e)
-		if final {
-			continue
-		}
-		e.key = identity.NewKey(e.mi.typ, e.shard, pkOf(e.mi, e.v)...)
-		if _, added := u.ids.Add(e.key, e); !added {
+		v := e.val()
+		e.st = &stored{key: identity.NewKey(e.mi.typ, e.shard, pkOf(e.mi, v)...), snap: u.snapshot(e.mi, v)}
+		if _, added := u.ids.Add(e.st.key, e); !added {
 			// Only a row deleted by an earlier flush of this unit can have
 			// left its key behind; the new object is the one to track.
-			u.ids.Delete(e.key)
-			u.ids.Add(e.key, e)
+			u.ids.Delete(e.st.key)
+			u.ids.Add(e.st.key, e)
 		}
-		e.snap = u.snapshot(e.mi, e.v)
 	}
-	if !final {
-		for _, e := range w.upd {
-			e.snap = u.snapshot(e.mi, e.v)
-		}
+	for _, e := range w.upd {
+		e.st.snap = u.snapshot(e.mi, e.val())
 	}
 	for _, e := range w.del {
 		u.detach(e)

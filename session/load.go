@@ -70,7 +70,8 @@ func (s *Session) loadRelation(ctx context.Context, parents any, relation string
 	o := options(opts)
 	env := s.loaderEnv(&o, u)
 	table := mi.table
-	for _, name := range strings.Split(relation, ".") {
+	names := strings.Split(relation, ".")
+	for i, name := range names {
 		if len(objs) == 0 {
 			return nil
 		}
@@ -78,8 +79,9 @@ func (s *Session) loadRelation(ctx context.Context, parents any, relation string
 		if err != nil {
 			return err
 		}
-		table = table.Relations[name].JoinTable
-		objs = loaded
+		if i < len(names)-1 {
+			table, objs = loaded.Table(), loaded.Objects()
+		}
 	}
 	return nil
 }

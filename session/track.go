@@ -18,6 +18,10 @@ type unitModel struct {
 	cols      []unitCol          // every column, primary keys first
 	belongsTo []*schema.Relation // parents: this model holds their key
 	owned     []*schema.Relation // has-one and has-many: children hold this model's key
+
+	// parentInfo[i] is the model of belongsTo[i] (nil if it is not a
+	// model), so that a flush reads a parent's Token without a lookup.
+	parentInfo []*modelInfo
 }
 
 // unitCol is one column and how its snapshot is compared.
@@ -30,7 +34,9 @@ type unitCol struct {
 	byValue bool
 }
 
-func (mi *modelInfo) unit() *unitModel {
+// unit returns what a unit of work needs to know about mi's model. s is
+// the session whose model cache holds mi.
+func (mi *modelInfo) unit(s *Session) *unitModel {
 	mi.unitOnce.Do(func() {
 		um := &unitModel{}
 		for _, f := range mi.table.Fields {
@@ -48,6 +54,10 @@ func (mi *modelInfo) unit() *unitModel {
 		byField := func(a, b *schema.Relation) int { return slices.Compare(a.Field.Index, b.Field.Index) }
 		slices.SortFunc(um.belongsTo, byField)
 		slices.SortFunc(um.owned, byField)
+		um.parentInfo = make([]*modelInfo, len(um.belongsTo))
+		for i, rel := range um.belongsTo {
+			um.parentInfo[i], _ = s.info(rel.JoinTable.Type)
+		}
 		mi.unitInfo = um
 	})
 	return mi.unitInfo
@@ -86,12 +96,12 @@ func (u *UnitOfWork) snapshot(mi *modelInfo, v reflect.Value) *snapshot {
 	cp.Set(v)
 	sn := &snapshot{copy: cp}
 	gen := u.gen()
-	for i, c := range mi.unit().cols {
+	for i, c := range mi.unit(u.s).cols {
 		if c.byValue {
 			continue
 		}
 		if sn.enc == nil {
-			sn.enc = make([][]byte, len(mi.unit().cols))
+			sn.enc = make([][]byte, len(mi.unit(u.s).cols))
 		}
 		sn.enc[i] = c.f.AppendValue(gen, nil, v)
 	}
@@ -104,18 +114,19 @@ func (u *UnitOfWork) gen() schema.QueryGen { return schema.NewQueryGen(u.s.diale
 // whether a primary-key column is among them.
 func (u *UnitOfWork) changes(e *entry) (cols []*schema.Field, pkChanged bool) {
 	gen := u.gen()
-	for i, c := range e.mi.unit().cols {
+	v, snap := e.val(), e.st.snap
+	for i, c := range e.mi.unit(u.s).cols {
 		if c.f.SkipUpdate() && !c.f.IsPK {
 			continue
 		}
 		var same bool
 		if c.byValue {
-			cur, old := fieldOf(e.v, c.f), fieldOf(e.snap.copy, c.f)
+			cur, old := fieldOf(v, c.f), fieldOf(snap.copy, c.f)
 			// == first; values that differ in Go but not in SQL (NaN, a time
 			// in another zone) are compared as the SQL Bun would send.
-			same = cur.Equal(old) || bytes.Equal(c.f.AppendValue(gen, nil, e.v), c.f.AppendValue(gen, nil, e.snap.copy))
+			same = cur.Equal(old) || bytes.Equal(c.f.AppendValue(gen, nil, v), c.f.AppendValue(gen, nil, snap.copy))
 		} else {
-			same = bytes.Equal(c.f.AppendValue(gen, nil, e.v), e.snap.enc[i])
+			same = bytes.Equal(c.f.AppendValue(gen, nil, v), snap.enc[i])
 		}
 		if !same {
 			if c.f.IsPK {
@@ -152,7 +163,7 @@ func (u *UnitOfWork) adopt(mi *modelInfo, p reflect.Value, shard ShardID, rels r
 			return p
 		}
 	}
-	if _, ok := u.objs[p.Interface()]; ok { // the very object is tracked already
+	if _, ok := u.lookup(p.Interface()); ok { // the very object is tracked already
 		u.adoptRelations(mi, v, rels)
 		return p
 	}
@@ -161,11 +172,10 @@ func (u *UnitOfWork) adopt(mi *modelInfo, p reflect.Value, shard ShardID, rels r
 		u.fill(e, v, rels)
 		return reflect.ValueOf(e.ptr)
 	}
-	e := &entry{ptr: p.Interface(), v: v, mi: mi, state: statePersistent, shard: shard, key: key}
-	e.snap = u.snapshot(mi, v)
-	u.objs[e.ptr] = e
+	e := &entry{ptr: p.Interface(), mi: mi, state: statePersistent, shard: shard,
+		st: &stored{key: key, snap: u.snapshot(mi, v)}}
+	u.track(e)
 	u.ids.Add(key, e)
-	u.tracked = append(u.tracked, e)
 	u.adoptRelations(mi, v, rels)
 	return p
 }
@@ -209,7 +219,7 @@ func (u *UnitOfWork) fill(e *entry, v reflect.Value, rels relTree) {
 		if !ok {
 			continue
 		}
-		mine, theirs := fieldOf(e.v, rel.Field), fieldOf(v, rel.Field)
+		mine, theirs := fieldOf(e.val(), rel.Field), fieldOf(v, rel.Field)
 		if !mine.IsValid() || !theirs.IsValid() {
 			continue
 		}

@@ -46,12 +46,11 @@ func newTPFixture(t *testing.T) *tpFixture {
 // tpCase is one scenario's databases (fresh ones on each server) and
 // session.
 type tpCase struct {
-	t      *testing.T
-	set    *pgtest.Set
-	dbs    map[session.ShardID]*bun.DB
-	admin  map[session.ShardID]*bun.DB // a second pool per shard, for checks and kills
-	s      *session.Session
-	stages []string
+	t     *testing.T
+	set   *pgtest.Set
+	dbs   map[session.ShardID]*bun.DB
+	admin map[session.ShardID]*bun.DB // a second pool per shard, for checks and kills
+	s     *session.Session
 }
 
 func (fx *tpFixture) newCase(t *testing.T, hook func(c *tpCase, stage string, id session.ShardID)) *tpCase {
@@ -77,10 +76,7 @@ func (fx *tpFixture) newCase(t *testing.T, hook func(c *tpCase, stage string, id
 	byCity := chooser.NewValueMap("continent", map[string]session.ShardID{"A": "a", "B": "b", "C": "c"})
 	opts := []session.Option{}
 	if hook != nil {
-		opts = append(opts, session.WithTwoPhaseHook(func(stage string, id session.ShardID) {
-			c.stages = append(c.stages, stage+string(id))
-			hook(c, stage, id)
-		}))
+		opts = append(opts, session.WithTwoPhaseHook(func(stage string, id session.ShardID) { hook(c, stage, id) }))
 	}
 	s, err := session.New(shards, byCity, chooser.All, byCity, opts...)
 	if err != nil {
@@ -158,13 +154,28 @@ func (c *tpCase) waitUp() {
 }
 
 // kill terminates the other connections to shard id's database, as an
-// operator's pg_terminate_backend or a network cut would.
+// operator's pg_terminate_backend or a network cut would. (It may run in a
+// hook's goroutine, so it reports with Errorf.)
 func (c *tpCase) kill(id session.ShardID) {
 	c.t.Helper()
 	_, err := c.admin[id].ExecContext(context.Background(),
 		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
 	if err != nil {
-		c.t.Fatalf("terminate backends on %s: %v", id, err)
+		c.t.Errorf("terminate backends on %s: %v", id, err)
+	}
+}
+
+// commitByHand commits shard id's prepared transaction behind the unit's
+// back, as a Commit that crashed after committing it would have.
+func (c *tpCase) commitByHand(id session.ShardID) {
+	c.t.Helper()
+	ctx := context.Background()
+	var gid string
+	if err := c.admin[id].NewRaw("SELECT gid FROM pg_prepared_xacts WHERE database = current_database()").Scan(ctx, &gid); err != nil {
+		c.t.Fatalf("find the prepared transaction on %s: %v", id, err)
+	}
+	if _, err := c.admin[id].ExecContext(ctx, "COMMIT PREPARED ?", gid); err != nil {
+		c.t.Fatalf("commit %s on %s: %v", gid, id, err)
 	}
 }
 
@@ -178,7 +189,7 @@ func (c *tpCase) stop(id session.ShardID) {
 func (c *tpCase) crash(id session.ShardID) {
 	c.t.Helper()
 	if err := c.server(id).Kill(); err != nil {
-		c.t.Fatalf("kill %s: %v", id, err)
+		c.t.Errorf("kill %s: %v", id, err)
 	}
 }
 
@@ -356,7 +367,7 @@ func TestTwoPhaseCommitFaults(t *testing.T) {
 
 	t.Run("shard crashed during commit", func(t *testing.T) {
 		c := fx.newCase(t, func(c *tpCase, stage string, id session.ShardID) {
-			if stage == "commit" && id == "c" { // a and b have committed
+			if stage == "commit" && id == "c" { // a and b commit meanwhile
 				c.crash("c")
 			}
 		})
@@ -379,7 +390,8 @@ func TestTwoPhaseCommitFaults(t *testing.T) {
 
 	t.Run("process crash during commit", func(t *testing.T) {
 		c := fx.newCase(t, func(c *tpCase, stage string, id session.ShardID) {
-			if stage == "commit" && id == "b" { // a has committed
+			if stage == "decided" { // a commits, then the process dies
+				c.commitByHand("a")
 				panic(crashed{})
 			}
 		})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 
 	"github.com/uptrace/bun"
@@ -45,10 +46,15 @@ type UnitOfWork struct {
 	// transactions in parallel, each under its slot's lock.
 	txs map[ShardID]*shardTx
 
-	objs     map[any]*entry       // every tracked object, by its pointer
-	ids      identity.Map[*entry] // persistent objects, by (model, pk, shard)
-	tracked  []*entry             // every tracked object, in the order it was tracked
-	inserted []*entry             // objects this unit inserted (their rows vanish on rollback)
+	// objs indexes the entries of tracked by pointer. It is built lazily
+	// (see index): a batch of new objects is only indexed when something
+	// looks an object up, so that adding and committing ten thousand new
+	// objects builds no map at all.
+	objs      map[any]*entry
+	unindexed bool                 // some entries of tracked are not in objs
+	ids       identity.Map[*entry] // stored objects, by (model, pk, shard)
+	tracked   []*entry             // every tracked object, in the order it was tracked
+	inserted  []*entry             // objects this unit inserted (their rows vanish on rollback)
 
 	done error // why the unit ended; nil while it is active
 }
@@ -71,23 +77,111 @@ const (
 	stateDetached                         // expunged or deleted by a flush
 )
 
-// entry is one tracked object.
+// entry is one tracked object. It is kept small: a flush of ten thousand
+// new objects makes ten thousand of them.
 type entry struct {
-	ptr   any           // the *T the unit hands out
-	v     reflect.Value // *ptr, addressable
+	ptr   any // the *T the unit hands out
 	mi    *modelInfo
-	state entryState
 	shard ShardID // "" while a pending object is not placed
-	key   identity.Key
-	snap  *snapshot // nil: no snapshot (never compared: a pending or attached-for-delete object)
+	st    *stored // set once the object is stored on its shard (loaded or flushed)
 
 	// owner is the parent whose has-one or has-many relation ownerRel
 	// holds this (pending) object: it is placed on the owner's shard and
 	// gets the owner's key in its foreign key.
 	owner    *entry
-	ownerRel int // index into owner.mi.unit().owned
+	ownerRel int32 // index into owner.mi.unit(s).owned
 
-	placed bool // the current flush set its Token (undone if the flush fails)
+	state   entryState
+	placed  bool // the current flush set its Token (undone if the flush fails)
+	indexed bool // in UnitOfWork.objs
+}
+
+// stored is what the unit knows of a stored object: its identity-map key
+// and its snapshot (nil for an object attached only to be deleted, which is
+// never compared).
+type stored struct {
+	key  identity.Key
+	snap *snapshot
+}
+
+// val returns the tracked struct (addressable).
+func (e *entry) val() reflect.Value { return reflect.ValueOf(e.ptr).Elem() }
+
+// lookup returns the entry of the object ptr (a *T), indexing first.
+func (u *UnitOfWork) lookup(ptr any) (*entry, bool) {
+	u.index()
+	e, ok := u.objs[ptr]
+	return e, ok
+}
+
+// track indexes a new entry that is not a duplicate (lookup said so).
+func (u *UnitOfWork) track(e *entry) {
+	u.index()
+	e.indexed = true
+	u.objs[e.ptr] = e
+	u.tracked = append(u.tracked, e)
+}
+
+// index puts the entries added since the last index into objs. An object
+// added twice keeps its first entry; the second is dropped (and cancels a
+// pending Delete, as Add of a tracked object does).
+func (u *UnitOfWork) index() {
+	if !u.unindexed {
+		return
+	}
+	if u.objs == nil {
+		u.objs = make(map[any]*entry, len(u.tracked))
+	}
+	for _, e := range u.tracked {
+		if e.indexed || e.state == stateDetached {
+			continue
+		}
+		if first, ok := u.objs[e.ptr]; ok {
+			mergeDup(first, e)
+			continue
+		}
+		e.indexed = true
+		u.objs[e.ptr] = e
+	}
+	u.unindexed = false
+}
+
+// mergeDup drops dup, a second entry of first's object made by Add.
+func mergeDup(first, dup *entry) {
+	dup.state = stateDetached
+	if first.state == stateDeleted {
+		first.state = statePersistent
+	}
+}
+
+// dedupe drops the entries of objects added twice before a flush. When
+// nothing was ever indexed (a unit that only added new objects) it sorts
+// the objects' addresses instead of building the index, which is cheaper
+// and leaves the index to be built only if something looks an object up.
+func (u *UnitOfWork) dedupe() {
+	if !u.unindexed {
+		return
+	}
+	if len(u.objs) > 0 || len(u.tracked) < 64 {
+		u.index()
+		return
+	}
+	// Sort the addresses: duplicates become neighbours. When there are
+	// none (the usual case) nothing more is needed; otherwise the index
+	// sorts them out.
+	ps := make([]uintptr, 0, len(u.tracked))
+	for _, e := range u.tracked {
+		if e.state != stateDetached {
+			ps = append(ps, reflect.ValueOf(e.ptr).Pointer())
+		}
+	}
+	slices.Sort(ps)
+	for i := 1; i < len(ps); i++ {
+		if ps[i] == ps[i-1] {
+			u.index()
+			return
+		}
+	}
 }
 
 // UnitOption configures a [UnitOfWork] at [Session.Begin].
@@ -246,10 +340,36 @@ func (u *UnitOfWork) wrote(id ShardID) {
 	st.mu.Unlock()
 }
 
-// pointers returns the objects of one argument of Add, Delete or Expunge:
-// a *T, a []*T, a *[]*T or a *[]T (whose elements are tracked by address:
-// do not grow that slice while the unit uses it).
-func (u *UnitOfWork) pointers(op string, arg any) ([]reflect.Value, *modelInfo, error) {
+// objArgs are the objects of one argument of Add, Delete, Expunge or
+// Refresh, without copying them out: a *T, a []*T, a *[]*T or a *[]T
+// (whose elements are tracked by address: do not grow that slice while the
+// unit uses it).
+type objArgs struct {
+	one   reflect.Value // a *T, or invalid
+	slice reflect.Value // a []*T or []T
+	ptrs  bool          // slice holds pointers
+}
+
+func (a objArgs) len() int {
+	if a.one.IsValid() {
+		return 1
+	}
+	return a.slice.Len()
+}
+
+// at returns object i, as a pointer.
+func (a objArgs) at(i int) reflect.Value {
+	switch {
+	case a.one.IsValid():
+		return a.one
+	case a.ptrs:
+		return a.slice.Index(i)
+	}
+	return a.slice.Index(i).Addr()
+}
+
+// pointers analyses one argument of Add, Delete, Expunge or Refresh.
+func (u *UnitOfWork) pointers(op string, arg any) (objArgs, *modelInfo, error) {
 	v := reflect.ValueOf(arg)
 	if arg != nil && v.Kind() == reflect.Slice {
 		p := reflect.New(v.Type())
@@ -258,32 +378,26 @@ func (u *UnitOfWork) pointers(op string, arg any) ([]reflect.Value, *modelInfo, 
 	}
 	mi, kind, err := u.s.dest(arg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("session: %s: %w", op, err)
+		return objArgs{}, nil, fmt.Errorf("session: %s: %w", op, err)
 	}
-	var out []reflect.Value
+	var out objArgs
 	switch kind {
 	case destStruct:
-		out = []reflect.Value{v}
+		out.one = v
 	case destSlice:
-		s := v.Elem()
-		out = make([]reflect.Value, s.Len())
-		for i := range out {
-			out[i] = s.Index(i).Addr()
-		}
+		out.slice = v.Elem()
 	case destSlicePtr:
-		s := v.Elem()
-		out = make([]reflect.Value, s.Len())
-		for i := range out {
-			if s.Index(i).IsNil() {
-				return nil, nil, fmt.Errorf("%w: %s %s: element %d of the slice is nil", ErrInvalidArgument, op, mi.table.TypeName, i)
+		out.slice, out.ptrs = v.Elem(), true
+		for i := range out.slice.Len() {
+			if out.slice.Index(i).IsNil() {
+				return objArgs{}, nil, fmt.Errorf("%w: %s %s: element %d of the slice is nil", ErrInvalidArgument, op, mi.table.TypeName, i)
 			}
-			out[i] = s.Index(i)
 		}
 	default:
-		return nil, nil, fmt.Errorf("%w: %s: %T is a nil pointer; pass the objects", ErrInvalidArgument, op, arg)
+		return objArgs{}, nil, fmt.Errorf("%w: %s: %T is a nil pointer; pass the objects", ErrInvalidArgument, op, arg)
 	}
 	if len(mi.table.PKs) == 0 {
-		return nil, nil, fmt.Errorf("%w: %s: model %s has no primary key; a unit of work tracks objects by primary key",
+		return objArgs{}, nil, fmt.Errorf("%w: %s: model %s has no primary key; a unit of work tracks objects by primary key",
 			ErrInvalidArgument, op, mi.table.TypeName)
 	}
 	return out, mi, nil
@@ -306,26 +420,32 @@ func (u *UnitOfWork) Add(objs ...any) error {
 		if err != nil {
 			return err
 		}
-		for _, p := range ptrs {
-			u.add(p, mi)
+		// One allocation for the entries of a slice, and no index yet (see
+		// objs): tracking ten thousand new objects should not cost ten
+		// thousand allocations and map inserts.
+		n := ptrs.len()
+		block := make([]entry, n)
+		u.tracked = slices.Grow(u.tracked, n)
+		for i := range n {
+			u.addInto(ptrs.at(i), mi, &block[i])
 		}
 	}
 	return nil
 }
 
-// add tracks p as a new object unless it is tracked already.
+// add tracks p as a new object (the caller knows it is not tracked).
 func (u *UnitOfWork) add(p reflect.Value, mi *modelInfo) *entry {
-	ptr := p.Interface()
-	if e, ok := u.objs[ptr]; ok {
-		if e.state == stateDeleted {
-			e.state = statePersistent
-		}
-		return e
-	}
-	e := &entry{ptr: ptr, v: p.Elem(), mi: mi, state: statePending}
-	u.objs[ptr] = e
-	u.tracked = append(u.tracked, e)
+	e := &entry{ptr: p.Interface(), mi: mi, state: statePending}
+	u.track(e)
 	return e
+}
+
+// addInto tracks p as a new object in e, unindexed: if p is tracked
+// already, index or dedupe drops e later.
+func (u *UnitOfWork) addInto(p reflect.Value, mi *modelInfo, e *entry) {
+	*e = entry{ptr: p.Interface(), mi: mi, state: statePending}
+	u.tracked = append(u.tracked, e)
+	u.unindexed = true
 }
 
 // Delete marks objects for deletion by the next flush (arguments as for
@@ -342,17 +462,17 @@ func (u *UnitOfWork) Delete(objs ...any) error {
 		if err != nil {
 			return err
 		}
-		for _, p := range ptrs {
+		for i := range ptrs.len() {
+			p := ptrs.at(i)
 			ptr := p.Interface()
-			e, ok := u.objs[ptr]
+			e, ok := u.lookup(ptr)
 			switch {
 			case !ok:
-				e = &entry{ptr: ptr, v: p.Elem(), mi: mi, state: stateDeleted}
-				if tok := mi.token(e.v); tok != nil {
+				e = &entry{ptr: ptr, mi: mi, state: stateDeleted}
+				if tok := mi.token(p.Elem()); tok != nil {
 					e.shard, _ = tok.Shard()
 				}
-				u.objs[ptr] = e
-				u.tracked = append(u.tracked, e)
+				u.track(e)
 			case e.state == statePending:
 				return fmt.Errorf("%w: Delete %s: the object was added and never flushed; use Expunge",
 					ErrInvalidArgument, mi.table.TypeName)
@@ -377,8 +497,8 @@ func (u *UnitOfWork) Expunge(objs ...any) error {
 		if err != nil {
 			return err
 		}
-		for _, p := range ptrs {
-			e, ok := u.objs[p.Interface()]
+		for i := range ptrs.len() {
+			e, ok := u.lookup(ptrs.at(i).Interface())
 			if !ok {
 				return fmt.Errorf("%w: Expunge %s", ErrNotTracked, mi.table.TypeName)
 			}
@@ -390,10 +510,13 @@ func (u *UnitOfWork) Expunge(objs ...any) error {
 
 // detach forgets e; flushes skip detached entries of u.tracked.
 func (u *UnitOfWork) detach(e *entry) {
-	delete(u.objs, e.ptr)
-	if e.key != (identity.Key{}) {
-		if cur, ok := u.ids.Get(e.key); ok && cur == e {
-			u.ids.Delete(e.key)
+	if e.indexed {
+		delete(u.objs, e.ptr)
+		e.indexed = false
+	}
+	if e.st != nil {
+		if cur, ok := u.ids.Get(e.st.key); ok && cur == e {
+			u.ids.Delete(e.st.key)
 		}
 	}
 	e.state = stateDetached
@@ -518,8 +641,8 @@ func (u *UnitOfWork) Refresh(ctx context.Context, objs ...any) error {
 		if err != nil {
 			return err
 		}
-		for _, p := range ptrs {
-			e, ok := u.objs[p.Interface()]
+		for i := range ptrs.len() {
+			e, ok := u.lookup(ptrs.at(i).Interface())
 			if !ok || e.state == statePending || e.shard == "" {
 				return fmt.Errorf("%w: Refresh %s: the unit does not track it as stored on a shard (flush it first)", ErrNotTracked, mi.table.TypeName)
 			}
@@ -532,8 +655,8 @@ func (u *UnitOfWork) Refresh(ctx context.Context, objs ...any) error {
 			if err != nil {
 				return err
 			}
-			if e.snap != nil || e.state == statePersistent {
-				e.snap = u.snapshot(e.mi, e.v)
+			if e.st != nil {
+				e.st.snap = u.snapshot(e.mi, e.val())
 			}
 		}
 	}
