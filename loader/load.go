@@ -96,6 +96,9 @@ func Load(ctx context.Context, env *Env, table *schema.Table, parents []reflect.
 		slices.Sort(names)
 		return nil, fmt.Errorf("loader: model %s has no relation %q (its relations: %s)", table.TypeName, rel, strings.Join(names, ", "))
 	}
+	if err := checkField(table, r); err != nil {
+		return nil, err
+	}
 	l := &load{env: env, table: table, rel: r, parents: parents}
 	if err := l.plan(ctx); err != nil {
 		return nil, err
@@ -120,6 +123,26 @@ func (r *Loaded) Table() *schema.Table { return r.l.rel.JoinTable }
 // are those copies), each once. It is worked out on demand: a load that is
 // not followed by a nested one does not pay for it.
 func (r *Loaded) Objects() []reflect.Value { return r.l.collect() }
+
+// checkField checks that the relation's field has a shape Load can fill:
+// a slice ([]*T or []T) for has-many and m2m, a pointer or a struct for
+// has-one and belongs-to.
+func checkField(table *schema.Table, r *schema.Relation) error {
+	t := r.Field.StructField.Type
+	jt := r.JoinTable.Type
+	var ok bool
+	switch r.Type {
+	case schema.HasManyRelation, schema.ManyToManyRelation:
+		ok = t.Kind() == reflect.Slice && (t.Elem() == jt || t.Elem() == reflect.PointerTo(jt))
+	case schema.HasOneRelation, schema.BelongsToRelation:
+		ok = t == jt || t == reflect.PointerTo(jt)
+	}
+	if !ok {
+		return fmt.Errorf("loader: %s.%s has type %s; Load fills []*%s or []%s for has-many and m2m, *%[4]s or %[4]s for has-one and belongs-to",
+			table.TypeName, r.Field.GoName, t, jt.Name(), jt.Name())
+	}
+	return nil
+}
 
 // load is one call of Load.
 type load struct {
@@ -506,7 +529,8 @@ func (l *load) assignMany(g *group, m *manyState) {
 		}
 	}
 	jt := l.rel.JoinTable.Type
-	ptrs := l.rel.Field.IndirectType.Kind() == reflect.Slice && l.rel.Field.IndirectType.Elem().Kind() == reflect.Pointer
+	// checkField made sure the field is a []*T or a []T.
+	ptrs := l.rel.Field.StructField.Type.Elem().Kind() == reflect.Pointer
 	var raw [][]unsafe.Pointer
 	if ptrs {
 		raw = make([][]unsafe.Pointer, len(l.parents))

@@ -403,3 +403,126 @@ func TestUnitLoadRelationUsesIdentityMap(t *testing.T) {
 		t.Error("select with Relation replaced a relation the tracked object had loaded")
 	}
 }
+
+// Models keyed by a string and by a composite key, for the loader's
+// general key path.
+type country struct {
+	bun.BaseModel `bun:"table:countries"`
+	session.Token
+
+	Code   string  `bun:",pk"`
+	Name   string  `bun:",notnull"`
+	Cities []*city `bun:"rel:has-many,join:code=country_code"`
+}
+
+type city struct {
+	bun.BaseModel `bun:"table:cities"`
+	session.Token
+
+	ID          int64    `bun:",pk"`
+	CountryCode string   `bun:",notnull"`
+	Country     *country `bun:"rel:belongs-to,join:country_code=code"`
+}
+
+type batch struct {
+	bun.BaseModel `bun:"table:batches"`
+	session.Token
+
+	Plant string `bun:",pk"`
+	No    int64  `bun:",pk"`
+	Items []item `bun:"rel:has-many,join:plant=plant,join:no=batch_no"`
+}
+
+type item struct {
+	bun.BaseModel `bun:"table:items"`
+	session.Token
+
+	ID      int64  `bun:",pk"`
+	Plant   string `bun:",notnull"`
+	BatchNo int64  `bun:",notnull"`
+}
+
+func TestLoadRelationStringAndCompositeKeys(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	s := f.session(t)
+	for id, db := range f.shards {
+		for _, m := range []any{(*country)(nil), (*city)(nil), (*batch)(nil), (*item)(nil)} {
+			if _, err := db.NewCreateTable().Model(m).Exec(ctx); err != nil {
+				t.Fatalf("create table on %s: %v", id, err)
+			}
+		}
+	}
+	put := func(id session.ShardID, objs any) {
+		t.Helper()
+		if err := s.Insert(ctx, objs, session.SetShardID(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// XX exists on two shards, with different cities.
+	put("asia", &[]*country{{Code: "JP", Name: "Japan"}, {Code: "XX", Name: "X in Asia"}})
+	put("europe", &[]*country{{Code: "NO", Name: "Norway"}, {Code: "XX", Name: "X in Europe"}})
+	put("asia", &[]*city{{ID: 1, CountryCode: "JP"}, {ID: 2, CountryCode: "JP"}, {ID: 3, CountryCode: "XX"}})
+	put("europe", &[]*city{{ID: 4, CountryCode: "NO"}, {ID: 5, CountryCode: "XX"}, {ID: 6, CountryCode: "XX"}})
+	put("asia", &[]*batch{{Plant: "osaka", No: 1}, {Plant: "osaka", No: 2}})
+	put("asia", &[]*item{{ID: 1, Plant: "osaka", BatchNo: 1}, {ID: 2, Plant: "osaka", BatchNo: 2}, {ID: 3, Plant: "osaka", BatchNo: 2}, {ID: 4, Plant: "kobe", BatchNo: 1}})
+
+	var countries []*country
+	if err := s.NewSelect().Model(&countries).Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.reset()
+	if err := s.LoadRelation(ctx, &countries, "Cities"); err != nil {
+		t.Fatal(err)
+	}
+	if c := f.perShard(); !slices.Equal(c, []int{0, 1, 1, 0}) {
+		t.Errorf("statements = %v; want one on asia and one on europe", c)
+	}
+	for _, c := range countries {
+		home, _ := c.Shard()
+		var ids []int64
+		for _, ct := range c.Cities {
+			ids = append(ids, ct.ID)
+		}
+		slices.Sort(ids)
+		want := map[string][]int64{"JP@asia": {1, 2}, "XX@asia": {3}, "NO@europe": {4}, "XX@europe": {5, 6}}[c.Code+"@"+string(home)]
+		if !slices.Equal(ids, want) {
+			t.Errorf("cities of %s on %s = %v; want %v", c.Code, home, ids, want)
+		}
+	}
+
+	var cities []city
+	if err := s.NewSelect().Model(&cities).Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.LoadRelation(ctx, &cities, "Country"); err != nil {
+		t.Fatal(err)
+	}
+	for _, ct := range cities {
+		home, _ := ct.Shard()
+		if ct.Country == nil || ct.Country.Code != ct.CountryCode {
+			t.Fatalf("city %d: Country = %v; want %s", ct.ID, ct.Country, ct.CountryCode)
+		}
+		if sh, _ := ct.Country.Shard(); sh != home {
+			t.Errorf("city %d on %s got country %s from %s", ct.ID, home, ct.Country.Name, sh)
+		}
+	}
+
+	var batches []*batch
+	if err := s.NewSelect().Model(&batches).Order("no").Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.reset()
+	if err := s.LoadRelation(ctx, &batches, "Items"); err != nil {
+		t.Fatal(err)
+	}
+	if c := f.perShard(); !slices.Equal(c, []int{0, 1, 0, 0}) {
+		t.Errorf("statements = %v; want one on asia", c)
+	}
+	if len(batches) != 2 || len(batches[0].Items) != 1 || len(batches[1].Items) != 2 || batches[0].Items[0].ID != 1 {
+		t.Errorf("items of osaka 1 and 2 = %+v, %+v; want [1] and [2 3] (kobe 1 belongs to neither)", batches[0].Items, batches[1].Items)
+	}
+	if sh, _ := batches[1].Items[0].Shard(); sh != "asia" {
+		t.Errorf("item token = %q; want asia", sh)
+	}
+}

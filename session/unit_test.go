@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uptrace/bun"
+
 	"github.com/bunshard/bunshard/internal/weather"
 	"github.com/bunshard/bunshard/session"
 )
@@ -536,4 +538,61 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+type author struct {
+	bun.BaseModel `bun:"table:authors"`
+	session.Token
+
+	ID    int64   `bun:",pk,autoincrement"`
+	Name  string  `bun:",notnull"`
+	Books []*book `bun:"rel:has-many,join:id=author_id"`
+}
+
+type book struct {
+	bun.BaseModel `bun:"table:books"`
+	session.Token
+
+	ID       int64   `bun:",pk,autoincrement"`
+	AuthorID int64   `bun:",notnull"`
+	Title    string  `bun:",notnull"`
+	Author   *author `bun:"rel:belongs-to,join:author_id=id"`
+}
+
+func TestUnitFillsGeneratedKeys(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	s := f.session(t)
+	for id, db := range f.shards {
+		for _, m := range []any{(*author)(nil), (*book)(nil)} {
+			if _, err := db.NewCreateTable().Model(m).WithForeignKeys().Exec(ctx); err != nil {
+				t.Fatalf("create table on %s: %v", id, err)
+			}
+		}
+	}
+	uow := s.Begin()
+	// A book whose author is new and not added: the author has a Token but
+	// no shard, so it was never stored, and the flush inserts it first.
+	orphan := &book{Title: "Kokoro", Author: &author{Name: "Soseki"}}
+	tolstoy := &author{Name: "Tolstoy", Books: []*book{{Title: "War and Peace"}, {Title: "Anna Karenina"}}}
+	if err := uow.Add(orphan, tolstoy); err != nil {
+		t.Fatal(err)
+	}
+	if err := uow.Commit(session.WithShardID(ctx, "europe")); err != nil { // the context pins the unit's placement
+		t.Fatalf("Commit = %v", err)
+	}
+	if orphan.Author.ID == 0 || orphan.AuthorID != orphan.Author.ID {
+		t.Errorf("orphan book: author id %d, author_id %d; want the generated id in both", orphan.Author.ID, orphan.AuthorID)
+	}
+	for _, b := range tolstoy.Books {
+		if tolstoy.ID == 0 || b.AuthorID != tolstoy.ID {
+			t.Errorf("book %q: author_id %d; want Tolstoy's generated id %d", b.Title, b.AuthorID, tolstoy.ID)
+		}
+		if sh, _ := b.Shard(); sh != "europe" {
+			t.Errorf("book %q on %q; want europe", b.Title, sh)
+		}
+	}
+	if n, _ := f.shards["europe"].NewSelect().Model((*book)(nil)).Count(ctx); n != 3 {
+		t.Errorf("books on europe = %d; want 3", n)
+	}
 }
