@@ -125,12 +125,12 @@ func pkIndex(table *schema.Table, column string) int {
 }
 
 // chooseIdentity is exact when the column is one of the model's primary-key
-// columns (the single key, or one part of a composite key), and AllShards
-// otherwise.
+// columns (the single key, or one part of a composite key); otherwise it is
+// the parent's shard for a relation load (k.LoadedFrom), else AllShards.
 func (c *byColumn) chooseIdentity(k Key) (Target, error) {
 	i := pkIndex(k.Table, c.name)
 	if i < 0 || i >= len(k.PK) {
-		return AllShards(), nil
+		return loadedFrom(k.LoadedFrom), nil
 	}
 	kk, err := c.valueKey(k.Table, k.PK[i])
 	if err != nil {
@@ -144,15 +144,16 @@ func (c *byColumn) chooseIdentity(k Key) (Target, error) {
 }
 
 // chooseExecute routes on the values declared on the column: the shards
-// owning them in the order of the values, without repeats; AllShards when
-// nothing is declared on the column; None for an empty IN list.
+// owning them in the order of the values, without repeats; when nothing is
+// declared on the column, the parent's shard for a relation load
+// (stmt.LoadedFrom), else AllShards; None for an empty IN list.
 func (c *byColumn) chooseExecute(stmt *Statement) (Target, error) {
 	if stmt == nil {
 		return AllShards(), nil
 	}
 	values, ok := stmt.Values(c.name)
 	if !ok {
-		return AllShards(), nil
+		return loadedFrom(stmt.LoadedFrom), nil
 	}
 	if len(values) == 0 {
 		return None(), nil

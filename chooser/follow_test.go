@@ -117,10 +117,18 @@ func TestFollowParentErrors(t *testing.T) {
 func TestReadyMadeChoosersKeepRelationLoadsOnTheParentShard(t *testing.T) {
 	ctx := context.Background()
 	city := table[City]()
+	hash, err := chooser.NewHash("continent", []identity.ShardID{"asia", "europe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jump, err := chooser.NewJump("continent", "asia", "europe")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []interface {
 		chooser.IdentityChooser
 		chooser.ExecuteChooser
-	}{chooser.All, byContinent} {
+	}{chooser.All, byContinent, hash, jump, chooser.NewRouters(nil)} {
 		got, err := c.ChooseExecute(ctx, &chooser.Statement{Op: chooser.OpSelect, Table: city, LoadedFrom: "europe"})
 		if err != nil || got.String() != "[europe]" {
 			t.Errorf("%T.ChooseExecute(LoadedFrom europe) = %v, %v; want [europe]", c, got, err)

@@ -124,14 +124,16 @@ func (c *FromID) ChooseShard(_ context.Context, table *schema.Table, obj any) (i
 }
 
 // ChooseIdentity returns the one shard owning the ID when the column is a
-// primary-key column of the model, and [AllShards] otherwise.
+// primary-key column of the model; otherwise the parent's shard for a relation
+// load (key.LoadedFrom), else [AllShards].
 func (c *FromID) ChooseIdentity(_ context.Context, key Key) (Target, error) {
 	return c.col.chooseIdentity(key)
 }
 
 // ChooseExecute returns the shards owning the IDs declared on the column, in
-// the order of the IDs and without repeats; [AllShards] when the statement
-// declares no criterion on the column; [None] for an empty IN list.
+// the order of the IDs and without repeats; when the statement declares
+// no criterion on the column, the parent's shard for a relation load
+// (stmt.LoadedFrom), else [AllShards]; [None] for an empty IN list.
 func (c *FromID) ChooseExecute(_ context.Context, stmt *Statement) (Target, error) {
 	return c.col.chooseExecute(stmt)
 }

@@ -97,14 +97,16 @@ func (j *Jump) ChooseShard(_ context.Context, table *schema.Table, obj any) (ide
 }
 
 // ChooseIdentity returns the one shard owning the key when the column is a
-// primary-key column of the model, and [AllShards] otherwise.
+// primary-key column of the model; otherwise the parent's shard for a relation
+// load (key.LoadedFrom), else [AllShards].
 func (j *Jump) ChooseIdentity(_ context.Context, key Key) (Target, error) {
 	return j.col.chooseIdentity(key)
 }
 
 // ChooseExecute returns the shards owning the values declared on the column,
-// in the order of the values and without repeats; [AllShards] when the
-// statement declares no criterion on the column; [None] for an empty IN list.
+// in the order of the values and without repeats; when the statement declares
+// no criterion on the column, the parent's shard for a relation load
+// (stmt.LoadedFrom), else [AllShards]; [None] for an empty IN list.
 func (j *Jump) ChooseExecute(_ context.Context, stmt *Statement) (Target, error) {
 	return j.col.chooseExecute(stmt)
 }

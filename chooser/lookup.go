@@ -197,11 +197,12 @@ func (l *Lookup) ChooseShard(ctx context.Context, table *schema.Table, obj any) 
 const lookupWant = "an integer, a string or a []byte"
 
 // ChooseIdentity returns the directory's shard for the key when the column
-// is a primary-key column of the model, and [AllShards] otherwise.
+// is a primary-key column of the model; otherwise the parent's shard for a
+// relation load (k.LoadedFrom), else [AllShards].
 func (l *Lookup) ChooseIdentity(ctx context.Context, k Key) (Target, error) {
 	i := pkIndex(k.Table, l.column)
 	if i < 0 || i >= len(k.PK) {
-		return AllShards(), nil
+		return loadedFrom(k.LoadedFrom), nil
 	}
 	kk := keyOf(k.PK[i])
 	if kk.kind == kindNone {
@@ -211,9 +212,10 @@ func (l *Lookup) ChooseIdentity(ctx context.Context, k Key) (Target, error) {
 }
 
 // ChooseExecute returns the directory's shards for the values declared on
-// the column, in the order of the values and without repeats; [AllShards]
-// when the statement declares no criterion on the column; [None] for an
-// empty IN list. All cache misses go to the directory in one call.
+// the column, in the order of the values and without repeats; when the
+// statement declares no criterion on the column, the parent's shard for a
+// relation load (stmt.LoadedFrom), else [AllShards]; [None] for an empty IN
+// list. All cache misses go to the directory in one call.
 func (l *Lookup) ChooseExecute(ctx context.Context, stmt *Statement) (Target, error) {
 	if stmt == nil {
 		return AllShards(), nil
@@ -221,7 +223,7 @@ func (l *Lookup) ChooseExecute(ctx context.Context, stmt *Statement) (Target, er
 	values, ok := stmt.Values(l.column)
 	switch {
 	case !ok:
-		return AllShards(), nil
+		return loadedFrom(stmt.LoadedFrom), nil
 	case len(values) == 0:
 		return None(), nil
 	case len(values) == 1:

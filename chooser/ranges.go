@@ -214,15 +214,17 @@ func (c *Ranges[K]) ChooseShard(_ context.Context, table *schema.Table, obj any)
 }
 
 // ChooseIdentity returns the one shard owning the key when the column is a
-// primary-key column of the model, and [AllShards] otherwise. A key in no
+// primary-key column of the model; otherwise the parent's shard for a relation
+// load (key.LoadedFrom), else [AllShards]. A key in no
 // range is an error wrapping [ErrNoOpinion].
 func (c *Ranges[K]) ChooseIdentity(_ context.Context, key Key) (Target, error) {
 	return c.col.chooseIdentity(key)
 }
 
 // ChooseExecute returns the shards owning the values declared on the column,
-// in the order of the values and without repeats; [AllShards] when the
-// statement declares no criterion on the column; [None] for an empty IN list.
+// in the order of the values and without repeats; when the statement declares
+// no criterion on the column, the parent's shard for a relation load
+// (stmt.LoadedFrom), else [AllShards]; [None] for an empty IN list.
 // A value in no range is an error wrapping [ErrNoOpinion].
 func (c *Ranges[K]) ChooseExecute(_ context.Context, stmt *Statement) (Target, error) {
 	return c.col.chooseExecute(stmt)

@@ -147,7 +147,8 @@ func (c *Routers) ChooseShard(ctx context.Context, table *schema.Table, obj any)
 
 // ChooseIdentity asks the ReadRouters about a select of key.Table whose
 // criteria are its primary-key columns with the key's values, then the
-// default's IdentityChooser; with neither it returns [AllShards].
+// default's IdentityChooser; with neither it returns the parent's shard for
+// a relation load (key.LoadedFrom), else [AllShards].
 func (c *Routers) ChooseIdentity(ctx context.Context, key Key) (Target, error) {
 	if len(c.read) > 0 {
 		stmt := &Statement{Op: OpSelect, Table: key.Table, LoadedFrom: key.LoadedFrom}
@@ -164,12 +165,13 @@ func (c *Routers) ChooseIdentity(ctx context.Context, key Key) (Target, error) {
 	if c.defIdent != nil {
 		return c.defIdent.ChooseIdentity(ctx, key)
 	}
-	return AllShards(), nil
+	return loadedFrom(key.LoadedFrom), nil
 }
 
 // ChooseExecute asks the ReadRouters about a select, and the WriteRouters
 // about an UPDATE or DELETE; then the default's ExecuteChooser; with neither
-// it returns [AllShards].
+// it returns the parent's shard for a relation load (stmt.LoadedFrom), else
+// [AllShards].
 func (c *Routers) ChooseExecute(ctx context.Context, stmt *Statement) (Target, error) {
 	var (
 		t   Target
@@ -188,7 +190,7 @@ func (c *Routers) ChooseExecute(ctx context.Context, stmt *Statement) (Target, e
 	if c.defExec != nil {
 		return c.defExec.ChooseExecute(ctx, stmt)
 	}
-	return AllShards(), nil
+	return loadedFrom(stmt.LoadedFrom), nil
 }
 
 // SplitValues splits values through the default's [Splitter], for models no

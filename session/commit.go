@@ -70,7 +70,7 @@ func (u *UnitOfWork) Commit(ctx context.Context) error {
 	defer u.end("committed")
 	u.release(readers)
 	if !u.cfg.twoPhase || len(writers) < 2 {
-		return u.commitOnePhase(writers)
+		return u.commitOnePhase(ctx, writers)
 	}
 	return u.commitTwoPhase(ctx, writers)
 }
@@ -102,7 +102,8 @@ func (u *UnitOfWork) release(ids []ShardID) {
 }
 
 // commitOnePhase commits each shard's transaction on its own, in parallel.
-func (u *UnitOfWork) commitOnePhase(writers []ShardID) error {
+// A read-your-writes context (WithReadYourWrites) learns of each commit.
+func (u *UnitOfWork) commitOnePhase(ctx context.Context, writers []ShardID) error {
 	errs := make([]error, len(writers))
 	var wg sync.WaitGroup
 	for i, id := range writers {
@@ -110,6 +111,8 @@ func (u *UnitOfWork) commitOnePhase(writers []ShardID) error {
 			st := u.txs[id]
 			if err := st.tx.Commit(); err != nil {
 				errs[i] = &ShardError{Shard: id, Op: "commit", Err: err}
+			} else {
+				u.s.wrote(ctx, id, u.s.shards[id])
 			}
 			st.open = false
 		})
@@ -233,7 +236,9 @@ func (u *UnitOfWork) commitTwoPhase(ctx context.Context, writers []ShardID) erro
 			// follows it.
 			if err != nil && !noSuchGID(err) {
 				cerrs[i] = &ShardError{Shard: id, Op: "commit prepared", Err: err}
+				return
 			}
+			s.wrote(bg, id, s.shards[id]) // a read-your-writes context learns of it
 		})
 	}
 	wg.Wait()

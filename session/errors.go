@@ -31,10 +31,13 @@ var (
 	// primary key of the wrong arity, an unknown column.
 	ErrInvalidArgument = errors.New("session: invalid argument")
 
-	// ErrRelationDenied is returned by Insert and Update, before anything is
-	// sent, when the session's chooser.RelationRouter denies a relation
-	// between an object and an object held in one of its relation fields
-	// (by default: the two live on different shards).
+	// ErrRelationDenied is returned by Insert and Update, and by a unit of
+	// work's Flush and Commit, before anything is sent, when the session's
+	// chooser.RelationRouter denies a relation between an object and an
+	// object held in one of its relation fields (by default: the two live on
+	// different shards). Without a RelationRouter, a unit of work denies a
+	// relation between objects on two different shards unless it was begun
+	// with AllowCrossShard.
 	ErrRelationDenied = errors.New("session: relation not allowed")
 
 	// ErrUnsupported is returned for statements the session cannot answer
@@ -54,11 +57,6 @@ var (
 	// ErrNotTracked is returned by UnitOfWork methods given an object the
 	// unit does not track (Expunge, Refresh).
 	ErrNotTracked = errors.New("session: object not tracked by the unit of work")
-
-	// ErrCrossShard is returned by a flush that would link objects on
-	// different shards (a child whose parent is on another shard), unless
-	// the unit allows it with AllowCrossShard.
-	ErrCrossShard = errors.New("session: related objects on different shards")
 
 	// ErrInDoubt is returned (inside a *CommitError) by a two-phase Commit
 	// that prepared every shard but could not record or read its decision:

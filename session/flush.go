@@ -10,6 +10,7 @@ import (
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/schema"
 
+	"github.com/bunshard/bunshard/chooser"
 	"github.com/bunshard/bunshard/identity"
 )
 
@@ -34,7 +35,8 @@ import (
 //
 // Errors found before sending anything (a chooser failure, an unknown
 // shard, a link between objects on different shards without
-// [AllowCrossShard], a changed primary key) leave the unit as it was. An
+// [AllowCrossShard] or a RelationRouter that allows it ([ErrRelationDenied]),
+// a changed primary key) leave the unit as it was. An
 // error from a shard rolls back every shard's transaction and ends the
 // unit, as a failed flush does in SQLAlchemy: its writes are gone, and the
 // Tokens of objects it had placed are cleared.
@@ -157,10 +159,8 @@ func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 		if err := u.place(ctx, e, pin); err != nil {
 			return nil, err
 		}
-		if !u.cfg.crossShard {
-			if err := u.checkLinks(e); err != nil {
-				return nil, err
-			}
+		if err := u.checkLinks(ctx, e); err != nil {
+			return nil, err
 		}
 		if e.mi != last {
 			if byShard = w.inserts[e.mi]; byShard == nil {
@@ -188,10 +188,8 @@ func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 	}
 	groups := map[string]*updateGroup{}
 	for _, e := range w.upd {
-		if !u.cfg.crossShard {
-			if err := u.checkLinks(e); err != nil {
-				return nil, err
-			}
+		if err := u.checkLinks(ctx, e); err != nil {
+			return nil, err
 		}
 		cols := changed[e]
 		names := make([]string, len(cols))
@@ -365,21 +363,48 @@ func (u *UnitOfWork) shardOf(p reflect.Value) ShardID {
 	return ""
 }
 
-// checkLinks refuses an object related to an object on another shard.
-func (u *UnitOfWork) checkLinks(e *entry) error {
+// checkLinks refuses an object related to an object the rules deny: the
+// session's RelationRouter if its ShardChooser is one (asked about every
+// related object, placed or not, as Session.Insert asks), else the unit's
+// default, which denies objects on two different shards unless the unit
+// allows it (AllowCrossShard).
+func (u *UnitOfWork) checkLinks(ctx context.Context, e *entry) error {
+	rr, routed := u.s.shardChooser.(chooser.RelationRouter)
+	if !routed && u.cfg.crossShard {
+		return nil
+	}
 	um := e.mi.unit(u.s)
 	v := e.val()
 	for _, rels := range [][]*schema.Relation{um.belongsTo, um.owned} {
 		for _, rel := range rels {
 			var err error
 			related(v, rel, func(p reflect.Value) {
-				if other := u.shardOf(p); err == nil && other != "" && other != e.shard {
-					err = fmt.Errorf("%w: a %s on shard %s is linked through %s.%s to a %s on shard %s; "+
-						"keep related objects on one shard (place the child with chooser.FollowParent, or add it to its "+
-						"parent's relation), or allow it with AllowCrossShard",
-						ErrCrossShard, e.mi.table.TypeName, e.shard, e.mi.table.TypeName, rel.Field.GoName,
-						rel.JoinTable.TypeName, other)
+				if err != nil {
+					return
 				}
+				other := u.shardOf(p)
+				var by string
+				switch {
+				case routed:
+					self := chooser.Object{Table: e.mi.table, Obj: e.ptr, Shard: e.shard}
+					them := chooser.Object{Table: rel.JoinTable, Obj: p.Interface(), Shard: other}
+					if rr.AllowRelation(ctx, self, them) != chooser.Deny {
+						return
+					}
+					by = fmt.Sprintf("%v denies the relation", u.s.shardChooser)
+				case other == "" || other == e.shard:
+					return
+				default:
+					by = "keep related objects on one shard (place the child with chooser.FollowParent, or add it to " +
+						"its parent's relation), or allow it with AllowCrossShard"
+				}
+				where := "no shard yet"
+				if other != "" {
+					where = "shard " + string(other)
+				}
+				err = fmt.Errorf("%w: flush: a %s on shard %s is linked through %s.%s to a %s on %s; %s",
+					ErrRelationDenied, e.mi.table.TypeName, e.shard, e.mi.table.TypeName, rel.Field.GoName,
+					rel.JoinTable.TypeName, where, by)
 			})
 			if err != nil {
 				return err

@@ -206,10 +206,12 @@ type unitConfig struct {
 func TwoPhase() UnitOption { return func(c *unitConfig) { c.twoPhase = true } }
 
 // AllowCrossShard lets the unit flush objects whose relations (belongs-to,
-// has-one, has-many) point to objects on another shard. Without it such a
-// link is an error ([ErrCrossShard]) before anything is sent: a foreign key
-// cannot reach another shard, and relation loads look for related rows on
-// the parent's shard.
+// has-one, has-many) point to objects on another shard. Without it, and
+// without a chooser.RelationRouter in the session's ShardChooser, such a
+// link is an error ([ErrRelationDenied]) before anything is sent: a foreign
+// key cannot reach another shard, and relation loads look for related rows
+// on the parent's shard. A RelationRouter, when there is one, decides every
+// link itself, with or without this option.
 func AllowCrossShard() UnitOption { return func(c *unitConfig) { c.crossShard = true } }
 
 // TxOptions sets the options of the transactions the unit begins on each

@@ -11,6 +11,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/bunshard/bunshard/chooser"
 	"github.com/bunshard/bunshard/internal/weather"
 	"github.com/bunshard/bunshard/session"
 )
@@ -366,8 +367,8 @@ func TestUnitRefusesLinksAcrossShards(t *testing.T) {
 	}
 	f.reset()
 	err := uow.Flush(ctx)
-	if !errors.Is(err, session.ErrCrossShard) {
-		t.Fatalf("Flush = %v; want ErrCrossShard", err)
+	if !errors.Is(err, session.ErrRelationDenied) {
+		t.Fatalf("Flush = %v; want ErrRelationDenied", err)
 	}
 	wantIn(t, err, "Report", "europe", "Location", "asia")
 	if c := f.perShard(); !slices.Equal(c, zero4) {
@@ -595,4 +596,63 @@ func TestUnitFillsGeneratedKeys(t *testing.T) {
 	if n, _ := f.shards["europe"].NewSelect().Model((*book)(nil)).Count(ctx); n != 3 {
 		t.Errorf("books on europe = %d; want 3", n)
 	}
+}
+
+func TestUnitRelationRouterDecidesLinks(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	base := f.session(t)
+	f.seed(t, base, weather.Generate(4, 0, 17))
+	// Location 2 (asia) also exists on europe, so that a report there may
+	// keep a foreign key to it: the archive of asia's reports, by design.
+	if err := base.Insert(ctx, &weather.Location{ID: 2, Continent: "Asia", City: "archive of 2"}, session.SetShardID("europe")); err != nil {
+		t.Fatal(err)
+	}
+	archive := chooser.RelationRouterFunc(func(_ context.Context, a, b chooser.Object) chooser.Verdict {
+		if a.Table.TypeName == "Report" && a.Shard == "europe" && b.Shard == "asia" {
+			return chooser.Allow
+		}
+		return chooser.Abstain // the chain's default: same shard only
+	})
+	routers := chooser.NewRouters(weather.ShardChooser, archive)
+	s, err := session.New(f.shards, routers, chooser.All, weather.ByContinent, session.WithShardOrder(weather.Shards...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newReport := func(id int64, loc *weather.Location, shard session.ShardID) *weather.Report {
+		r := &weather.Report{ID: id, LocationID: loc.ID, Location: loc, Temperature: 1, ReportTime: time.Unix(id, 0).UTC()}
+		r.SetShard(shard)
+		return r
+	}
+
+	uow := s.Begin()
+	var tokyo *weather.Location
+	if err := uow.Get(session.WithShardID(ctx, "asia"), &tokyo, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := uow.Add(newReport(900, tokyo, "europe")); err != nil {
+		t.Fatal(err)
+	}
+	if err := uow.Commit(ctx); err != nil {
+		t.Fatalf("Commit of a link the router allows = %v", err)
+	}
+	if !slices.Contains(f.rowsOn(t, "europe", "weather_reports"), 900) {
+		t.Error("report 900 is not on europe")
+	}
+
+	// The router's default denies another cross-shard link, even with
+	// AllowCrossShard: a RelationRouter decides every link.
+	uow = s.Begin(session.AllowCrossShard())
+	if err := uow.Get(session.WithShardID(ctx, "asia"), &tokyo, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := uow.Add(newReport(901, tokyo, "north_america")); err != nil {
+		t.Fatal(err)
+	}
+	err = uow.Flush(ctx)
+	if !errors.Is(err, session.ErrRelationDenied) {
+		t.Fatalf("Flush of a denied link = %v; want ErrRelationDenied", err)
+	}
+	wantIn(t, err, "north_america", "asia", "denies")
+	_ = uow.Rollback(ctx)
 }
