@@ -134,9 +134,59 @@
 // skipped until a check succeeds, and such a read is run again on the
 // primary when that is safe.
 //
+// # Relation loads
+//
+// [Session.LoadRelation] loads a relation (has-one, belongs-to, has-many,
+// m2m, or a dotted path) of objects already in memory: parents are grouped
+// by the shard on their Token and each group costs one statement with all
+// its keys in an IN list, so a relation costs one statement per shard
+// (SQLAlchemy's selectin loading sends every shard's keys to every shard:
+// 20 statements for BENCH.md's W6 where bunshard sends 8). The statement
+// goes to the parents' shard unless a pin says otherwise, a [SetShardID]
+// pin propagates from the statement that loaded the parents (as
+// SQLAlchemy's set_shard_id does), and the ExecuteChooser is told the
+// parents' shard (chooser.Statement.LoadedFrom) so that it can send a
+// relation that lives elsewhere by design.
+//
+// # Unit of work
+//
+// [Session.Begin] starts a [UnitOfWork], SQLAlchemy's Session: an identity
+// map keyed by (model, primary key, shard), so the same key on two shards is
+// two objects and a Get of a tracked key sends nothing; one transaction per
+// shard, begun when the unit first touches the shard; Add, Delete, Flush,
+// Commit, Rollback, Refresh and Expunge. A flush writes each shard in its
+// transaction: one INSERT per shard per model, parents before children and
+// children placed with their parents (the owner of a has-many, or
+// chooser.FollowParent for belongs-to); UPDATEs of the changed columns only,
+// found by comparing each object with a snapshot; DELETEs children first. A
+// unit is for one goroutine; the Session stays safe for concurrent use.
+//
+//	uow := sess.Begin(session.TwoPhase())
+//	defer uow.Rollback(ctx) // does nothing after Commit
+//	var loc *Location
+//	err = uow.Get(ctx, &loc, 7) // tracked; a second Get sends nothing
+//	loc.City = "Kyoto"          // flushed as UPDATE ... SET city = 'Kyoto'
+//	err = uow.Add(&Report{Location: loc, Temperature: 21})
+//	err = uow.Commit(ctx)       // PREPARE everywhere, decide, COMMIT PREPARED
+//
+// # Commit across shards
+//
+// Without [TwoPhase], Commit commits each shard on its own, and a partial
+// commit is possible: some shards keep the unit's writes and others do not.
+// The error, a *[CommitError], says which are which (SQLAlchemy does the
+// same without twophase=True, and does not say). With TwoPhase the outcome
+// is all or nothing, and unlike SQLAlchemy's twophase=True it survives a
+// crash between the phases: every shard runs PREPARE TRANSACTION, the
+// decision to commit is recorded in the bunshard_decisions table of the
+// coordinator shard ([WithCoordinator]) before the first COMMIT PREPARED,
+// and [Session.Recover] resolves whatever prepared transactions a crash,
+// stopped shard or lost connection left: commit where the record says
+// commit, roll back where there is no record (no shard can have committed
+// without it). Run Recover at start-up and after a two-phase Commit error.
+//
 // # Concurrency
 //
 // A Session is safe for concurrent use and keeps no per-object state.
 // SelectQuery, UpdateQuery and DeleteQuery are builders: build one in one
-// goroutine, then run it.
+// goroutine, then run it. A UnitOfWork is not safe for concurrent use.
 package session
