@@ -15,8 +15,8 @@ type Shop struct {
 	bun.BaseModel `bun:"table:shops"`
 	session.Token
 
-	ID     int64    `bun:",pk"`
-	Region string   `bun:",notnull"`
+	ID     int64        `bun:",pk"`
+	Region string       `bun:",notnull"`
 	Orders []*ShopOrder `bun:"rel:has-many,join:id=shop_id"`
 }
 
