@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"sync"
 
 	"github.com/uptrace/bun/dialect/pgdialect"
@@ -122,5 +121,3 @@ func sqlState(err error) string {
 // noSuchGID reports whether err says the prepared transaction does not
 // exist (it was already committed or rolled back).
 func noSuchGID(err error) bool { return sqlState(err) == "42704" }
-
-func (r decisionRow) String() string { return fmt.Sprintf("%s=%s%v", r.TxID, r.Decision, r.Shards) }

@@ -34,8 +34,9 @@ import (
 // like *pgx.Conn or a database/sql Tx. (Its fan-outs use several goroutines
 // internally.) The Session it came from stays safe for concurrent use, and
 // many units may run at once. A unit is single-use: after Commit or
-// Rollback, or after a Flush that failed (which rolls everything back), its
-// methods return an error matching [ErrUnitDone].
+// Rollback, or after a Flush that failed on a shard (which rolls every
+// shard back), its methods return an error matching [ErrUnitDone]. A Flush
+// refused before sending anything leaves the unit usable.
 type UnitOfWork struct {
 	s    *Session // what Begin was called on (a Using view keeps its pin)
 	view *Session // s with its statements routed into this unit's transactions
