@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"sync"
 
 	"github.com/uptrace/bun"
 	"golang.org/x/sync/errgroup"
@@ -54,19 +55,44 @@ func (s *Session) fanOutPolicy(ctx context.Context, ids []ShardID, op string, pa
 		}
 		return nil
 	}
-	g, gctx := errgroup.WithContext(ctx)
 	if s.cfg.concurrency > 0 {
+		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(s.cfg.concurrency)
+		for i, id := range ids {
+			g.Go(func() error {
+				if err := s.run(gctx, i, id, fn); err != nil {
+					return &ShardError{Shard: id, Op: op, Err: err}
+				}
+				return nil
+			})
+		}
+		return g.Wait()
 	}
-	for i, id := range ids {
-		g.Go(func() error {
-			if err := s.run(gctx, i, id, fn); err != nil {
-				return &ShardError{Shard: id, Op: op, Err: err}
-			}
-			return nil
-		})
+	// Unbounded: the calling goroutine does the first shard's part itself.
+	// Its stack is already grown, and a goroutine started per shard would
+	// grow a fresh stack through Bun's deep call chain each time, which
+	// measurably costs on short statements (W2's gets).
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	work := func(i int, id ShardID) {
+		if err := s.run(gctx, i, id, fn); err != nil {
+			once.Do(func() { // the first error wins and cancels the others
+				first = &ShardError{Shard: id, Op: op, Err: err}
+				cancel()
+			})
+		}
 	}
-	return g.Wait()
+	for i, id := range ids[1:] {
+		wg.Go(func() { work(i+1, id) })
+	}
+	work(0, ids[0])
+	wg.Wait()
+	return first
 }
 
 // run runs one shard's part of a statement on the shard's handle (a unit of

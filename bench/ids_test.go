@@ -85,34 +85,3 @@ func setupEnc(ctx context.Context, e *env) (*encEnv, error) {
 	}
 	return ee, nil
 }
-
-// W2IDs: W2 (1,000 gets by primary key, no shard given) with shard-encoded
-// ids: the FromID chooser reads the shard from the id, so each Get is one
-// statement. Compared with hand-written Bun that knows each row's shard
-// (W1's baseline).
-func BenchmarkW2IDs(b *testing.B) {
-	e := load(b)
-	ee := loadEnc(b, e)
-	ctx := context.Background()
-	b.Run("bunshard", func(b *testing.B) {
-		s := e.session(b, ee.byID)
-		for b.Loop() {
-			for _, id := range ee.ids {
-				var loc EncLocation
-				if err := s.Get(ctx, &loc, id); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-	})
-	b.Run("bun", func(b *testing.B) {
-		for b.Loop() {
-			for i, id := range ee.ids {
-				loc := EncLocation{ID: id}
-				if err := e.dbs[ee.home[i]].NewSelect().Model(&loc).WherePK().Scan(ctx); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-	})
-}

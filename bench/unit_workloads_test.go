@@ -15,8 +15,8 @@ import (
 )
 
 // w5Base is the first id of the reports W5 inserts (and deletes after each
-// iteration, so that every iteration, and every other workload, sees the
-// same 100,000 reports).
+// run, so that every run, and every other workload, sees the same 100,000
+// reports).
 const w5Base = 1_000_000_000
 
 // w5Reports returns the 10,000 new reports of W5, interleaved over the
@@ -32,7 +32,7 @@ func (e *env) w5Reports() []*weather.Report {
 	return reps
 }
 
-// w5Clean deletes what an iteration of W5 inserted.
+// w5Clean deletes what a run of W5 inserted.
 func (e *env) w5Clean(b *testing.B) {
 	var g errgroup.Group
 	for _, db := range e.dbs {
@@ -63,76 +63,55 @@ func (e *env) w5Vacuum(b *testing.B) {
 // (session.TestWorkloadStatementCounts asserts the 4). The hand-written
 // Bun equivalent groups the reports by shard and inserts each group in its
 // own transaction, the shards in parallel.
-func BenchmarkW5(b *testing.B) { benchW5(b, false) }
+var w5 = workload{name: "W5", setup: func(b *testing.B, e *env) (side, side) { return w5Sides(b, e, false) },
+	finish: func(b *testing.B, e *env) { e.w5Vacuum(b) }}
 
 // W5p: W5 with an atomic two-phase commit: PREPARE TRANSACTION on every
 // shard, the decision record on the coordinator, COMMIT PREPARED. The
 // hand-written Bun equivalent prepares and commits each shard with no
 // decision record (so it cannot recover from a crash between the phases).
-func BenchmarkW5p(b *testing.B) { benchW5(b, true) }
+var w5p = workload{name: "W5p", setup: func(b *testing.B, e *env) (side, side) { return w5Sides(b, e, true) },
+	finish: func(b *testing.B, e *env) { e.w5Vacuum(b) }}
 
-func benchW5(b *testing.B, twoPhase bool) {
-	e := load(b)
-	ctx := context.Background()
-	b.Run("bunshard", func(b *testing.B) {
-		s := e.sessionWith(b, chooser.NewFollowParent(weather.ByContinent), chooser.All)
-		var opts []session.UnitOption
+func w5Sides(b *testing.B, e *env, twoPhase bool) (side, side) {
+	s := e.sessionWith(b, chooser.NewFollowParent(weather.ByContinent), chooser.All)
+	var opts []session.UnitOption
+	if twoPhase {
+		opts = append(opts, session.TwoPhase())
+	}
+	var reps []*weather.Report
+	prep := func() { reps = e.w5Reports() }
+	clean := func() { e.w5Clean(b) }
+	ours := func() error {
+		uow := s.Begin(opts...)
+		if err := uow.Add(&reps); err != nil {
+			return err
+		}
+		return uow.Commit(ctx)
+	}
+	n := 0
+	hand := func() error {
+		n++
+		parts := make([][]*weather.Report, len(e.dbs))
+		for _, r := range reps {
+			i := shardOfLocation(r.LocationID)
+			parts[i] = append(parts[i], r)
+		}
 		if twoPhase {
-			opts = append(opts, session.TwoPhase())
+			return handTwoPhase(ctx, e.dbs, parts, fmt.Sprintf("w5p_%d", n))
 		}
-		for b.Loop() {
-			b.StopTimer()
-			reps := e.w5Reports()
-			b.StartTimer()
-			uow := s.Begin(opts...)
-			if err := uow.Add(&reps); err != nil {
-				b.Fatal(err)
-			}
-			if err := uow.Commit(ctx); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			e.w5Clean(b)
-			b.StartTimer()
+		g, ctx := errgroup.WithContext(ctx)
+		for i, db := range e.dbs {
+			g.Go(func() error {
+				return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+					_, err := tx.NewInsert().Model(&parts[i]).Exec(ctx)
+					return err
+				})
+			})
 		}
-		e.w5Vacuum(b)
-	})
-	b.Run("bun", func(b *testing.B) {
-		n := 0
-		for b.Loop() {
-			b.StopTimer()
-			reps := e.w5Reports()
-			n++
-			b.StartTimer()
-			parts := make([][]*weather.Report, len(e.dbs))
-			for _, r := range reps {
-				i := shardOfLocation(r.LocationID)
-				parts[i] = append(parts[i], r)
-			}
-			var err error
-			if twoPhase {
-				err = handTwoPhase(ctx, e.dbs, parts, fmt.Sprintf("w5p_%d", n))
-			} else {
-				g, ctx := errgroup.WithContext(ctx)
-				for i, db := range e.dbs {
-					g.Go(func() error {
-						return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-							_, err := tx.NewInsert().Model(&parts[i]).Exec(ctx)
-							return err
-						})
-					})
-				}
-				err = g.Wait()
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			e.w5Clean(b)
-			b.StartTimer()
-		}
-		e.w5Vacuum(b)
-	})
+		return g.Wait()
+	}
+	return side{prep: prep, run: ours, clean: clean}, side{prep: prep, run: hand, clean: clean}
 }
 
 // handTwoPhase is what a Bun user writes for a two-phase insert: each shard
@@ -177,66 +156,57 @@ func handTwoPhase(ctx context.Context, dbs []*bun.DB, parts [][]*weather.Report,
 // the 8). The hand-written Bun equivalent runs, on each shard in parallel,
 // the select and an IN query on its location ids, and assigns the reports
 // by hand.
-func BenchmarkW6(b *testing.B) {
-	e := load(b)
-	ctx := context.Background()
+var w6 = workload{name: "W6", reps: 4, setup: func(b *testing.B, e *env) (side, side) {
+	s := e.session(b, chooser.All)
 	const want = 500 * perLoc
-	b.Run("bunshard", func(b *testing.B) {
-		s := e.session(b, chooser.All)
-		for b.Loop() {
-			var locs []*weather.Location
-			if err := s.NewSelect().Model(&locs).Where("id <= ?", 500).Scan(ctx); err != nil {
-				b.Fatal(err)
-			}
-			if err := s.LoadRelation(ctx, &locs, "Reports"); err != nil {
-				b.Fatal(err)
-			}
-			if n := countReports(locs); len(locs) != 500 || n != want {
-				b.Fatalf("got %d locations, %d reports", len(locs), n)
-			}
+	ours := func() error {
+		var locs []*weather.Location
+		if err := s.NewSelect().Model(&locs).Where("id <= ?", 500).Scan(ctx); err != nil {
+			return err
 		}
-	})
-	b.Run("bun", func(b *testing.B) {
-		for b.Loop() {
-			parts := make([][]*weather.Location, len(e.dbs))
-			g, ctx := errgroup.WithContext(ctx)
-			for i, db := range e.dbs {
-				g.Go(func() error {
-					var locs []*weather.Location
-					if err := db.NewSelect().Model(&locs).Where("id <= ?", 500).Scan(ctx); err != nil {
-						return err
-					}
-					ids := make([]int64, len(locs))
-					byID := make(map[int64]*weather.Location, len(locs))
-					for j, l := range locs {
-						ids[j] = l.ID
-						byID[l.ID] = l
-					}
-					var reps []*weather.Report
-					if err := db.NewSelect().Model(&reps).Where("location_id IN (?)", bun.List(ids)).Scan(ctx); err != nil {
-						return err
-					}
-					for _, r := range reps {
-						l := byID[r.LocationID]
-						l.Reports = append(l.Reports, r)
-					}
-					parts[i] = locs
-					return nil
-				})
-			}
-			if err := g.Wait(); err != nil {
-				b.Fatal(err)
-			}
-			var locs []*weather.Location
-			for _, p := range parts {
-				locs = append(locs, p...)
-			}
-			if n := countReports(locs); len(locs) != 500 || n != want {
-				b.Fatalf("got %d locations, %d reports", len(locs), n)
-			}
+		if err := s.LoadRelation(ctx, &locs, "Reports"); err != nil {
+			return err
 		}
-	})
-}
+		return wantLen("reports", countReports(locs)+len(locs)-500, want)
+	}
+	hand := func() error {
+		parts := make([][]*weather.Location, len(e.dbs))
+		g, ctx := errgroup.WithContext(ctx)
+		for i, db := range e.dbs {
+			g.Go(func() error {
+				var locs []*weather.Location
+				if err := db.NewSelect().Model(&locs).Where("id <= ?", 500).Scan(ctx); err != nil {
+					return err
+				}
+				ids := make([]int64, len(locs))
+				byID := make(map[int64]*weather.Location, len(locs))
+				for j, l := range locs {
+					ids[j] = l.ID
+					byID[l.ID] = l
+				}
+				var reps []*weather.Report
+				if err := db.NewSelect().Model(&reps).Where("location_id IN (?)", bun.List(ids)).Scan(ctx); err != nil {
+					return err
+				}
+				for _, r := range reps {
+					l := byID[r.LocationID]
+					l.Reports = append(l.Reports, r)
+				}
+				parts[i] = locs
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		var locs []*weather.Location
+		for _, p := range parts {
+			locs = append(locs, p...)
+		}
+		return wantLen("reports", countReports(locs)+len(locs)-500, want)
+	}
+	return side{run: ours}, side{run: hand}
+}}
 
 func countReports(locs []*weather.Location) int {
 	n := 0
