@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"math/big"
 	"reflect"
 	"slices"
@@ -273,9 +274,9 @@ func (q *SelectQuery) scanAggregate(ctx context.Context, p *plan, dest any) erro
 			return err
 		}
 		defer rows.Close()
+		ptrs := make([]any, len(ap.partials))
 		for rows.Next() {
 			row := make([]any, len(ap.partials))
-			ptrs := make([]any, len(row))
 			for j := range row {
 				ptrs[j] = &row[j]
 			}
@@ -303,20 +304,32 @@ func (q *SelectQuery) scanAggregate(ctx context.Context, p *plan, dest any) erro
 // ORDER BY and the window.
 func (ap *aggPlan) merge(q *SelectQuery, parts [][][]any) ([][]any, error) {
 	ng := len(ap.groupFields)
-	index := map[string]*group{}
-	var groups []*group
-	var key strings.Builder
+	total := 0
+	for _, rows := range parts {
+		total += len(rows)
+	}
+	// Sized for the worst case (every row its own group), so the index and
+	// the group slab never grow while merging.
+	index := make(map[string]*group, total)
+	groups := make([]*group, 0, total)
+	slab := make([]group, total)
+	vals := make([]any, total*len(ap.names))
+	cnts := make([]int64, total*len(q.aggs))
+	var key []byte
 	for _, rows := range parts {
 		for _, row := range rows {
-			key.Reset()
+			key = key[:0]
 			for _, v := range row[:ng] {
-				fmt.Fprintf(&key, "%T:%v\x00", v, v)
+				key = appendKey(key, v)
 			}
-			g := index[key.String()]
+			g := index[string(key)] // no allocation for the lookup
 			if g == nil {
-				g = &group{vals: make([]any, len(ap.names)), cnt: make([]int64, len(q.aggs))}
+				n := len(groups)
+				g = &slab[n]
+				g.vals = vals[n*len(ap.names) : (n+1)*len(ap.names) : (n+1)*len(ap.names)]
+				g.cnt = cnts[n*len(q.aggs) : (n+1)*len(q.aggs) : (n+1)*len(q.aggs)]
 				copy(g.vals, row[:ng])
-				index[key.String()] = g
+				index[string(key)] = g
 				groups = append(groups, g)
 			}
 			col := ng
@@ -386,6 +399,33 @@ func (ap *aggPlan) merge(q *SelectQuery, parts [][][]any) ([][]any, error) {
 		hi = min(hi, lo+q.limit)
 	}
 	return out[lo:hi], nil
+}
+
+// appendKey appends an encoding of a group-column value that is equal for
+// equal values and distinct across types (a tag byte, then the value).
+func appendKey(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(b, 'n')
+	case int64:
+		return strconv.AppendInt(append(b, 'i'), x, 10)
+	case float64:
+		if x == 0 {
+			x = 0 // -0 groups with 0, as in SQL
+		}
+		return strconv.AppendUint(append(b, 'f'), math.Float64bits(x), 16)
+	case bool:
+		return strconv.AppendBool(append(b, 'b'), x)
+	case string:
+		b = strconv.AppendInt(append(b, 's'), int64(len(x)), 10)
+		return append(append(b, ':'), x...)
+	case []byte:
+		b = strconv.AppendInt(append(b, 'y'), int64(len(x)), 10)
+		return append(append(b, ':'), x...)
+	case time.Time:
+		return x.UTC().AppendFormat(append(b, 't'), time.RFC3339Nano)
+	}
+	return fmt.Appendf(append(b, '?'), "%T:%v\x00", v, v)
 }
 
 // normalize turns a partial value from the driver into int64, float64,
