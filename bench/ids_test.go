@@ -35,7 +35,7 @@ var (
 )
 
 // loadEnc writes 2,000 locations with shard-encoded ids (once per process).
-func loadEnc(b *testing.B, e *env) *encEnv {
+func loadEnc(b testing.TB, e *env) *encEnv {
 	b.Helper()
 	encOnce.Do(func() { enc, encErr = setupEnc(context.Background(), e) })
 	if encErr != nil {

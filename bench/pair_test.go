@@ -24,8 +24,8 @@ type workload struct {
 	name   string
 	reps   int    // runs per timing in BenchmarkRatios, for short workloads; 1 if 0
 	a, b   string // labels; "bunshard" and "bun" unless set
-	setup  func(tb *testing.B, e *env) (a, b side)
-	finish func(tb *testing.B, e *env)
+	setup  func(tb testing.TB, e *env) (a, b side)
+	finish func(tb testing.TB, e *env)
 }
 
 func (w workload) labels() (string, string) {
@@ -69,7 +69,7 @@ func loop(b *testing.B, s side) {
 // timed runs s reps times and returns how long run took in all (prep and
 // clean excluded), in wall time and in this process's CPU time (user +
 // system): the client-side cost, which the servers' noise does not reach.
-func timed(b *testing.B, s side, reps int) (wall, cpu time.Duration) {
+func timed(b testing.TB, s side, reps int) (wall, cpu time.Duration) {
 	for range max(reps, 1) {
 		if s.prep != nil {
 			s.prep()
@@ -175,4 +175,34 @@ func median(xs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// TestWorkloads runs both sides of every workload once, untimed, so that a
+// benchmark that broke (or whose two sides stopped doing the same work: each
+// checks its own result) fails the test suite, not only a later benchmark run.
+func TestWorkloads(t *testing.T) {
+	e := load(t)
+	for _, w := range workloads {
+		t.Run(w.name, func(t *testing.T) {
+			x, y := w.setup(t, e)
+			la, lb := w.labels()
+			for _, s := range []struct {
+				label string
+				side  side
+			}{{la, x}, {lb, y}} {
+				if s.side.prep != nil {
+					s.side.prep()
+				}
+				if err := s.side.run(); err != nil {
+					t.Errorf("%s/%s: %v", w.name, s.label, err)
+				}
+				if s.side.clean != nil {
+					s.side.clean()
+				}
+			}
+			if w.finish != nil {
+				w.finish(t, e)
+			}
+		})
+	}
 }

@@ -39,7 +39,7 @@ var (
 )
 
 // load starts (once per process) four shards holding the weather data.
-func load(b *testing.B) *env {
+func load(b testing.TB) *env {
 	b.Helper()
 	setupOnce.Do(func() { theEnv, setupErr = setup(context.Background()) })
 	if setupErr != nil {
@@ -96,13 +96,13 @@ func setup(ctx context.Context) (*env, error) {
 }
 
 // session returns a session over the bench shards.
-func (e *env) session(b *testing.B, ic chooser.IdentityChooser, opts ...session.Option) *session.Session {
+func (e *env) session(b testing.TB, ic chooser.IdentityChooser, opts ...session.Option) *session.Session {
 	return e.sessionWith(b, weather.ShardChooser, ic, opts...)
 }
 
 // sessionWith returns a session over the bench shards with the given
 // ShardChooser.
-func (e *env) sessionWith(b *testing.B, sc chooser.ShardChooser, ic chooser.IdentityChooser, opts ...session.Option) *session.Session {
+func (e *env) sessionWith(b testing.TB, sc chooser.ShardChooser, ic chooser.IdentityChooser, opts ...session.Option) *session.Session {
 	shards := map[session.ShardID]bun.IDB{}
 	for id, db := range e.byID {
 		shards[id] = db

@@ -33,7 +33,7 @@ func (e *env) w5Reports() []*weather.Report {
 }
 
 // w5Clean deletes what a run of W5 inserted.
-func (e *env) w5Clean(b *testing.B) {
+func (e *env) w5Clean(b testing.TB) {
 	var g errgroup.Group
 	for _, db := range e.dbs {
 		g.Go(func() error {
@@ -48,7 +48,7 @@ func (e *env) w5Clean(b *testing.B) {
 
 // w5Vacuum removes the dead rows W5 left, so that later workloads scan what
 // they scanned before.
-func (e *env) w5Vacuum(b *testing.B) {
+func (e *env) w5Vacuum(b testing.TB) {
 	for _, db := range e.dbs {
 		if _, err := db.ExecContext(context.Background(), "VACUUM ANALYZE weather_reports"); err != nil {
 			b.Fatal(err)
@@ -63,17 +63,17 @@ func (e *env) w5Vacuum(b *testing.B) {
 // (session.TestWorkloadStatementCounts asserts the 4). The hand-written
 // Bun equivalent groups the reports by shard and inserts each group in its
 // own transaction, the shards in parallel.
-var w5 = workload{name: "W5", setup: func(b *testing.B, e *env) (side, side) { return w5Sides(b, e, false) },
-	finish: func(b *testing.B, e *env) { e.w5Vacuum(b) }}
+var w5 = workload{name: "W5", setup: func(b testing.TB, e *env) (side, side) { return w5Sides(b, e, false) },
+	finish: func(b testing.TB, e *env) { e.w5Vacuum(b) }}
 
 // W5p: W5 with an atomic two-phase commit: PREPARE TRANSACTION on every
 // shard, the decision record on the coordinator, COMMIT PREPARED. The
 // hand-written Bun equivalent prepares and commits each shard with no
 // decision record (so it cannot recover from a crash between the phases).
-var w5p = workload{name: "W5p", setup: func(b *testing.B, e *env) (side, side) { return w5Sides(b, e, true) },
-	finish: func(b *testing.B, e *env) { e.w5Vacuum(b) }}
+var w5p = workload{name: "W5p", setup: func(b testing.TB, e *env) (side, side) { return w5Sides(b, e, true) },
+	finish: func(b testing.TB, e *env) { e.w5Vacuum(b) }}
 
-func w5Sides(b *testing.B, e *env, twoPhase bool) (side, side) {
+func w5Sides(b testing.TB, e *env, twoPhase bool) (side, side) {
 	s := e.sessionWith(b, chooser.NewFollowParent(weather.ByContinent), chooser.All)
 	var opts []session.UnitOption
 	if twoPhase {
@@ -156,7 +156,7 @@ func handTwoPhase(ctx context.Context, dbs []*bun.DB, parts [][]*weather.Report,
 // the 8). The hand-written Bun equivalent runs, on each shard in parallel,
 // the select and an IN query on its location ids, and assigns the reports
 // by hand.
-var w6 = workload{name: "W6", reps: 4, setup: func(b *testing.B, e *env) (side, side) {
+var w6 = workload{name: "W6", reps: 4, setup: func(b testing.TB, e *env) (side, side) {
 	s := e.session(b, chooser.All)
 	const want = 500 * perLoc
 	ours := func() error {

@@ -37,7 +37,7 @@ func BenchmarkPage500(b *testing.B) { benchPair(b, page500) }
 var ctx = context.Background()
 
 // W1: 1,000 gets by primary key, the shard known to the chooser.
-var w1 = workload{name: "W1", setup: func(b *testing.B, e *env) (side, side) {
+var w1 = workload{name: "W1", setup: func(b testing.TB, e *env) (side, side) {
 	s := e.session(b, knownShard)
 	ours := func() error {
 		for _, id := range getIDs {
@@ -61,7 +61,7 @@ var w1 = workload{name: "W1", setup: func(b *testing.B, e *env) (side, side) {
 }}
 
 // W2: 1,000 gets by primary key, shard unknown: every shard is asked.
-var w2 = workload{name: "W2", setup: func(b *testing.B, e *env) (side, side) {
+var w2 = workload{name: "W2", setup: func(b testing.TB, e *env) (side, side) {
 	s := e.session(b, chooser.All)
 	ours := func() error {
 		for _, id := range getIDs {
@@ -113,7 +113,7 @@ func handGet(ctx context.Context, dbs []*bun.DB, id int64) (*weather.Location, e
 // W2IDs: W2 with shard-encoded ids: the FromID chooser reads the shard from
 // the id, so each Get is one statement. Compared with hand-written Bun that
 // knows each row's shard (W1's baseline), as issue 5 asks.
-var w2IDs = workload{name: "W2IDs", setup: func(b *testing.B, e *env) (side, side) {
+var w2IDs = workload{name: "W2IDs", setup: func(b testing.TB, e *env) (side, side) {
 	ee := loadEnc(b, e)
 	s := e.session(b, ee.byID)
 	ours := func() error {
@@ -138,7 +138,7 @@ var w2IDs = workload{name: "W2IDs", setup: func(b *testing.B, e *env) (side, sid
 }}
 
 // W3: select all 100k reports across the shards, materialised as structs.
-var w3 = workload{name: "W3", setup: func(b *testing.B, e *env) (side, side) {
+var w3 = workload{name: "W3", setup: func(b testing.TB, e *env) (side, side) {
 	s := e.session(b, chooser.All)
 	ours := func() error {
 		var reps []weather.Report
@@ -170,7 +170,7 @@ var w3 = workload{name: "W3", setup: func(b *testing.B, e *env) (side, side) {
 }}
 
 // W4: the global top 100 reports by temperature, in the right order.
-var w4 = workload{name: "W4", reps: 20, setup: func(b *testing.B, e *env) (side, side) {
+var w4 = workload{name: "W4", reps: 20, setup: func(b testing.TB, e *env) (side, side) {
 	s := e.session(b, chooser.All)
 	ours := func() error {
 		var top []weather.Report
@@ -197,7 +197,7 @@ var w4 = workload{name: "W4", reps: 20, setup: func(b *testing.B, e *env) (side,
 }}
 
 // W7: count(*) of reports across the shards.
-var w7 = workload{name: "W7", reps: 40, setup: func(b *testing.B, e *env) (side, side) {
+var w7 = workload{name: "W7", reps: 40, setup: func(b testing.TB, e *env) (side, side) {
 	s := e.session(b, chooser.All)
 	ours := func() error {
 		n, err := s.NewSelect().Model((*weather.Report)(nil)).Count(ctx)
@@ -237,7 +237,7 @@ type tempByLocation struct {
 // over the 100k reports), merged across shards. By hand each shard groups
 // its own rows and, since a location lives on one shard, the groups are
 // just concatenated; the library does not assume that, and merges.
-var wGroup = workload{name: "WGroup", reps: 10, setup: func(b *testing.B, e *env) (side, side) {
+var wGroup = workload{name: "WGroup", reps: 10, setup: func(b testing.TB, e *env) (side, side) {
 	s := e.session(b, chooser.All)
 	ours := func() error {
 		var rows []tempByLocation
@@ -272,7 +272,7 @@ var wGroup = workload{name: "WGroup", reps: 10, setup: func(b *testing.B, e *env
 
 // Page500: page 500 (100 rows a page) of the reports ordered by
 // temperature, by keyset cursor (a) and by OFFSET (b).
-var page500 = workload{name: "Page500", reps: 5, a: "keyset", b: "offset", setup: func(b *testing.B, e *env) (side, side) {
+var page500 = workload{name: "Page500", reps: 5, a: "keyset", b: "offset", setup: func(b testing.TB, e *env) (side, side) {
 	s := e.session(b, chooser.All)
 	const size, page = 100, 500
 	cursor := "" // the cursor of page 499, made once
