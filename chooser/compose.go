@@ -49,12 +49,7 @@ var (
 func First(choosers ...any) *Chain {
 	c := &Chain{members: append([]any(nil), choosers...)}
 	for i, m := range choosers {
-		if m == nil {
-			panic(fmt.Sprintf("chooser: First: member %d is nil", i))
-		}
-		if v := reflect.ValueOf(m); v.Kind() == reflect.Pointer && v.IsNil() {
-			panic(fmt.Sprintf("chooser: First: member %d is a nil %T", i, m))
-		}
+		mustBeSet("First: member", i, m)
 		roles := 0
 		if s, ok := m.(ShardChooser); ok {
 			c.shard = append(c.shard, s)
@@ -194,4 +189,15 @@ func (c *Chain) String() string {
 		}
 	}
 	return "chooser.First(" + strings.Join(parts, ", ") + ")"
+}
+
+// mustBeSet panics, naming what, if m is nil or a typed nil pointer: a
+// programming error no caller can handle.
+func mustBeSet(what string, i int, m any) {
+	if m == nil {
+		panic(fmt.Sprintf("chooser: %s %d is nil", what, i))
+	}
+	if v := reflect.ValueOf(m); v.Kind() == reflect.Pointer && v.IsNil() {
+		panic(fmt.Sprintf("chooser: %s %d is a nil %T", what, i, m))
+	}
 }

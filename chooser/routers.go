@@ -90,12 +90,7 @@ func NewRouters(def any, routers ...any) *Routers {
 		}
 	}
 	for i, r := range routers {
-		if r == nil {
-			panic(fmt.Sprintf("chooser: NewRouters: router %d is nil", i))
-		}
-		if v := reflect.ValueOf(r); v.Kind() == reflect.Pointer && v.IsNil() {
-			panic(fmt.Sprintf("chooser: NewRouters: router %d is a nil %T", i, r))
-		}
+		mustBeSet("NewRouters: router", i, r)
 		abilities := 0
 		if a, ok := r.(ReadRouter); ok {
 			c.read = append(c.read, a)

@@ -47,26 +47,10 @@ func (s *Session) loadRelation(ctx context.Context, parents any, relation string
 	if err != nil {
 		return fmt.Errorf("session: LoadRelation: %w", err)
 	}
-	v := reflect.ValueOf(parents).Elem()
-	var objs []reflect.Value
-	switch kind {
-	case destStruct:
-		objs = []reflect.Value{v}
-	case destSlice:
-		objs = make([]reflect.Value, v.Len())
-		for i := range objs {
-			objs[i] = v.Index(i)
-		}
-	case destSlicePtr:
-		objs = make([]reflect.Value, 0, v.Len())
-		for i := range v.Len() {
-			if el := v.Index(i); !el.IsNil() {
-				objs = append(objs, el.Elem())
-			}
-		}
-	default:
+	if kind == destTable {
 		return fmt.Errorf("%w: LoadRelation: %T is a nil pointer; pass the parents", ErrInvalidArgument, parents)
 	}
+	objs, _ := objectsOf(reflect.ValueOf(parents).Elem(), kind) // nil elements have nothing to load
 	o := options(opts)
 	env := s.loaderEnv(&o, u)
 	table := mi.table

@@ -208,3 +208,33 @@ func (s *Session) stampAll(dst reflect.Value, kind destKind, mi *modelInfo, rels
 		s.stampAny(dst.Elem(), mi, rels, id)
 	}
 }
+
+// objectsOf returns the model structs an argument of kind holds (v is the
+// pointer's target), addressable, so that writes through them reach the
+// caller's objects. Nil elements of a []*T are left out; nilAt is the index
+// of the first one, or -1.
+func objectsOf(v reflect.Value, kind destKind) (objs []reflect.Value, nilAt int) {
+	nilAt = -1
+	switch kind {
+	case destStruct:
+		return []reflect.Value{v}, -1
+	case destSlice:
+		objs = make([]reflect.Value, v.Len())
+		for i := range objs {
+			objs[i] = v.Index(i)
+		}
+	case destSlicePtr:
+		objs = make([]reflect.Value, 0, v.Len())
+		for i := range v.Len() {
+			el := v.Index(i)
+			if el.IsNil() {
+				if nilAt < 0 {
+					nilAt = i
+				}
+				continue
+			}
+			objs = append(objs, el.Elem())
+		}
+	}
+	return objs, nilAt
+}

@@ -94,23 +94,9 @@ func (s *Session) write(ctx context.Context, op string, model any, opts []Statem
 
 	// Collect the objects as pointers, so per-shard slices alias the
 	// caller's objects and generated values come back to them.
-	var objs []reflect.Value
-	switch kind {
-	case destStruct:
-		objs = []reflect.Value{v}
-	case destSlice:
-		objs = make([]reflect.Value, v.Len())
-		for i := range objs {
-			objs[i] = v.Index(i)
-		}
-	case destSlicePtr:
-		objs = make([]reflect.Value, v.Len())
-		for i := range objs {
-			if v.Index(i).IsNil() {
-				return fmt.Errorf("%w: %s %s: element %d of the slice is nil", ErrInvalidArgument, op, mi.table.TypeName, i)
-			}
-			objs[i] = v.Index(i).Elem()
-		}
+	objs, nilAt := objectsOf(v, kind)
+	if nilAt >= 0 {
+		return fmt.Errorf("%w: %s %s: element %d of the slice is nil", ErrInvalidArgument, op, mi.table.TypeName, nilAt)
 	}
 	if len(objs) == 0 {
 		return nil
