@@ -103,14 +103,30 @@ func (c *Chain) ChooseIdentity(ctx context.Context, key Key) (Target, error) {
 	})
 }
 
-// ChooseExecute returns the first answer that names shards. Failing that it
-// returns [AllShards] if a member did, else an error wrapping [ErrNoOpinion]
-// if a member passed with one, else [None]. An error that does not wrap
-// ErrNoOpinion is returned at once.
+// ChooseExecute resolves a declared IN list value by value (see
+// SplitValues) and returns the owners of its values. Otherwise it returns
+// the first answer that names shards; failing that [AllShards] if a member
+// did, else an error wrapping [ErrNoOpinion] if a member passed with one,
+// else [None]. An error that does not wrap ErrNoOpinion is returned at once.
 func (c *Chain) ChooseExecute(ctx context.Context, stmt *Statement) (Target, error) {
 	var table *schema.Table
 	if stmt != nil {
 		table = stmt.Table
+		// An IN list is resolved value by value, as SplitValues does: the
+		// whole list must not go to the first member that owns some of it.
+		for _, cr := range stmt.Criteria {
+			if len(cr.Values) < 2 || len(c.split) == 0 {
+				continue
+			}
+			parts, order, err := c.split1(ctx, table, cr.Column, cr.Values)
+			if err != nil {
+				return Target{}, err
+			}
+			if parts == nil {
+				continue
+			}
+			return Shards(order...), nil
+		}
 	}
 	return firstTarget(c, c.exec, "ChooseExecute", table, func(m ExecuteChooser) (Target, error) {
 		return m.ChooseExecute(ctx, stmt)
@@ -138,21 +154,60 @@ func firstTarget[M any](c *Chain, members []M, role string, table *schema.Table,
 	return c.fallback(all, role, table, passed)
 }
 
-// SplitValues returns the first non-nil split a member makes; nil, nil if no
-// member splits column. An error that does not wrap [ErrNoOpinion] is
-// returned at once; one that does skips the member.
+// SplitValues resolves each value on its own, through the first member
+// that has an opinion on it (a Splitter that does not answer "not my
+// column" or wrap [ErrNoOpinion]), so that a chain of Ranges then Hash puts
+// every value where a row with that value would be placed. It returns nil,
+// nil when no member routes column, and an error wrapping ErrNoOpinion when
+// some value has no owner.
 func (c *Chain) SplitValues(ctx context.Context, table *schema.Table, column string, values []any) (map[identity.ShardID][]any, error) {
-	for _, m := range c.split {
-		parts, err := m.SplitValues(ctx, table, column, values)
-		switch {
-		case errors.Is(err, ErrNoOpinion):
-		case err != nil:
-			return nil, err
-		case parts != nil:
-			return parts, nil
+	parts, _, err := c.split1(ctx, table, column, values)
+	return parts, err
+}
+
+// split1 is SplitValues that also returns the owners in the order of the
+// values' first appearance.
+func (c *Chain) split1(ctx context.Context, table *schema.Table, column string, values []any) (map[identity.ShardID][]any, []identity.ShardID, error) {
+	var parts map[identity.ShardID][]any
+	var order []identity.ShardID
+	one := make([]any, 1)
+	for _, v := range values {
+		one[0] = v
+		var passed []error
+		var owner identity.ShardID
+		routed := false
+		for _, m := range c.split {
+			p, err := m.SplitValues(ctx, table, column, one)
+			switch {
+			case errors.Is(err, ErrNoOpinion):
+				routed = true
+				passed = append(passed, err)
+				continue
+			case err != nil:
+				return nil, nil, err
+			case p == nil:
+				continue // not this member's column
+			}
+			for id := range p {
+				owner = id
+			}
+			break
 		}
+		if owner == "" {
+			if !routed {
+				return nil, nil, nil // no member routes this column
+			}
+			return nil, nil, c.noAnswer("SplitValues", table, passed)
+		}
+		if parts == nil {
+			parts = make(map[identity.ShardID][]any)
+		}
+		if _, seen := parts[owner]; !seen {
+			order = append(order, owner)
+		}
+		parts[owner] = append(parts[owner], v)
 	}
-	return nil, nil
+	return parts, order, nil
 }
 
 func (c *Chain) fallback(all bool, op string, table *schema.Table, passed []error) (Target, error) {

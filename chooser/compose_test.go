@@ -236,3 +236,47 @@ func TestFirstPanics(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstSplitsINListPerValue: with ranges first and a hash behind them,
+// each value of an IN list goes where a row with that value is placed, not
+// wherever the first member that owns some of the list would send all of it.
+func TestFirstSplitsINListPerValue(t *testing.T) {
+	ctx := context.Background()
+	users := tableOf[User]()
+	low, err := chooser.NewRanges("id", chooser.Range[int64]{From: 0, To: 500, Shard: "s3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := chooser.NewHash("id", chooser.Spread(16, "s0", "s1", "s2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := chooser.First(low, h)
+	values := []any{int64(1), int64(600), int64(499), int64(7000)}
+	parts, err := c.SplitValues(ctx, users, "id", values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[identity.ShardID][]any{"s3": {int64(1), int64(499)}}
+	for _, v := range []int64{600, 7000} {
+		id, err := h.ChooseShard(ctx, users, &User{ID: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[id] = append(want[id], v)
+	}
+	if !reflect.DeepEqual(parts, want) {
+		t.Errorf("SplitValues(%v) = %v; want %v", values, parts, want)
+	}
+	stmt := &chooser.Statement{Op: chooser.OpSelect, Table: users, Criteria: []chooser.Criterion{{Column: "id", Values: values}}}
+	got, err := c.ChooseExecute(ctx, stmt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.List()) != len(want) || got.List()[0] != "s3" {
+		t.Errorf("ChooseExecute(IN %v) = %v; want s3 first, then the hash's shards of 600 and 7000 (%v)", values, got, want)
+	}
+	if parts, err := c.SplitValues(ctx, users, "name", values); parts != nil || err != nil {
+		t.Errorf("SplitValues on a column no member routes = %v, %v; want nil, nil", parts, err)
+	}
+}
