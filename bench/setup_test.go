@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"go.uber.org/goleak"
 	"os"
 	"sync"
 	"testing"
@@ -18,7 +19,21 @@ import (
 	"github.com/bunshard/bunshard/session"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, 4)) }
+func TestMain(m *testing.M) {
+	code := pgtest.Main(m, 4)
+	if theEnv != nil { // the benchmarks' pools live as long as the process
+		for _, db := range theEnv.dbs {
+			db.Close()
+		}
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil { // after the servers are closed
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 // The default scale of BENCH.md.
 const (

@@ -2,6 +2,8 @@ package identity_test
 
 import (
 	"database/sql"
+	"fmt"
+	"go.uber.org/goleak"
 	"os"
 	"strings"
 	"testing"
@@ -18,7 +20,16 @@ import (
 // TestMain starts two PostgreSQL servers, one per shard, for the tests of
 // Layout.FunctionSQL; without them the package's tests fail, saying how to
 // provide PostgreSQL.
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, 2)) }
+func TestMain(m *testing.M) {
+	code := pgtest.Main(m, 2)
+	if code == 0 {
+		if err := goleak.Find(); err != nil { // after the servers are closed
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 type pgOrder struct {
 	bun.BaseModel `bun:"table:app.orders"`

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"go.uber.org/goleak"
 	"strings"
 	"testing"
 )
@@ -31,3 +32,7 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// TestMain checks that the demo leaves no goroutine behind (its temporary
+// servers' watchers included).
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
