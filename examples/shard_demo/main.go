@@ -12,7 +12,9 @@
 //
 //	BUNSHARD_DEMO_DSNS=postgres://postgres@host1/weather?sslmode=disable,... go run ./examples/shard_demo
 //
-// The demo drops and recreates its two tables there.
+// The demo drops and recreates its two tables there. Its two-phase commit
+// needs max_prepared_transactions > 0 on those servers; without it the demo
+// says so and commits in one phase.
 package main
 
 import (
@@ -221,6 +223,50 @@ func run(ctx context.Context, w io.Writer) error {
 		fmt.Fprintf(w, "  %.1f at %s\n", r.Temperature, r.Location.City)
 	}
 
+	section(w, "aggregates merged across shards: reports and mean temperature per location")
+	type perLocation struct {
+		LocationID int64
+		N          int64
+		Mean       float64
+	}
+	var stats []perLocation
+	if err := sess.NewSelect().Model((*Report)(nil)).GroupBy("location_id").
+		Aggregate(session.CountAll().As("n"), session.Avg("temperature").As("mean")).
+		Order("location_id").Scan(ctx, &stats); err != nil {
+		return err
+	}
+	for _, st := range stats {
+		fmt.Fprintf(w, "  location %d: %d report(s), mean %.1f\n", st.LocationID, st.N, st.Mean)
+	}
+	total, err := sess.NewSelect().Model((*Report)(nil)).Count(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "  count(*) over all shards: %d\n", total)
+
+	section(w, "unit of work with two-phase commit: new reports for Dublin and Quito, all or nothing")
+	newReports := func() []*Report {
+		return []*Report{
+			{ID: 6, LocationID: dublin.ID, Temperature: 55, Location: dublin},
+			{ID: 7, LocationID: quito.ID, Temperature: 77, Location: quito},
+		}
+	}
+	more := newReports()
+	err = commitUnit(ctx, sess, more, session.TwoPhase())
+	if err != nil && strings.Contains(err.Error(), "prepared transactions are disabled") {
+		// Servers of your own may run with max_prepared_transactions = 0.
+		fmt.Fprintln(w, "  (these servers have max_prepared_transactions = 0: committing in one phase instead)")
+		more = newReports()
+		err = commitUnit(ctx, sess, more)
+	}
+	if err != nil {
+		return err
+	}
+	for _, r := range more {
+		id, _ := r.Shard()
+		fmt.Fprintf(w, "  report %d committed on %s\n", r.ID, id)
+	}
+
 	section(w, "update after the chooser's column changed: the row stays on its shard")
 	tokyo.Continent = "Europe"
 	if err := sess.Update(ctx, tokyo); err != nil {
@@ -229,6 +275,15 @@ func run(ctx context.Context, w io.Writer) error {
 	id, _ := tokyo.Shard()
 	fmt.Fprintf(w, "  Tokyo updated on %s (not europe)\n", id)
 	return nil
+}
+
+// commitUnit adds reps to a new unit of work and commits it.
+func commitUnit(ctx context.Context, sess *session.Session, reps []*Report, opts ...session.UnitOption) error {
+	uow := sess.Begin(opts...)
+	if err := uow.Add(&reps); err != nil {
+		return err
+	}
+	return uow.Commit(ctx)
 }
 
 func createTables(ctx context.Context, db bun.IDB) error {

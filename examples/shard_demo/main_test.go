@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"go.uber.org/goleak"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/bunshard/bunshard/internal/pgtest"
 )
 
 // TestDemo runs the demo on its embedded default (temporary servers it
@@ -25,6 +28,10 @@ func TestDemo(t *testing.T) {
 		"cities: Toronto\n",
 		"report 5 = 61.0, loaded from north_america",
 		"85.0 at Quito\n  80.0 at Tokyo",
+		"location 1: 1 report(s), mean 80.0",
+		"count(*) over all shards: 5",
+		"report 6 committed on europe",
+		"report 7 committed on south_america",
 		"Tokyo updated on asia (not europe)",
 	} {
 		if !strings.Contains(text, want) {
@@ -36,3 +43,35 @@ func TestDemo(t *testing.T) {
 // TestMain checks that the demo leaves no goroutine behind (its temporary
 // servers' watchers included).
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestDemoOnOwnServers runs the demo on servers named in BUNSHARD_DEMO_DSNS,
+// here ones without prepared transactions: it uses them, and says that it
+// commits in one phase.
+func TestDemoOnOwnServers(t *testing.T) {
+	set, err := pgtest.Start(4, pgtest.WithSetting("max_prepared_transactions", "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	var dsns []string
+	for i := range 4 {
+		dsns = append(dsns, set.Server(i%set.Len()).DSN("postgres"))
+	}
+	if set.External() {
+		t.Skip("external servers (" + pgtest.EnvVar + ") share databases between shards; this test needs four")
+	}
+	t.Setenv("BUNSHARD_DEMO_DSNS", strings.Join(dsns, ","))
+	var out bytes.Buffer
+	if err := run(context.Background(), &out); err != nil {
+		t.Fatalf("run = %v\n%s", err, out.String())
+	}
+	for _, want := range []string{
+		"using the databases in BUNSHARD_DEMO_DSNS",
+		"max_prepared_transactions = 0: committing in one phase instead",
+		"report 6 committed on europe",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
