@@ -20,19 +20,14 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	code := pgtest.Main(m, 4)
-	if theEnv != nil { // the benchmarks' pools live as long as the process
-		for _, db := range theEnv.dbs {
-			db.Close()
+	os.Exit(pgtest.Main(m, 4, func() error {
+		if theEnv != nil { // the benchmarks' pools live as long as the process
+			for _, db := range theEnv.dbs {
+				db.Close()
+			}
 		}
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil { // after the servers are closed
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+		return goleak.Find()
+	}))
 }
 
 // The default scale of BENCH.md.

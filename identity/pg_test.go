@@ -2,7 +2,6 @@ package identity_test
 
 import (
 	"database/sql"
-	"fmt"
 	"go.uber.org/goleak"
 	"os"
 	"strings"
@@ -21,14 +20,7 @@ import (
 // Layout.FunctionSQL; without them the package's tests fail, saying how to
 // provide PostgreSQL.
 func TestMain(m *testing.M) {
-	code := pgtest.Main(m, 2)
-	if code == 0 {
-		if err := goleak.Find(); err != nil { // after the servers are closed
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(pgtest.Main(m, 2, func() error { return goleak.Find() }))
 }
 
 type pgOrder struct {

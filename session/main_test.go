@@ -3,7 +3,6 @@ package session_test
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -22,14 +21,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	code := pgtest.Main(m, 4)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(pgtest.Main(m, 4, func() error { return goleak.Find() }))
 }
 
 // counter is a Bun query hook that records the statements one shard ran.

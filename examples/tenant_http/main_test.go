@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -22,14 +21,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	code := pgtest.Main(m, 2)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(pgtest.Main(m, 2, func() error { return goleak.Find() }))
 }
 
 // counter records the statements one shard ran.

@@ -18,7 +18,11 @@ var shared atomic.Pointer[Set]
 // When the servers cannot be started it runs no test, prints why (and how to install
 // PostgreSQL or name servers) to standard error, and returns 1: tests never skip for lack
 // of a server. A failure to close the servers also turns exit code 0 into 1.
-func Main(m *testing.M, n int) int {
+//
+// When the tests passed, each after func then runs, after the servers are closed (a
+// goroutine-leak check, say: func() error { return goleak.Find() }); an error is printed
+// and turns the exit code into 1.
+func Main(m *testing.M, n int, after ...func() error) int {
 	set, err := Start(n)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: cannot start %d PostgreSQL server(s) for the tests:\n%v\n", n, err)
@@ -30,6 +34,15 @@ func Main(m *testing.M, n int) int {
 	if err := set.Close(); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: stopping the test PostgreSQL servers: %v\n", err)
 		if code == 0 {
+			code = 1
+		}
+	}
+	for _, f := range after {
+		if code != 0 {
+			break
+		}
+		if err := f(); err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: after the tests: %v\n", err)
 			code = 1
 		}
 	}
