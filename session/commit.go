@@ -49,9 +49,10 @@ import (
 // (PostgreSQL aborted it, so it cannot commit), rolls back every shard and
 // commits nothing. After Commit the unit has ended, whatever the result.
 func (u *UnitOfWork) Commit(ctx context.Context) error {
-	if err := u.active(); err != nil {
+	if err := u.enter(opCommit); err != nil {
 		return err
 	}
+	defer u.leave()
 	if err := u.flush(ctx, true); err != nil {
 		if u.done == nil { // refused before sending: nothing written yet
 			_ = u.abort(ctx, "its commit failed")
@@ -275,9 +276,13 @@ func (u *UnitOfWork) hook(stage string, id ShardID) {
 // (a shard unreachable: PostgreSQL rolls back on its own when the
 // connection dies) are reported as *ShardError values, joined.
 func (u *UnitOfWork) Rollback(ctx context.Context) error {
-	if u.done != nil {
-		return nil
+	if err := u.enter(opRollback); err != nil {
+		if errors.Is(err, ErrUnitDone) {
+			return nil
+		}
+		return err
 	}
+	defer u.leave()
 	return u.abort(ctx, "it was rolled back")
 }
 

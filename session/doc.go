@@ -188,5 +188,7 @@
 //
 // A Session is safe for concurrent use and keeps no per-object state.
 // SelectQuery, UpdateQuery and DeleteQuery are builders: build one in one
-// goroutine, then run it. A UnitOfWork is not safe for concurrent use.
+// goroutine, then run it. A UnitOfWork is not safe for concurrent use; two
+// goroutines calling it at once get [ErrConcurrentUse], and the unit then
+// commits nothing.
 package session

@@ -54,6 +54,13 @@ var (
 	// Flush that failed and rolled everything back. Begin a new unit.
 	ErrUnitDone = errors.New("session: the unit of work has ended")
 
+	// ErrConcurrentUse is returned by a UnitOfWork method called while
+	// another of its methods is running in another goroutine: a unit is for
+	// one goroutine. The unit is then unusable: its Flush and Commit fail
+	// with this error and roll every shard back, so nothing it holds is
+	// committed in part.
+	ErrConcurrentUse = errors.New("session: unit of work used concurrently")
+
 	// ErrNotTracked is returned by UnitOfWork methods given an object the
 	// unit does not track (Expunge, Refresh).
 	ErrNotTracked = errors.New("session: object not tracked by the unit of work")

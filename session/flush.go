@@ -41,9 +41,10 @@ import (
 // unit, as a failed flush does in SQLAlchemy: its writes are gone, and the
 // Tokens of objects it had placed are cleared.
 func (u *UnitOfWork) Flush(ctx context.Context) error {
-	if err := u.active(); err != nil {
+	if err := u.enter(opFlush); err != nil {
 		return err
 	}
+	defer u.leave()
 	return u.flush(ctx, false)
 }
 

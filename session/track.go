@@ -239,9 +239,10 @@ func (u *UnitOfWork) fill(e *entry, v reflect.Value, rels relTree) {
 // scan runs a unit's select into its *[]*T model and merges the rows into
 // the identity map.
 func (u *UnitOfWork) scan(ctx context.Context, q *SelectQuery) error {
-	if err := u.active(); err != nil {
+	if err := u.enter(opSelect); err != nil {
 		return err
 	}
+	defer u.leave()
 	if q.err != nil {
 		return q.err
 	}

@@ -33,7 +33,13 @@ import (
 // A UnitOfWork is not safe for concurrent use: use it from one goroutine,
 // like *pgx.Conn or a database/sql Tx. (Its fan-outs use several goroutines
 // internally.) The Session it came from stays safe for concurrent use, and
-// many units may run at once. A unit is single-use: after Commit or
+// many units may run at once. Misuse is caught, not silent: a method
+// called while another is running in another goroutine fails with
+// [ErrConcurrentUse] naming both, and poisons the unit, so that its next
+// call rolls every shard back and Commit fails: a unit used by two
+// goroutines at once commits nothing. (Statements run through the unit's
+// view other than a select's Scan and ScanPage, such as Iter or Count, are
+// not checked; they track nothing.) A unit is single-use: after Commit or
 // Rollback, or after a Flush that failed on a shard (which rolls every
 // shard back), its methods return an error matching [ErrUnitDone]. A Flush
 // refused before sending anything leaves the unit usable.
@@ -58,6 +64,8 @@ type UnitOfWork struct {
 	inserted  []*entry             // objects this unit inserted (their rows vanish on rollback)
 
 	done error // why the unit ended; nil while it is active
+
+	g guard // detects two goroutines using the unit at once (guard.go)
 }
 
 // shardTx is the unit's transaction on one shard.
@@ -243,9 +251,6 @@ func (s *Session) Begin(opts ...UnitOption) *UnitOfWork {
 	return u
 }
 
-// active returns the error to return when the unit has ended.
-func (u *UnitOfWork) active() error { return u.done }
-
 // end records that the unit is over and why.
 func (u *UnitOfWork) end(why string) {
 	if u.done == nil {
@@ -322,9 +327,10 @@ func (u *UnitOfWork) observe(err error) {
 // written, so Commit commits it. It fails with [ErrUnknownShard] for an id
 // the session lacks, and with [ErrUnitDone] once the unit has ended.
 func (u *UnitOfWork) DB(ctx context.Context, id ShardID) (bun.IDB, error) {
-	if err := u.active(); err != nil {
+	if err := u.enter(opDB); err != nil {
 		return nil, err
 	}
+	defer u.leave()
 	if _, ok := u.txs[id]; !ok {
 		return nil, u.s.unknown(id, "UnitOfWork.DB")
 	}
@@ -415,9 +421,10 @@ func (u *UnitOfWork) pointers(op string, arg any) (objArgs, *modelInfo, error) {
 // except that it cancels a pending Delete. Add sends nothing; it fails on
 // arguments that are not models with a primary key.
 func (u *UnitOfWork) Add(objs ...any) error {
-	if err := u.active(); err != nil {
+	if err := u.enter(opAdd); err != nil {
 		return err
 	}
+	defer u.leave()
 	for _, arg := range objs {
 		ptrs, mi, err := u.pointers("Add", arg)
 		if err != nil {
@@ -457,9 +464,10 @@ func (u *UnitOfWork) addInto(p reflect.Value, mi *modelInfo, e *entry) {
 // ShardChooser says, as Session.Delete does. A pending object (added, never
 // flushed) cannot be deleted: Expunge it. Delete sends nothing.
 func (u *UnitOfWork) Delete(objs ...any) error {
-	if err := u.active(); err != nil {
+	if err := u.enter(opDelete); err != nil {
 		return err
 	}
+	defer u.leave()
 	for _, arg := range objs {
 		ptrs, mi, err := u.pointers("Delete", arg)
 		if err != nil {
@@ -492,9 +500,10 @@ func (u *UnitOfWork) Delete(objs ...any) error {
 // copies of their rows. Expunge sends nothing; it fails with
 // [ErrNotTracked] for an object the unit does not track.
 func (u *UnitOfWork) Expunge(objs ...any) error {
-	if err := u.active(); err != nil {
+	if err := u.enter(opExpunge); err != nil {
 		return err
 	}
+	defer u.leave()
 	for _, arg := range objs {
 		ptrs, mi, err := u.pointers("Expunge", arg)
 		if err != nil {
@@ -536,9 +545,10 @@ func (u *UnitOfWork) detach(e *entry) {
 // An object the unit has marked for deletion is not found: the error
 // satisfies errors.Is(err, sql.ErrNoRows), as for a key found nowhere.
 func (u *UnitOfWork) Get(ctx context.Context, dst any, pk ...any) error {
-	if err := u.active(); err != nil {
+	if err := u.enter(opGet); err != nil {
 		return err
 	}
+	defer u.leave()
 	dv := reflect.ValueOf(dst)
 	if dv.Kind() != reflect.Pointer || dv.IsNil() || dv.Elem().Kind() != reflect.Pointer || dv.Elem().Type().Elem().Kind() != reflect.Struct {
 		return fmt.Errorf("%w: UnitOfWork.Get: dst must be a **T (var loc *Location; uow.Get(ctx, &loc, 7)), "+
@@ -621,9 +631,10 @@ func (u *UnitOfWork) NewSelect() *SelectQuery { return u.view.NewSelect() }
 // objects held by pointer are merged into the identity map, and belongs-to
 // targets the unit already tracks are taken from it with no statement.
 func (u *UnitOfWork) LoadRelation(ctx context.Context, parents any, relation string, opts ...StatementOption) error {
-	if err := u.active(); err != nil {
+	if err := u.enter(opLoadRelation); err != nil {
 		return err
 	}
+	defer u.leave()
 	err := u.view.loadRelation(ctx, parents, relation, opts, u)
 	u.observe(err)
 	return err
@@ -636,9 +647,10 @@ func (u *UnitOfWork) LoadRelation(ctx context.Context, parents any, relation str
 // is gone gives an error satisfying errors.Is(err, sql.ErrNoRows); an object
 // not tracked, or pending, gives [ErrNotTracked].
 func (u *UnitOfWork) Refresh(ctx context.Context, objs ...any) error {
-	if err := u.active(); err != nil {
+	if err := u.enter(opRefresh); err != nil {
 		return err
 	}
+	defer u.leave()
 	for _, arg := range objs {
 		ptrs, mi, err := u.pointers("Refresh", arg)
 		if err != nil {
