@@ -158,8 +158,10 @@
 // transaction: one INSERT per shard per model, parents before children and
 // children placed with their parents (the owner of a has-many, or
 // chooser.FollowParent for belongs-to); UPDATEs of the changed columns only,
-// found by comparing each object with a snapshot; DELETEs children first. A
-// unit is for one goroutine; the Session stays safe for concurrent use.
+// found by comparing each object with a snapshot; DELETEs children first.
+// A partial select (Column, ColumnExpr, ExcludeColumn) tracks nothing, so
+// the identity map only ever holds complete objects. A unit is for one
+// goroutine; the Session stays safe for concurrent use.
 //
 //	uow := sess.Begin(session.TwoPhase())
 //	defer uow.Rollback(ctx) // does nothing after Commit

@@ -34,6 +34,9 @@ type SelectQuery struct {
 	limit    int
 	offset   int
 	grouped  bool // Group, Having or Distinct: per-shard groups, not merged
+	// projected: Column, ColumnExpr or ExcludeColumn, so rows may lack
+	// columns; a unit of work does not track them (UnitOfWork.NewSelect)
+	projected bool
 	// GroupBy/Aggregate: merged across shards (aggregate.go)
 	aggregating bool
 	groupBy     []string
@@ -72,16 +75,19 @@ func (q *SelectQuery) op(fn func(*bun.SelectQuery) *bun.SelectQuery) *SelectQuer
 
 // Column selects columns, as bun.SelectQuery.Column does.
 func (q *SelectQuery) Column(columns ...string) *SelectQuery {
+	q.projected = true
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Column(columns...) })
 }
 
 // ColumnExpr adds a column expression, as bun.SelectQuery.ColumnExpr does.
 func (q *SelectQuery) ColumnExpr(query string, args ...any) *SelectQuery {
+	q.projected = true
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.ColumnExpr(query, args...) })
 }
 
 // ExcludeColumn leaves columns out, as bun.SelectQuery.ExcludeColumn does.
 func (q *SelectQuery) ExcludeColumn(columns ...string) *SelectQuery {
+	q.projected = true
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.ExcludeColumn(columns...) })
 }
 

@@ -268,9 +268,44 @@ func (u *UnitOfWork) scan(ctx context.Context, q *SelectQuery) error {
 	}
 	rows := reflect.ValueOf(q.model).Elem()
 	for i := range rows.Len() {
-		if el := rows.Index(i); !el.IsNil() {
+		el := rows.Index(i)
+		switch {
+		case el.IsNil():
+		case q.projected:
+			el.Set(u.tracked1(q.mi, el, from))
+		default:
 			el.Set(u.adopt(q.mi, el, from, q.rels))
 		}
 	}
 	return err
+}
+
+// tracked1 returns the tracked object of a row a partial select loaded (p:
+// a pointer to a struct of mi's model, which may lack columns), else p,
+// untracked; p too when its primary key is zero, which may mean that the
+// select left the key out. Why not track it: its snapshot and the object the identity
+// map hands out would miss the columns the select left out, so a later Get
+// would return them empty with no statement, a flush would compare against
+// zero values, and full selects would keep returning the incomplete
+// object. Untracked, it costs a later Get or full select one statement.
+// The objects it holds through relations are not tracked either.
+func (u *UnitOfWork) tracked1(mi *modelInfo, p reflect.Value, shard ShardID) reflect.Value {
+	v := p.Elem()
+	if shard == "" {
+		if shard = shardOfLoaded(mi, v); shard == "" {
+			return p
+		}
+	}
+	pk := pkOf(mi, v)
+	for _, f := range mi.table.PKs {
+		// A zero key may be a key the select left out (Column("city")):
+		// it does not say which row this is.
+		if f.Value(v).IsZero() {
+			return p
+		}
+	}
+	if e, ok := u.ids.Get(identity.NewKey(mi.typ, shard, pk...)); ok {
+		return reflect.ValueOf(e.ptr)
+	}
+	return p
 }

@@ -28,7 +28,8 @@ import (
 // object wins, see identity.Map). Add schedules new objects for INSERT;
 // changes to tracked objects are found by comparing them with a snapshot
 // taken when they were loaded or last flushed, and only the changed columns
-// are written.
+// are written. Objects loaded by a partial select (Column, ColumnExpr,
+// ExcludeColumn) are not tracked: see [UnitOfWork.NewSelect].
 //
 // A UnitOfWork is not safe for concurrent use: use it from one goroutine,
 // like *pgx.Conn or a database/sql Tx. (Its fan-outs use several goroutines
@@ -622,7 +623,17 @@ func shardOfLoaded(mi *modelInfo, v reflect.Value) ShardID {
 //
 // Scan and ScanPage track their rows; Iter, ScanByShard, aggregates and
 // Scan into separate destinations run in the unit's transactions but track
-// nothing. A statement on a model without Token can only track rows it
+// nothing.
+//
+// A partial select, one with Column, ColumnExpr or ExcludeColumn, may not
+// load every column, so its objects are not tracked: a row the unit tracks
+// comes back as the tracked object (complete, with its unflushed changes),
+// and any other row as a new, untracked object holding only the columns
+// selected, whose relations are not tracked either. Changes to an
+// untracked object are not flushed, and a later Get or full select of its
+// row reads the row from its shard and tracks that object. (A row whose
+// primary key is zero, perhaps because the select left it out, is always
+// returned untracked.) A statement on a model without Token can only track rows it
 // loads from a single shard.
 func (u *UnitOfWork) NewSelect() *SelectQuery { return u.view.NewSelect() }
 
