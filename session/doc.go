@@ -157,7 +157,8 @@
 // Commit, Rollback, Refresh and Expunge. A flush writes each shard in its
 // transaction: one INSERT per shard per model, parents before children and
 // children placed with their parents (the owner of a has-many, or
-// chooser.FollowParent for belongs-to); UPDATEs of the changed columns only,
+// chooser.FollowParent for belongs-to), and the join rows of a new object's
+// many-to-many relations on its shard; UPDATEs of the changed columns only,
 // found by comparing each object with a snapshot; DELETEs children first.
 // A partial select (Column, ColumnExpr, ExcludeColumn) tracks nothing, so
 // the identity map only ever holds complete objects. A unit is for one

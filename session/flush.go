@@ -22,6 +22,12 @@ import (
 //     object with a Token) are inserted with one INSERT per shard per
 //     model, parents before children, after their zero foreign keys have
 //     been filled from the parent objects they point to or belong to;
+//   - the objects a new object's many-to-many relations hold are inserted
+//     on its shard unless they are stored already (tracked as stored, or
+//     placed on their Token), and after every insert the join rows linking
+//     them are inserted on that shard too, one INSERT per join table per
+//     shard (a link to an object on another shard is refused as any
+//     relation is, with [ErrRelationDenied]);
 //   - tracked objects that changed since they were loaded or last flushed
 //     are updated, each UPDATE setting only the changed columns (objects of
 //     one model and shard that changed the same columns share one
@@ -36,10 +42,11 @@ import (
 // Errors found before sending anything (a chooser failure, an unknown
 // shard, a link between objects on different shards without
 // [AllowCrossShard] or a RelationRouter that allows it ([ErrRelationDenied]),
-// a changed primary key) leave the unit as it was. An
-// error from a shard rolls back every shard's transaction and ends the
-// unit, as a failed flush does in SQLAlchemy: its writes are gone, and the
-// Tokens of objects it had placed are cleared.
+// a changed primary key, a changed many-to-many relation of a stored
+// object, whose join rows a unit does not write yet ([ErrInvalidArgument]))
+// leave the unit as it was. An error from a shard rolls back every shard's
+// transaction and ends the unit, as a failed flush does in SQLAlchemy: its
+// writes are gone, and the Tokens of objects it had placed are cleared.
 func (u *UnitOfWork) Flush(ctx context.Context) error {
 	if err := u.enter(opFlush); err != nil {
 		return err
@@ -57,6 +64,7 @@ type work struct {
 	ins     []*entry
 	upd     []*entry
 	del     []*entry
+	links   map[ShardID][]link // many-to-many join rows to insert (m2m.go)
 }
 
 // updateGroup is one UPDATE: objects of one model on one shard that
@@ -121,6 +129,9 @@ func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 			if e.st == nil || e.st.snap == nil {
 				continue
 			}
+			if err := u.checkStoredLinks(e); err != nil {
+				return nil, err
+			}
 			cols, pkChanged := u.changes(e)
 			if pkChanged {
 				return nil, fmt.Errorf("%w: flush: the primary key of a tracked %s (%v on shard %s) changed; rows are not re-keyed: "+
@@ -171,6 +182,10 @@ func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 			last = e.mi
 		}
 		byShard[e.shard] = append(byShard[e.shard], e)
+	}
+	// After every placement: a link's two ends must both be placed.
+	if err := u.planLinks(ctx, w); err != nil {
+		return nil, err
 	}
 	for _, e := range w.del {
 		if e.shard == "" {
@@ -273,10 +288,13 @@ func (u *UnitOfWork) cascade() {
 			continue
 		}
 		um := e.mi.unit(u.s)
-		if len(um.owned) == 0 && len(um.belongsTo) == 0 {
+		if len(um.owned) == 0 && len(um.belongsTo) == 0 && len(um.m2m) == 0 {
 			continue
 		}
 		v := e.val()
+		if e.state == statePending {
+			u.cascadeM2M(e, um)
+		}
 		for ri, rel := range um.owned {
 			related(v, rel, func(p reflect.Value) {
 				if c, ok := u.lookup(p.Interface()); ok {
@@ -370,42 +388,15 @@ func (u *UnitOfWork) shardOf(p reflect.Value) ShardID {
 // default, which denies objects on two different shards unless the unit
 // allows it (AllowCrossShard).
 func (u *UnitOfWork) checkLinks(ctx context.Context, e *entry) error {
-	rr, routed := u.s.shardChooser.(chooser.RelationRouter)
-	if !routed && u.cfg.crossShard {
-		return nil
-	}
 	um := e.mi.unit(u.s)
 	v := e.val()
 	for _, rels := range [][]*schema.Relation{um.belongsTo, um.owned} {
 		for _, rel := range rels {
 			var err error
 			related(v, rel, func(p reflect.Value) {
-				if err != nil {
-					return
+				if err == nil {
+					err = u.linkErr(ctx, e, rel, p)
 				}
-				other := u.shardOf(p)
-				var by string
-				switch {
-				case routed:
-					self := chooser.Object{Table: e.mi.table, Obj: e.ptr, Shard: e.shard}
-					them := chooser.Object{Table: rel.JoinTable, Obj: p.Interface(), Shard: other}
-					if rr.AllowRelation(ctx, self, them) != chooser.Deny {
-						return
-					}
-					by = fmt.Sprintf("%v denies the relation", u.s.shardChooser)
-				case other == "" || other == e.shard:
-					return
-				default:
-					by = "keep related objects on one shard (place the child with chooser.FollowParent, or add it to " +
-						"its parent's relation), or allow it with AllowCrossShard"
-				}
-				where := "no shard yet"
-				if other != "" {
-					where = "shard " + string(other)
-				}
-				err = fmt.Errorf("%w: flush: a %s on shard %s is linked through %s.%s to a %s on %s; %s",
-					ErrRelationDenied, e.mi.table.TypeName, e.shard, e.mi.table.TypeName, rel.Field.GoName,
-					rel.JoinTable.TypeName, where, by)
 			})
 			if err != nil {
 				return err
@@ -413,6 +404,38 @@ func (u *UnitOfWork) checkLinks(ctx context.Context, e *entry) error {
 		}
 	}
 	return nil
+}
+
+// linkErr applies checkLinks' rules to one related object p (a pointer)
+// that e holds in its relation rel.
+func (u *UnitOfWork) linkErr(ctx context.Context, e *entry, rel *schema.Relation, p reflect.Value) error {
+	rr, routed := u.s.shardChooser.(chooser.RelationRouter)
+	if !routed && u.cfg.crossShard {
+		return nil
+	}
+	other := u.shardOf(p)
+	var by string
+	switch {
+	case routed:
+		self := chooser.Object{Table: e.mi.table, Obj: e.ptr, Shard: e.shard}
+		them := chooser.Object{Table: rel.JoinTable, Obj: p.Interface(), Shard: other}
+		if rr.AllowRelation(ctx, self, them) != chooser.Deny {
+			return nil
+		}
+		by = fmt.Sprintf("%v denies the relation", u.s.shardChooser)
+	case other == "" || other == e.shard:
+		return nil
+	default:
+		by = "keep related objects on one shard (place the child with chooser.FollowParent, or add it to " +
+			"its parent's relation), or allow it with AllowCrossShard"
+	}
+	where := "no shard yet"
+	if other != "" {
+		where = "shard " + string(other)
+	}
+	return fmt.Errorf("%w: flush: a %s on shard %s is linked through %s.%s to a %s on %s; %s",
+		ErrRelationDenied, e.mi.table.TypeName, e.shard, e.mi.table.TypeName, rel.Field.GoName,
+		rel.JoinTable.TypeName, where, by)
 }
 
 // typeOrder orders models so that a model comes after the models it
@@ -495,6 +518,11 @@ func (u *UnitOfWork) execute(ctx context.Context, w *work) error {
 		if err != nil {
 			return err
 		}
+	}
+	// Join rows after every insert: they hold keys that an INSERT may
+	// have generated (RETURNING).
+	if err := u.insertLinks(ctx, w); err != nil {
+		return err
 	}
 	if len(w.updates) > 0 {
 		ids := sortedKeys(w.updates)
@@ -614,7 +642,7 @@ func update(ctx context.Context, db bun.IDB, g *updateGroup) error {
 func (u *UnitOfWork) syncKeys(es []*entry) {
 	for _, e := range es {
 		v := e.val()
-		if o := e.owner; o != nil && o.state != stateDetached {
+		if o := e.owner; o != nil && o.state != stateDetached && e.ownerRel >= 0 {
 			rel := o.mi.unit(u.s).owned[e.ownerRel]
 			copyKeys(v, rel.JoinPKs, o.val(), rel.BasePKs)
 		}

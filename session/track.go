@@ -18,6 +18,7 @@ type unitModel struct {
 	cols      []unitCol          // every column, primary keys first
 	belongsTo []*schema.Relation // parents: this model holds their key
 	owned     []*schema.Relation // has-one and has-many: children hold this model's key
+	m2m       []*schema.Relation // many-to-many: join rows hold both keys (m2m.go)
 
 	// parentInfo[i] is the model of belongsTo[i] (nil if it is not a
 	// model), so that a flush reads a parent's Token without a lookup.
@@ -48,12 +49,15 @@ func (mi *modelInfo) unit(s *Session) *unitModel {
 				um.belongsTo = append(um.belongsTo, rel)
 			case schema.HasOneRelation, schema.HasManyRelation:
 				um.owned = append(um.owned, rel)
+			case schema.ManyToManyRelation:
+				um.m2m = append(um.m2m, rel)
 			}
 		}
 		// Map order is random: field order keeps flushes reproducible.
 		byField := func(a, b *schema.Relation) int { return slices.Compare(a.Field.Index, b.Field.Index) }
 		slices.SortFunc(um.belongsTo, byField)
 		slices.SortFunc(um.owned, byField)
+		slices.SortFunc(um.m2m, byField)
 		um.parentInfo = make([]*modelInfo, len(um.belongsTo))
 		for i, rel := range um.belongsTo {
 			um.parentInfo[i], _ = s.info(rel.JoinTable.Type)
@@ -87,8 +91,9 @@ func byValue(t reflect.Type) bool {
 
 // snapshot is an object's columns as of its load or last flush.
 type snapshot struct {
-	copy reflect.Value // a copy of the struct (for byValue columns)
-	enc  [][]byte      // per column: the SQL of a reference column, nil for byValue ones
+	copy  reflect.Value // a copy of the struct (for byValue columns)
+	enc   [][]byte      // per column: the SQL of a reference column, nil for byValue ones
+	links []linkSet     // per many-to-many relation (unitModel.m2m): the objects it held
 }
 
 func (u *UnitOfWork) snapshot(mi *modelInfo, v reflect.Value) *snapshot {
@@ -105,6 +110,7 @@ func (u *UnitOfWork) snapshot(mi *modelInfo, v reflect.Value) *snapshot {
 		}
 		sn.enc[i] = c.f.AppendValue(gen, nil, v)
 	}
+	u.snapLinks(sn, mi, v)
 	return sn
 }
 
@@ -233,6 +239,9 @@ func (u *UnitOfWork) fill(e *entry, v reflect.Value, rels relTree) {
 		}
 		u.adoptRelations(e.mi, v, relTree{name: sub})
 		mine.Set(theirs)
+		if rel.Type == schema.ManyToManyRelation {
+			u.resnapLink(e, rel)
+		}
 	}
 }
 

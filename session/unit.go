@@ -97,9 +97,11 @@ type entry struct {
 
 	// owner is the parent whose has-one or has-many relation ownerRel
 	// holds this (pending) object: it is placed on the owner's shard and
-	// gets the owner's key in its foreign key.
+	// gets the owner's key in its foreign key. For an object held by the
+	// owner's many-to-many relation ownerRel is -1: it is placed on the
+	// owner's shard (where the join rows go) and holds no key of it.
 	owner    *entry
-	ownerRel int32 // index into owner.mi.unit(s).owned
+	ownerRel int32 // index into owner.mi.unit(s).owned, or -1 (m2m)
 
 	state   entryState
 	placed  bool // the current flush set its Token (undone if the flush fails)
@@ -416,8 +418,10 @@ func (u *UnitOfWork) pointers(op string, arg any) (objArgs, *modelInfo, error) {
 // Add schedules objects for insertion: each argument is a *T, a []*T, a
 // *[]*T or a *[]T of a model. New objects are inserted by the next flush, on
 // the shard a pin (a Using view, or the flush's context) names, else the
-// shard on their Token, else their owner's shard (the parent whose has-one
-// or has-many relation holds them), else the ShardChooser's. Objects the
+// shard on their Token, else their owner's shard (the parent whose has-one,
+// has-many or many-to-many relation holds them), else the ShardChooser's.
+// The join rows of a new object's many-to-many relations are inserted on
+// its shard (see Flush). Objects the
 // unit already tracks stay where they are: adding them again does nothing,
 // except that it cancels a pending Delete. Add sends nothing; it fails on
 // arguments that are not models with a primary key.
@@ -648,6 +652,9 @@ func (u *UnitOfWork) LoadRelation(ctx context.Context, parents any, relation str
 	defer u.leave()
 	err := u.view.loadRelation(ctx, parents, relation, opts, u)
 	u.observe(err)
+	if err == nil {
+		u.resnapLoaded(parents, relation)
+	}
 	return err
 }
 
@@ -682,7 +689,13 @@ func (u *UnitOfWork) Refresh(ctx context.Context, objs ...any) error {
 				return err
 			}
 			if e.st != nil {
+				// The reload leaves many-to-many relations as they are, so
+				// their changes stay changes.
+				old := e.st.snap
 				e.st.snap = u.snapshot(e.mi, e.val())
+				if old != nil {
+					e.st.snap.links = old.links
+				}
 			}
 		}
 	}
