@@ -34,8 +34,9 @@ type SelectQuery struct {
 	limit    int
 	offset   int
 	grouped  bool // Group, Having or Distinct: per-shard groups, not merged
-	// projected: Column, ColumnExpr or ExcludeColumn, so rows may lack
-	// columns; a unit of work does not track them (UnitOfWork.NewSelect)
+	// projected: Column, ColumnExpr or ExcludeColumn, on the statement or
+	// in a Relation's apply, so objects may lack columns; a unit of work
+	// does not track them (UnitOfWork.NewSelect)
 	projected bool
 	// GroupBy/Aggregate: merged across shards (aggregate.go)
 	aggregating bool
@@ -140,6 +141,9 @@ func (q *SelectQuery) Relation(name string, apply ...func(*bun.SelectQuery) *bun
 		q.rels = relTree{}
 	}
 	q.rels.add(name)
+	if len(apply) > 0 && q.s.narrows(q.mi, name, apply) {
+		q.projected = true
+	}
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Relation(name, apply...) })
 }
 

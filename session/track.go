@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 
+	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/schema"
 
 	"github.com/bunshard/bunshard/identity"
@@ -281,7 +283,7 @@ func (u *UnitOfWork) scan(ctx context.Context, q *SelectQuery) error {
 		switch {
 		case el.IsNil():
 		case q.projected:
-			el.Set(u.tracked1(q.mi, el, from))
+			el.Set(u.tracked1(q.mi, el, from, q.rels))
 		default:
 			el.Set(u.adopt(q.mi, el, from, q.rels))
 		}
@@ -297,8 +299,10 @@ func (u *UnitOfWork) scan(ctx context.Context, q *SelectQuery) error {
 // would return them empty with no statement, a flush would compare against
 // zero values, and full selects would keep returning the incomplete
 // object. Untracked, it costs a later Get or full select one statement.
-// The objects it holds through relations are not tracked either.
-func (u *UnitOfWork) tracked1(mi *modelInfo, p reflect.Value, shard ShardID) reflect.Value {
+// The objects it holds through relations are not tracked either; a tracked
+// object returned instead gets them in the relations rels that it has not
+// loaded (a nil pointer or slice), untracked.
+func (u *UnitOfWork) tracked1(mi *modelInfo, p reflect.Value, shard ShardID, rels relTree) reflect.Value {
 	v := p.Elem()
 	if shard == "" {
 		if shard = shardOfLoaded(mi, v); shard == "" {
@@ -313,8 +317,60 @@ func (u *UnitOfWork) tracked1(mi *modelInfo, p reflect.Value, shard ShardID) ref
 			return p
 		}
 	}
-	if e, ok := u.ids.Get(identity.NewKey(mi.typ, shard, pk...)); ok {
-		return reflect.ValueOf(e.ptr)
+	e, ok := u.ids.Get(identity.NewKey(mi.typ, shard, pk...))
+	if !ok {
+		return p
 	}
-	return p
+	for name := range rels {
+		rel, ok := mi.table.Relations[name]
+		if !ok {
+			continue
+		}
+		mine, theirs := fieldOf(e.val(), rel.Field), fieldOf(v, rel.Field)
+		if !mine.IsValid() || !theirs.IsValid() || (mine.Kind() != reflect.Pointer && mine.Kind() != reflect.Slice) ||
+			!mine.IsNil() || theirs.IsNil() {
+			continue
+		}
+		mine.Set(theirs)
+		if rel.Type == schema.ManyToManyRelation {
+			u.resnapLink(e, rel)
+		}
+	}
+	return reflect.ValueOf(e.ptr)
+}
+
+// narrows reports whether the apply functions of a Relation(path) call
+// on mi's model choose the related rows' columns (Column, ColumnExpr,
+// ExcludeColumn), so that the related objects may lack columns. Bun keeps
+// a query's columns to itself, so the test compares the column list of a
+// probe SELECT of the related model with and without them: any difference
+// counts, so an apply that rewrites the list at all makes the select
+// partial. No statement is sent.
+func (s *Session) narrows(mi *modelInfo, path string, apply []func(*bun.SelectQuery) *bun.SelectQuery) bool {
+	if mi == nil || len(s.order) == 0 {
+		return true // the model is not known yet: assume the worst
+	}
+	t := mi.table
+	for _, name := range strings.Split(path, ".") {
+		rel, ok := t.Relations[name]
+		if !ok {
+			return false // Bun refuses the unknown relation when the select runs
+		}
+		t = rel.JoinTable
+	}
+	db := s.shards[s.order[0]]
+	probe := func(apply []func(*bun.SelectQuery) *bun.SelectQuery) string {
+		q := db.NewSelect().Model(reflect.New(t.Type).Interface())
+		for _, fn := range apply {
+			if fn != nil {
+				q = fn(q)
+			}
+		}
+		sql := q.String()
+		if i := strings.Index(sql, " FROM "); i >= 0 {
+			return sql[:i]
+		}
+		return sql
+	}
+	return probe(apply) != probe(nil)
 }

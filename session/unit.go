@@ -629,11 +629,13 @@ func shardOfLoaded(mi *modelInfo, v reflect.Value) ShardID {
 // Scan into separate destinations run in the unit's transactions but track
 // nothing.
 //
-// A partial select, one with Column, ColumnExpr or ExcludeColumn, may not
-// load every column, so its objects are not tracked: a row the unit tracks
-// comes back as the tracked object (complete, with its unflushed changes),
-// and any other row as a new, untracked object holding only the columns
-// selected, whose relations are not tracked either. Changes to an
+// A partial select, one with Column, ColumnExpr or ExcludeColumn on the
+// statement or in the apply function of a Relation, may not load every
+// column, so its objects are not tracked: a row the unit tracks comes back
+// as the tracked object (complete, with its unflushed changes; relations
+// it has not loaded are set, untracked, from the row), and any other row as
+// a new, untracked object holding only the columns selected, whose
+// relations are not tracked either. Changes to an
 // untracked object are not flushed, and a later Get or full select of its
 // row reads the row from its shard and tracks that object. (A row whose
 // primary key is zero, perhaps because the select left it out, is always

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/uptrace/bun"
+
 	"github.com/bunshard/bunshard/internal/weather"
 	"github.com/bunshard/bunshard/session"
 )
@@ -123,5 +125,66 @@ func TestUnitPartialSelectWithoutKey(t *testing.T) {
 	want := []string{"City 0001", "City 0002", "City 0003", "City 0004", "Zero"}
 	if !slices.Equal(cities, want) {
 		t.Errorf("select of city alone = %q; want %q", cities, want)
+	}
+}
+
+// TestUnitPartialRelationIsNotTracked narrows a relation's columns in its
+// apply function: the related objects may lack columns, so they are not
+// tracked, and a later Get reads the full row. A relation applied with a
+// condition only loads complete objects, which are tracked.
+func TestUnitPartialRelationIsNotTracked(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	s := f.session(t)
+	d := weather.Generate(4, 2, 5)
+	f.seed(t, s, d)
+	first := d.Reports[0] // report 1, of location 1
+
+	uow := s.Begin()
+	defer uow.Rollback(ctx)
+	var locs []*weather.Location
+	err := uow.NewSelect().Model(&locs).Relation("Reports", func(q *bun.SelectQuery) *bun.SelectQuery {
+		return q.Column("id", "location_id")
+	}).Order("id").Scan(ctx)
+	if err != nil {
+		t.Fatalf("select with narrowed Reports = %v", err)
+	}
+	if len(locs) != 4 || len(locs[0].Reports) != 2 || locs[0].Reports[0].Temperature != 0 {
+		t.Fatalf("select with narrowed Reports = %d rows, first with %d reports; want 4 rows, 2 reports without Temperature",
+			len(locs), len(locs[0].Reports))
+	}
+	f.reset()
+	var rep *weather.Report
+	if err := uow.Get(ctx, &rep, first.ID); err != nil {
+		t.Fatalf("Get(report %d) = %v", first.ID, err)
+	}
+	if rep.Temperature != first.Temperature || rep == locs[0].Reports[0] {
+		t.Errorf("Get(report %d) after a narrowed relation = %p with Temperature %v; want a new object with %v",
+			first.ID, rep, rep.Temperature, first.Temperature)
+	}
+	if c := f.statementsLike("SELECT"); slices.Equal(c, zero4) {
+		t.Errorf("Get after a narrowed relation sent no SELECT")
+	}
+
+	// A condition alone loads complete reports: tracked, so Get sends nothing.
+	u2 := s.Begin()
+	defer u2.Rollback(ctx)
+	var all []*weather.Location
+	err = u2.NewSelect().Model(&all).Relation("Reports", func(q *bun.SelectQuery) *bun.SelectQuery {
+		return q.Where("temperature > ?", -1000)
+	}).Order("id").Scan(ctx)
+	if err != nil || len(all) != 4 || len(all[0].Reports) != 2 {
+		t.Fatalf("select with filtered Reports = %d rows, %v", len(all), err)
+	}
+	f.reset()
+	var rep2 *weather.Report
+	if err := u2.Get(ctx, &rep2, first.ID); err != nil {
+		t.Fatalf("Get(report %d) = %v", first.ID, err)
+	}
+	if rep2 != all[0].Reports[0] {
+		t.Errorf("Get(report %d) = %p; want the tracked %p", first.ID, rep2, all[0].Reports[0])
+	}
+	if c := f.perShard(); !slices.Equal(c, zero4) {
+		t.Errorf("Get of a tracked report ran %v statements; want none", c)
 	}
 }
