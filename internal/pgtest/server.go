@@ -405,3 +405,52 @@ func (s *Server) killProc(p *proc) {
 	<-p.done
 	waitGone(kids, 5*time.Second)
 }
+
+// Freeze stops the server's processes without ending them (SIGSTOP to the postmaster and
+// every backend and auxiliary process): connections stay open, and every statement, and
+// every new connection, waits without an answer, as with a server that hangs or a network
+// that drops packets. [Server.Thaw] resumes it. Freeze fails with [ErrExternal] for an
+// external server and when the server is not running. A test that freezes a server must
+// thaw it (t.Cleanup), or the server cannot be stopped at the end.
+func (s *Server) Freeze() error {
+	return s.signalAll("Freeze", syscall.SIGSTOP)
+}
+
+// Thaw resumes a server that [Server.Freeze] stopped (SIGCONT to its processes): statements
+// that were waiting get their answers. Thawing a server that is not frozen does nothing. It
+// fails with [ErrExternal] for an external server and when the server is not running.
+func (s *Server) Thaw() error {
+	return s.signalAll("Thaw", syscall.SIGCONT)
+}
+
+// signalAll sends sig to the postmaster and its children. The postmaster goes first on
+// SIGSTOP (a stopped postmaster forks no new child while the children are listed), and
+// last on SIGCONT (its children are running again when it resumes forking).
+func (s *Server) signalAll(op string, sig syscall.Signal) error {
+	if s.ext != nil {
+		return fmt.Errorf("%w: cannot %s %s", ErrExternal, op, s.name)
+	}
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	s.mu.Lock()
+	p := s.p
+	s.mu.Unlock()
+	if p == nil || p.exited() {
+		return fmt.Errorf("pgtest: %s %s: the server is not running", op, s.name)
+	}
+	pid := p.cmd.Process.Pid
+	if sig == syscall.SIGSTOP {
+		if err := syscall.Kill(pid, sig); err != nil {
+			return fmt.Errorf("pgtest: %s %s: %w", op, s.name, err)
+		}
+	}
+	for _, k := range children(pid) {
+		_ = syscall.Kill(k, sig) // a child that exited meanwhile needs nothing
+	}
+	if sig != syscall.SIGSTOP {
+		if err := syscall.Kill(pid, sig); err != nil {
+			return fmt.Errorf("pgtest: %s %s: %w", op, s.name, err)
+		}
+	}
+	return nil
+}
