@@ -102,29 +102,30 @@ func (u *UnitOfWork) release(ids []ShardID) {
 	}
 }
 
-// commitOnePhase commits each shard's transaction on its own, in parallel.
-// A read-your-writes context (WithReadYourWrites) learns of each commit.
+// commitOnePhase commits each shard's transaction on its own, in parallel,
+// under ctx: a ctx that has ended sends nothing and rolls every shard back,
+// and a shard that does not answer by the end of ctx is reported, its
+// outcome unknown, without waiting for it (see endTxs). A read-your-writes
+// context (WithReadYourWrites) learns of each commit.
 func (u *UnitOfWork) commitOnePhase(ctx context.Context, writers []ShardID) error {
-	errs := make([]error, len(writers))
-	var wg sync.WaitGroup
-	for i, id := range writers {
-		wg.Go(func() {
-			st := u.txs[id]
-			if err := st.tx.Commit(); err != nil {
-				errs[i] = &ShardError{Shard: id, Op: "commit", Err: err}
-			} else {
-				u.s.wrote(ctx, id, u.s.shards[id])
-			}
-			st.open = false
-		})
+	if err := ctx.Err(); err != nil {
+		_ = u.abort(context.WithoutCancel(ctx), "its commit was cancelled")
+		return &CommitError{Failed: writers, Err: fmt.Errorf("nothing was committed, every shard rolled back: %w", context.Cause(ctx))}
 	}
-	wg.Wait()
+	txs := make([]bun.Tx, len(writers))
+	for i, id := range writers {
+		txs[i] = u.txs[id].tx
+	}
+	errs := endTxs(ctx, txs, true)
 	var ok, failed []ShardID
 	for i, id := range writers {
+		u.txs[id].open = false
 		if errs[i] == nil {
 			ok = append(ok, id)
+			u.s.wrote(ctx, id, u.s.shards[id])
 		} else {
 			failed = append(failed, id)
+			errs[i] = &ShardError{Shard: id, Op: "commit", Err: errs[i]}
 		}
 	}
 	if len(failed) == 0 {

@@ -2,7 +2,9 @@ package session
 
 import (
 	"context"
-	"sync"
+	"errors"
+	"fmt"
+	"sync/atomic"
 
 	"github.com/uptrace/bun"
 	"golang.org/x/sync/errgroup"
@@ -15,7 +17,8 @@ import (
 type shardFunc func(ctx context.Context, i int, id ShardID, db bun.IDB) error
 
 // fanOut runs fn on every shard of ids, fail-fast: the first error cancels the
-// others (through ctx) and is returned as a *ShardError. One shard runs
+// others (through ctx) and is returned as a *ShardError at once, without
+// waiting for them outside a unit of work (see failFast). A single shard runs
 // inline, with no goroutine, which keeps single-shard statements as cheap as
 // plain Bun. The ctx each call sees is pinned to its shard, so Bun hooks and
 // relation queries know where they run.
@@ -55,43 +58,69 @@ func (s *Session) fanOutPolicy(ctx context.Context, ids []ShardID, op string, pa
 		}
 		return nil
 	}
-	if s.cfg.concurrency > 0 {
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(s.cfg.concurrency)
-		for i, id := range ids {
-			g.Go(func() error {
-				if err := s.run(gctx, i, id, fn); err != nil {
-					return &ShardError{Shard: id, Op: op, Err: err}
-				}
-				return nil
-			})
-		}
-		return g.Wait()
-	}
-	// Unbounded: the calling goroutine does the first shard's part itself.
-	// Its stack is already grown, and a goroutine started per shard would
-	// grow a fresh stack through Bun's deep call chain each time, which
-	// measurably costs on short statements (W2's gets).
+	return s.failFast(ctx, ids, op, fn)
+}
+
+// failFast runs fn on the shards of ids (more than one) in goroutines, at
+// most s.cfg.concurrency at a time (0: all at once), and returns the first
+// error as soon as it happens, cancelling the rest.
+//
+// Why it does not wait for the cancelled shards: a shard that hangs (a
+// frozen server, a network that drops packets) may never notice the
+// cancellation. pgdriver interrupts a statement at its context's deadline
+// only, never at a cancel, so waiting would make the fan-out as slow as the
+// hung shard's driver timeout, or hang it for good with timeouts off. The
+// goroutines left behind are cancelled and end when their driver call does;
+// they report into a buffered channel that nobody needs to read, and write
+// only into their own result slot, which the caller does not read after an
+// error. That holds for reads, not for a unit of work's statements: those
+// share the unit's transactions and write into its objects (keys returned
+// by an INSERT), which must not change after Flush or Commit has returned.
+// A unit's fan-outs therefore wait for every shard; each statement still
+// ends at its context's deadline.
+//
+// Every shard runs on a goroutine of its own, the first one included:
+// running one inline would tie the caller to that shard if it hangs.
+func (s *Session) failFast(ctx context.Context, ids []ShardID, op string, fn shardFunc) error {
 	gctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		once  sync.Once
-		first error
-	)
-	work := func(i int, id ShardID) {
-		if err := s.run(gctx, i, id, fn); err != nil {
-			once.Do(func() { // the first error wins and cancels the others
-				first = &ShardError{Shard: id, Op: op, Err: err}
-				cancel()
-			})
+	done := make(chan error, len(ids)) // buffered: a goroutine left behind never blocks
+	var next atomic.Int64              // the index of the next shard to start
+	worker := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= len(ids) {
+				return
+			}
+			if gctx.Err() != nil { // a shard failed: start no more
+				done <- nil
+				continue
+			}
+			id := ids[i]
+			var err error
+			if err = s.run(gctx, i, id, fn); err != nil {
+				err = &ShardError{Shard: id, Op: op, Err: err}
+			}
+			done <- err
 		}
 	}
-	for i, id := range ids[1:] {
-		wg.Go(func() { work(i+1, id) })
+	workers := len(ids)
+	if c := s.cfg.concurrency; c > 0 && c < workers {
+		workers = c
 	}
-	work(0, ids[0])
-	wg.Wait()
+	for range workers {
+		go worker()
+	}
+	var first error
+	for range ids {
+		if err := <-done; err != nil && first == nil {
+			first = err
+			cancel()
+			if s.unit == nil {
+				return first // see above: the others end on their own
+			}
+		}
+	}
 	return first
 }
 
@@ -103,6 +132,11 @@ func (s *Session) run(ctx context.Context, i int, id ShardID, fn shardFunc) erro
 	db, err := s.conn(ctx, id)
 	if err == nil {
 		err = fn(WithShardID(ctx, id), i, id, db)
+	}
+	// A driver that stops a statement at ctx's deadline may say only "i/o
+	// timeout" (pgdriver does): say that ctx ended, so errors.Is finds it.
+	if cerr := ctx.Err(); err != nil && cerr != nil && !errors.Is(err, cerr) {
+		err = fmt.Errorf("%w: %w", context.Cause(ctx), err)
 	}
 	if err != nil && s.unit != nil {
 		s.unit.failed(id, err)

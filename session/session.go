@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
@@ -37,8 +38,9 @@ type Session struct {
 
 	models *sync.Map // reflect.Type -> *modelInfo, shared by views
 
-	unit      *UnitOfWork // set on a unit of work's view: statements run in its transactions
-	decisions *decisions  // the two-phase decision table, shared by views
+	unit      *UnitOfWork   // set on a unit of work's view: statements run in its transactions
+	decisions *decisions    // the two-phase decision table, shared by views
+	units     *atomic.Int64 // units of work holding transactions (OpenUnits), shared by views
 }
 
 // New returns a Session over shards. The shard map must be non-empty, every
@@ -71,6 +73,7 @@ func New(shards map[ShardID]bun.IDB, sc chooser.ShardChooser, ic chooser.Identit
 		executeChooser:  ec,
 		models:          new(sync.Map),
 		decisions:       new(decisions),
+		units:           new(atomic.Int64),
 	}
 	for id, db := range shards {
 		if id == "" {

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/uptrace/bun"
 
@@ -67,6 +68,11 @@ type UnitOfWork struct {
 	done error // why the unit ended; nil while it is active
 
 	g guard // detects two goroutines using the unit at once (guard.go)
+
+	// holds is set while the unit is counted in its session's open units
+	// (Session.OpenUnits): from its first transaction to its end. Fan-out
+	// goroutines set it, hence atomic.
+	holds atomic.Bool
 }
 
 // shardTx is the unit's transaction on one shard.
@@ -258,6 +264,9 @@ func (s *Session) Begin(opts ...UnitOption) *UnitOfWork {
 func (u *UnitOfWork) end(why string) {
 	if u.done == nil {
 		u.done = fmt.Errorf("%w: %s", ErrUnitDone, why)
+		if u.holds.Swap(false) {
+			u.s.units.Add(-1)
+		}
 	}
 }
 
@@ -273,15 +282,14 @@ func (u *UnitOfWork) conn(ctx context.Context, id ShardID) (bun.IDB, error) {
 	if st.open {
 		return st.tx, nil
 	}
-	// Why WithoutCancel: database/sql rolls a transaction back when the
-	// context given to BeginTx ends, and the transaction must outlive this
-	// statement (often a fan-out whose context ends with it). Statements on
-	// it still run with, and are cancelled by, their own context.
-	tx, err := u.s.shards[id].BeginTx(context.WithoutCancel(ctx), u.cfg.txOptions)
+	tx, err := beginTx(ctx, u.s.shards[id], u.cfg.txOptions)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
 	st.tx, st.open = tx, true
+	if !u.holds.Swap(true) {
+		u.s.units.Add(1)
+	}
 	return tx, nil
 }
 

@@ -1,0 +1,253 @@
+package session_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+	"github.com/uptrace/bun/driver/pgdriver"
+	"go.uber.org/goleak"
+
+	"github.com/bunshard/bunshard/chooser"
+	"github.com/bunshard/bunshard/internal/pgtest"
+	"github.com/bunshard/bunshard/internal/weather"
+	"github.com/bunshard/bunshard/session"
+)
+
+// frozenBound is how long a test waits for a call against a frozen shard
+// before it fails instead of hanging. It is no speed threshold: a call that
+// honours its 3 s deadline returns long before; one that waits for the
+// shard (the driver has no read timeout here) never would.
+const frozenBound = 30 * time.Second
+
+// freezer is a session over the fixture's databases whose driver has no
+// read or write timeout, so only the caller's context can end a statement
+// on a frozen server, and the servers behind the shards.
+type freezer struct {
+	*fixture
+	s   *session.Session
+	dbs map[session.ShardID]*bun.DB
+}
+
+func newFreezer(t *testing.T) *freezer {
+	t.Helper()
+	if pgtest.Shared().External() {
+		t.Skip("freezing a server needs servers the harness started, not " + pgtest.EnvVar)
+	}
+	f := newFixture(t)
+	z := &freezer{fixture: f, dbs: map[session.ShardID]*bun.DB{}}
+	dialect := pgdialect.New()
+	shards := map[session.ShardID]bun.IDB{}
+	for i, id := range weather.Shards {
+		sqldb := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(f.dsns[i]),
+			pgdriver.WithReadTimeout(0), pgdriver.WithWriteTimeout(0)))
+		db := bun.NewDB(sqldb, dialect).WithQueryHook(f.counts[id])
+		t.Cleanup(func() { db.Close() })
+		weather.Register(db)
+		shards[id], z.dbs[id] = db, db
+	}
+	s, err := session.New(shards, weather.ShardChooser, chooser.All, weather.ByContinent,
+		session.WithShardOrder(weather.Shards...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	z.s = s
+	return z
+}
+
+// freeze freezes the server of shard id until thaw (or the test's end).
+func (z *freezer) freeze(t *testing.T, id session.ShardID) (thaw func()) {
+	t.Helper()
+	srv := pgtest.Shared().Server(indexOf(id))
+	if err := srv.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	thaw = func() {
+		if !thawed {
+			thawed = true
+			if err := srv.Thaw(); err != nil {
+				t.Errorf("thaw %s: %v", id, err)
+			}
+		}
+	}
+	t.Cleanup(thaw)
+	return thaw
+}
+
+func indexOf(id session.ShardID) int {
+	for i, s := range weather.Shards {
+		if s == id {
+			return i
+		}
+	}
+	panic("no shard " + id)
+}
+
+// within runs call on a goroutine and returns its error, failing the test
+// if it has not returned after frozenBound.
+func within(t *testing.T, call func() error) error {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- call() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-time.After(frozenBound):
+		t.Fatalf("the call had not returned after %v: it waits for the frozen shard", frozenBound)
+		return nil
+	}
+}
+
+// wantShardDeadline checks that err names shard id in a *ShardError and
+// says that the context's deadline passed.
+func wantShardDeadline(t *testing.T, err error, id session.ShardID) {
+	t.Helper()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v; want it to match context.DeadlineExceeded", err)
+	}
+	se, ok := errors.AsType[*session.ShardError](err)
+	if !ok || se.Shard != id {
+		t.Errorf("err = %v; want a *ShardError naming shard %s", err, id)
+	}
+}
+
+// TestFrozenShardFlush freezes a shard's server (SIGSTOP: connections stay
+// open, nothing answers) and flushes a unit that writes there, under a 3 s
+// deadline: the flush returns with an error naming the shard and the
+// deadline, both when the unit's transaction there is still to begin (the
+// BEGIN hangs) and when it is open (the INSERT hangs). The driver has no
+// read timeout, so without the caller's context the flush would never
+// return.
+func TestFrozenShardFlush(t *testing.T) {
+	z := newFreezer(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	for _, begun := range []bool{false, true} {
+		name := map[bool]string{false: "BEGIN hangs", true: "INSERT hangs"}[begun]
+		t.Run(name, func(t *testing.T) {
+			uow := z.s.Begin()
+			if begun { // open europe's transaction before the freeze
+				if _, err := uow.DB(context.Background(), "europe"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			loc := &weather.Location{ID: 1, Continent: "Europe", City: "Oslo"}
+			if err := uow.Add(loc); err != nil {
+				t.Fatal(err)
+			}
+			thaw := z.freeze(t, "europe")
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			err := within(t, func() error { return uow.Flush(ctx) })
+			wantShardDeadline(t, err, "europe")
+			thaw()
+			_ = uow.Rollback(context.Background())
+			if n := z.s.OpenUnits(); n != 0 {
+				t.Errorf("OpenUnits after Rollback = %d; want 0", n)
+			}
+			if ids := z.rowsOn(t, "europe", "weather_locations"); len(ids) != 0 {
+				t.Errorf("europe holds locations %v after the failed flush; want none", ids)
+			}
+		})
+	}
+}
+
+// TestFrozenShardCommitOnePhase freezes one of the two shards a unit wrote
+// on, after its flush, and commits under a 3 s deadline: Commit returns a
+// *CommitError naming the frozen shard as not committed (its outcome
+// unknown) and the other as committed, and the error matches
+// context.DeadlineExceeded.
+func TestFrozenShardCommitOnePhase(t *testing.T) {
+	z := newFreezer(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := context.Background()
+	uow := z.s.Begin()
+	locs := []*weather.Location{{ID: 1, Continent: "Asia", City: "Tokyo"}, {ID: 2, Continent: "Europe", City: "Oslo"}}
+	if err := uow.Add(&locs); err != nil {
+		t.Fatal(err)
+	}
+	if err := uow.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	thaw := z.freeze(t, "europe")
+	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	err := within(t, func() error { return uow.Commit(dctx) })
+	ce, ok := errors.AsType[*session.CommitError](err)
+	if !ok {
+		t.Fatalf("Commit = %v; want a *CommitError", err)
+	}
+	if len(ce.Failed) != 1 || ce.Failed[0] != "europe" || len(ce.Committed) != 1 || ce.Committed[0] != "asia" {
+		t.Errorf("CommitError committed %v, failed %v; want asia committed, europe not", ce.Committed, ce.Failed)
+	}
+	wantShardDeadline(t, err, "europe")
+	thaw()
+	if got := z.rowsOn(t, "asia", "weather_locations"); len(got) != 1 {
+		t.Errorf("asia holds %v; want the committed location 1", got)
+	}
+	if n := z.s.OpenUnits(); n != 0 {
+		t.Errorf("OpenUnits after Commit = %d; want 0", n)
+	}
+}
+
+// TestCommitCancelledSendsNothing commits a flushed unit with a context
+// that is already cancelled: Commit sends no COMMIT, rolls every shard
+// back and returns an error matching context.Canceled.
+func TestCommitCancelledSendsNothing(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	s := f.session(t)
+	uow := s.Begin()
+	locs := []*weather.Location{{ID: 1, Continent: "Asia", City: "Tokyo"}, {ID: 2, Continent: "Europe", City: "Oslo"}}
+	if err := uow.Add(&locs); err != nil {
+		t.Fatal(err)
+	}
+	if err := uow.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.reset()
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	err := uow.Commit(cctx)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Commit(cancelled) = %v; want an error matching context.Canceled", err)
+	}
+	if c := f.statementsLike("COMMIT"); !slices.Equal(c, zero4) {
+		t.Errorf("COMMITs sent per shard = %v; want none", c)
+	}
+	for _, id := range []session.ShardID{"asia", "europe"} {
+		if got := f.rowsOn(t, id, "weather_locations"); len(got) != 0 {
+			t.Errorf("%s holds %v after a cancelled commit; want nothing", id, got)
+		}
+	}
+	if n := s.OpenUnits(); n != 0 {
+		t.Errorf("OpenUnits = %d; want 0", n)
+	}
+}
+
+// TestFailFastDoesNotWaitForFrozenShard runs a select over every shard
+// while one shard fails at once (its table is gone) and another is frozen,
+// with no deadline and no driver timeout: the select returns the failing
+// shard's error while the frozen shard still hangs, and the goroutine left
+// on the frozen shard ends once it is thawed (goleak).
+func TestFailFastDoesNotWaitForFrozenShard(t *testing.T) {
+	z := newFreezer(t)
+	ctx := context.Background()
+	if _, err := z.dbs["asia"].ExecContext(ctx, "DROP TABLE weather_reports CASCADE"); err != nil {
+		t.Fatal(err)
+	}
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	thaw := z.freeze(t, "europe")
+	var got []weather.Report
+	err := within(t, func() error { return z.s.NewSelect().Model(&got).Scan(ctx) })
+	se, ok := errors.AsType[*session.ShardError](err)
+	if !ok || se.Shard != "asia" {
+		t.Fatalf("Scan = %v; want the *ShardError of asia, whose table is gone", err)
+	}
+	thaw()
+}
