@@ -251,3 +251,105 @@ func TestFailFastDoesNotWaitForFrozenShard(t *testing.T) {
 	}
 	thaw()
 }
+
+// TestRunInTx checks that RunInTx always ends its unit: it commits when fn
+// returns nil, rolls back when fn returns an error (and returns that error)
+// or panics (and lets the panic go on), and in every case leaves no
+// connection in use on any shard and no open unit.
+func TestRunInTx(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	s := f.session(t)
+	errBoom := errors.New("boom")
+	add := func(id int64) func(context.Context, *session.UnitOfWork) error {
+		return func(ctx context.Context, uow *session.UnitOfWork) error {
+			var asia *weather.Location // read asia: its transaction opens too
+			_ = uow.Get(ctx, &asia, int64(-1))
+			return uow.Add(&[]*weather.Location{{ID: id, Continent: "Europe", City: "Oslo"}, {ID: id + 1, Continent: "Asia", City: "Tokyo"}})
+		}
+	}
+	noneInUse := func(t *testing.T) {
+		t.Helper()
+		for _, id := range weather.Shards {
+			if n := f.shards[id].(*bun.DB).Stats().InUse; n != 0 {
+				t.Errorf("shard %s has %d connections in use; want 0", id, n)
+			}
+		}
+		if n := s.OpenUnits(); n != 0 {
+			t.Errorf("OpenUnits = %d; want 0", n)
+		}
+	}
+
+	if err := s.RunInTx(ctx, nil, add(10)); err != nil {
+		t.Fatalf("RunInTx(nil error) = %v", err)
+	}
+	if got := f.rowsOn(t, "europe", "weather_locations"); !slices.Equal(got, []int64{10}) {
+		t.Errorf("after a committed RunInTx europe holds %v; want [10]", got)
+	}
+	noneInUse(t)
+
+	err := s.RunInTx(ctx, nil, func(ctx context.Context, uow *session.UnitOfWork) error {
+		if err := add(20)(ctx, uow); err != nil {
+			return err
+		}
+		if err := uow.Flush(ctx); err != nil { // the rows are sent, then rolled back
+			return err
+		}
+		return errBoom
+	})
+	if !errors.Is(err, errBoom) {
+		t.Errorf("RunInTx(fn error) = %v; want fn's error", err)
+	}
+	noneInUse(t)
+
+	func() {
+		defer func() {
+			if p := recover(); p != errBoom {
+				t.Errorf("recovered %v; want fn's panic value re-panicked", p)
+			}
+		}()
+		_ = s.RunInTx(ctx, nil, func(ctx context.Context, uow *session.UnitOfWork) error {
+			if err := add(30)(ctx, uow); err != nil {
+				return err
+			}
+			if err := uow.Flush(ctx); err != nil {
+				return err
+			}
+			panic(errBoom)
+		})
+	}()
+	noneInUse(t)
+	for _, id := range []session.ShardID{"asia", "europe"} {
+		if got := f.rowsOn(t, id, "weather_locations"); len(got) != 1 {
+			t.Errorf("%s holds %v; want only the committed row, the rolled-back ones gone", id, got)
+		}
+	}
+}
+
+// TestOpenUnitsSeesAbandonedUnit checks that a unit left without Commit or
+// Rollback shows in OpenUnits, with its connections in use, until it ends.
+func TestOpenUnitsSeesAbandonedUnit(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	s := f.session(t)
+	uow := s.Begin()
+	if n := s.OpenUnits(); n != 0 {
+		t.Errorf("OpenUnits after Begin = %d; want 0 (Begin sends nothing)", n)
+	}
+	var locs []*weather.Location
+	if err := uow.NewSelect().Model(&locs).Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Using("asia").OpenUnits(); n != 1 {
+		t.Errorf("OpenUnits (seen from a view) with a unit that holds transactions = %d; want 1", n)
+	}
+	if n := f.shards["europe"].(*bun.DB).Stats().InUse; n != 1 {
+		t.Errorf("europe has %d connections in use; want the unit's 1", n)
+	}
+	if err := uow.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.OpenUnits(); n != 0 {
+		t.Errorf("OpenUnits after Rollback = %d; want 0", n)
+	}
+}
