@@ -47,7 +47,8 @@
 // concatenated in route order, or merged into one global order when Order
 // names plain model columns; Limit and Offset apply to the whole result.
 // Count sums; Exists ors. The first failing shard cancels the rest and is
-// reported as a *[ShardError]. Statements the session cannot answer
+// reported as a *[ShardError] at once, without waiting for a shard that
+// hangs. Statements the session cannot answer
 // correctly across shards (an ORDER BY on text, whose collation a Go merge
 // cannot reproduce; Count with GROUP BY) fail with [ErrUnsupported] instead
 // of answering wrongly; on a single shard they simply run.
@@ -163,6 +164,13 @@
 // A partial select (Column, ColumnExpr, ExcludeColumn) tracks nothing, so
 // the identity map only ever holds complete objects. A unit is for one
 // goroutine; the Session stays safe for concurrent use.
+//
+// Every statement of a unit, its BEGIN and COMMIT included, runs under the
+// context of the call that sends it, and a unit's transactions live until
+// Commit or Rollback, whatever contexts its calls had. So a unit must be
+// ended: [Session.RunInTx] does it always (commit when its function returns
+// nil, roll back on an error or a panic), and [Session.OpenUnits] counts
+// the units holding transactions, so that one left open can be noticed.
 //
 //	uow := sess.Begin(session.TwoPhase())
 //	defer uow.Rollback(ctx) // does nothing after Commit

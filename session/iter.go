@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"iter"
 	"reflect"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/schema"
@@ -18,11 +21,17 @@ import (
 // columns (a streaming k-way merge), else shard after shard. Limit and
 // Offset apply to the whole stream.
 //
-// Every shard's query is started at once; memory stays at a row per shard
-// plus what the driver buffers. When the consumer stops (break), the limit
-// is reached or a shard fails, every shard's query is cancelled and its rows
-// closed, so no shard is read to the end for nothing. An error is yielded
-// once, with a nil row, and ends the stream.
+// Every shard's query is started at once, each on a connection of its own;
+// memory stays at a row per shard plus what the driver buffers. When the
+// consumer stops (break), the limit is reached or a shard fails, Iter stops
+// every shard query not read to its end before it returns: PostgreSQL is
+// told to cancel it (pg_cancel_backend, from another connection of the
+// shard's pool), and the connection, which the cancel breaks, is dropped.
+// So no shard is read to the end for nothing, and nothing of the query is
+// left running. Inside a unit of work (or on a shard that is a bun.Tx) a
+// cancel would abort the transaction, so there the rest of each result is
+// read and dropped instead. An error is yielded once, with a nil row, and
+// ends the stream.
 //
 // Streaming scans rows one at a time, so it cannot load has-many or m2m
 // relations (Bun loads those after the parent rows); belongs-to and has-one
@@ -37,11 +46,12 @@ func Iter[T any](ctx context.Context, q *SelectQuery) iter.Seq2[*T, error] {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel() // ends every shard query still running when we return
 
-		inputs, err := q.openStreams(ctx, &p, func(v reflect.Value) any { return v.Interface().(*T) })
+		inputs, closeAll, err := q.openStreams(ctx, &p, func(v reflect.Value) any { return v.Interface().(*T) })
 		if err != nil {
 			yield(nil, err)
 			return
 		}
+		defer closeAll() // stops every shard query not read to its end
 		limit := -1
 		if q.limit > 0 {
 			limit = q.limit
@@ -106,39 +116,50 @@ func (q *SelectQuery) streamPlan(ctx context.Context, t reflect.Type) (plan, err
 
 // openStreams starts the query on every shard of p concurrently (so the
 // shards work in parallel from the start) and returns one lazy input per
-// shard that scans a fresh model per row with the shard's Token set.
-func (q *SelectQuery) openStreams(ctx context.Context, p *plan, conv func(reflect.Value) any) ([]iter.Seq2[any, error], error) {
+// shard that scans a fresh model per row with the shard's Token set, and a
+// function that stops every shard's query not read to its end. Iter calls
+// it on return, so a break, an error or the limit stops them all, those of
+// inputs never pulled (a concatenation stopped early) included.
+func (q *SelectQuery) openStreams(ctx context.Context, p *plan, conv func(reflect.Value) any) ([]iter.Seq2[any, error], func(), error) {
 	n := len(p.Shards)
-	type stream struct {
-		rows   *sql.Rows
-		db     *bun.DB
-		cancel context.CancelFunc
+	var (
+		mu        sync.Mutex
+		streams   = make([]*stream, n)
+		abandoned bool // opening failed: a stream opened later closes itself
+	)
+	closeAll := func() {
+		mu.Lock()
+		abandoned = true
+		open := slices.Clone(streams)
+		mu.Unlock()
+		var wg sync.WaitGroup
+		for _, st := range open {
+			if st != nil {
+				wg.Go(st.close)
+			}
+		}
+		wg.Wait()
 	}
-	streams := make([]stream, n)
 	model := q.tableModel()
-	// Each shard query gets its own context, derived from ctx and not from
-	// the fan-out's (which ends when the fan-out returns), so that stopping
-	// one stream cancels its query at once instead of draining it, and the
-	// caller's cancel ends them all.
-	err := q.s.fanOut(ctx, p.Shards, "select", func(_ context.Context, i int, id ShardID, db bun.IDB) error {
-		sctx, cancel := context.WithCancel(WithShardID(ctx, id))
-		b := q.build(db, p, id, model, n, true)
-		rows, err := b.Rows(sctx)
+	err := q.s.fanOut(ctx, p.Shards, "select", func(fctx context.Context, i int, id ShardID, db bun.IDB) error {
+		st, err := openStream(WithShardID(ctx, id), fctx, db, func(db bun.IDB) *bun.SelectQuery {
+			return q.build(db, p, id, model, n, true)
+		})
 		if err != nil {
-			cancel()
 			return err
 		}
-		streams[i] = stream{rows: rows, db: b.DB(), cancel: cancel}
+		mu.Lock()
+		defer mu.Unlock()
+		if abandoned { // the fan-out has returned (another shard failed)
+			go st.close()
+			return nil
+		}
+		streams[i] = st
 		return nil
 	})
 	if err != nil {
-		for _, st := range streams {
-			if st.rows != nil {
-				st.cancel()
-				st.rows.Close()
-			}
-		}
-		return nil, err
+		closeAll()
+		return nil, nil, err
 	}
 	inputs := make([]iter.Seq2[any, error], n)
 	for i, st := range streams {
@@ -146,8 +167,6 @@ func (q *SelectQuery) openStreams(ctx context.Context, p *plan, conv func(reflec
 		inputs[i] = func(yield func(any, error) bool) {
 			var read int64
 			defer func() { p.stats.add(id, read) }()
-			defer st.rows.Close()
-			defer st.cancel() // cancel first (deferred last), so Close does not drain
 			for st.rows.Next() {
 				v := reflect.New(q.mi.typ)
 				if err := st.db.ScanRow(WithShardID(ctx, id), st.rows, v.Interface()); err != nil {
@@ -162,11 +181,124 @@ func (q *SelectQuery) openStreams(ctx context.Context, p *plan, conv func(reflec
 			}
 			if err := st.rows.Err(); err != nil {
 				yield(nil, &ShardError{Shard: id, Op: "select", Err: err})
+				return
 			}
+			st.finished()
+			st.close() // its connection is free now
 		}
 	}
-	return inputs, nil
+	return inputs, closeAll, nil
 }
+
+// stream is one shard's running query of an Iter.
+type stream struct {
+	rows   *sql.Rows
+	db     *bun.DB // the Bun handle that scans rows
+	cancel context.CancelFunc
+
+	// For a query on a connection of its own (a shard's *bun.DB, or a
+	// replica's): the connection, the pool it came from and its server
+	// process, so that close can cancel the query there.
+	conn *sql.Conn
+	pool *sql.DB
+	pid  int64
+
+	mu     sync.Mutex
+	done   bool // read to the end: nothing to stop
+	closed bool
+}
+
+// openStream starts the query build makes on db. On a *bun.DB the query
+// runs on a connection of its own, whose server process id it asks first.
+//
+// Why: closing the rows of a query not read to its end does not stop it.
+// pgdriver's Rows.Close reads the rest of the result, and ignores a
+// cancelled context; a break after one row of a large result read it all,
+// and the queries of a concatenation's inputs never pulled went on being
+// read in the background after Iter returned. PostgreSQL stops a query
+// only when told to (a cancel request, which pgdriver does not send): close
+// tells it with pg_cancel_backend, from another connection of the pool, and
+// for that needs the process id. That costs one round trip per shard when
+// the stream opens. In a transaction (a unit of work's, or a shard that is
+// a bun.Tx) a cancel would abort the transaction, so there the rest of the
+// result is read and dropped.
+//
+// The query gets a context of its own, derived from ctx (Iter's) and not
+// from fctx, the fan-out's, which ends when the fan-out returns; but while
+// the stream opens, fctx ending (another shard failed) cancels it too.
+func openStream(ctx, fctx context.Context, db bun.IDB, build func(bun.IDB) *bun.SelectQuery) (*stream, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	opening := context.AfterFunc(fctx, cancel)
+	defer opening()
+	st := &stream{cancel: cancel}
+	on := db
+	if pool, ok := db.(*bun.DB); ok {
+		conn, err := pool.Conn(sctx)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		// On the *sql.Conn, not through Bun: plumbing, not the user's
+		// statement, so query hooks do not see it.
+		if err := conn.Conn.QueryRowContext(sctx, "SELECT pg_backend_pid()").Scan(&st.pid); err != nil {
+			conn.Close()
+			cancel()
+			return nil, err
+		}
+		st.conn, st.pool, on = conn.Conn, pool.DB, conn
+	}
+	b := build(on)
+	rows, err := b.Rows(sctx)
+	if err != nil {
+		st.done = true
+		st.close()
+		return nil, err
+	}
+	st.rows, st.db = rows, b.DB()
+	return st, nil
+}
+
+// finished notes that the stream was read to its end: close has nothing to
+// stop.
+func (st *stream) finished() {
+	st.mu.Lock()
+	st.done = true
+	st.mu.Unlock()
+}
+
+// close stops the stream's query if it was not read to its end (see
+// openStream), closes its rows and returns its connection to the pool (or,
+// when the cancel broke it, lets database/sql discard it). Only its first
+// call does anything.
+func (st *stream) close() {
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		return
+	}
+	st.closed = true
+	stop := !st.done && st.pool != nil && st.rows != nil
+	st.mu.Unlock()
+	if stop {
+		// Why not the caller's context: this is the cleanup that runs when
+		// it has ended, too. Bounded, so a shard that does not answer
+		// cannot hold the return for long; without the cancel, Close reads
+		// the rest of the result.
+		ctx, cancel := context.WithTimeout(context.Background(), cancelTimeout)
+		_, _ = st.pool.ExecContext(ctx, "SELECT pg_cancel_backend($1)", st.pid)
+		cancel()
+	}
+	st.cancel()
+	if st.rows != nil {
+		_ = st.rows.Close()
+	}
+	if st.conn != nil {
+		_ = st.conn.Close()
+	}
+}
+
+// cancelTimeout bounds the pg_cancel_backend that stops a stream.
+const cancelTimeout = 5 * time.Second
 
 // concat streams inputs one after another with a global offset and limit
 // (limit < 0: none), stopping every input it does not need.
