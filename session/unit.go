@@ -239,9 +239,16 @@ func TxOptions(opts *sql.TxOptions) UnitOption {
 }
 
 // Begin starts a unit of work on the session. It sends nothing: each
-// shard's transaction begins when the unit first runs a statement there.
-// A unit begun on a [Session.Using] view runs its statements on the view's
-// shards.
+// shard's transaction begins when the unit first runs a statement there,
+// and that BEGIN runs under the context of that statement (it fails with
+// the context's error when the context ends first). A unit begun on a
+// [Session.Using] view runs its statements on the view's shards.
+//
+// The transactions live until Commit or Rollback, not as long as some
+// context: a unit's calls may each have their own. A unit that is never
+// ended keeps one connection per shard it touched for the life of the
+// process; [Session.RunInTx] ends its unit always, and [Session.OpenUnits]
+// counts the units that hold transactions.
 func (s *Session) Begin(opts ...UnitOption) *UnitOfWork {
 	u := &UnitOfWork{
 		s:    s,
