@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/uptrace/bun"
 	"golang.org/x/sync/errgroup"
@@ -133,15 +134,32 @@ func (s *Session) run(ctx context.Context, i int, id ShardID, fn shardFunc) erro
 	if err == nil {
 		err = fn(WithShardID(ctx, id), i, id, db)
 	}
-	// A driver that stops a statement at ctx's deadline may say only "i/o
-	// timeout" (pgdriver does): say that ctx ended, so errors.Is finds it.
-	if cerr := ctx.Err(); err != nil && cerr != nil && !errors.Is(err, cerr) {
-		err = fmt.Errorf("%w: %w", context.Cause(ctx), err)
+	if err != nil {
+		err = withCtxErr(ctx, err)
 	}
 	if err != nil && s.unit != nil {
 		s.unit.failed(id, err)
 	}
 	return err
+}
+
+// withCtxErr adds to err, the error of a statement run under ctx, that ctx
+// has ended, if it has and err does not say so: a driver that stops a
+// statement at ctx's deadline may say only "i/o timeout" (pgdriver does),
+// and errors.Is(err, context.DeadlineExceeded) should hold. A deadline that
+// has passed counts even before ctx's own timer has fired: the driver's
+// socket deadline, set to the same instant, may fire first.
+func withCtxErr(ctx context.Context, err error) error {
+	cerr := ctx.Err()
+	if cerr != nil {
+		cerr = context.Cause(ctx)
+	} else if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		cerr = context.DeadlineExceeded
+	}
+	if cerr == nil || errors.Is(err, cerr) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", cerr, err)
 }
 
 // conn returns the handle statements on shard id run on: the shard's
