@@ -93,53 +93,47 @@ func beginTx(ctx context.Context, db bun.IDB, opts *sql.TxOptions) (bun.Tx, erro
 	}
 }
 
-// endTxs commits (commit set) or rolls back the transactions txs; see
-// endAll.
+// endTxs commits (commit set) or rolls back the transactions txs, in
+// parallel, and returns each one's error, in order. It returns when every
+// shard has answered or when ctx ends, whichever comes first; a shard that
+// has not answered by then gets an error wrapping ctx's that says its
+// outcome is unknown (the COMMIT was sent). The caller checks ctx before:
+// endTxs sends even when ctx has ended.
+//
+// Why not database/sql's Commit alone: it takes no context (pgdriver sends
+// COMMIT with context.Background), so a shard that hangs would hold the
+// caller until the driver's read timeout, or for good with timeouts off.
+// The goroutines of shards that had not answered end when their driver call
+// does; they report into a buffered channel that nobody needs to read.
 func endTxs(ctx context.Context, txs []bun.Tx, commit bool) []error {
 	op := "ROLLBACK"
 	if commit {
 		op = "COMMIT"
 	}
-	ends := make([]func() error, len(txs))
-	for i, tx := range txs {
-		ends[i] = tx.Rollback
-		if commit {
-			ends[i] = tx.Commit
-		}
-	}
-	return endAll(ctx, op, ends)
-}
-
-// endAll runs the calls ends (one per shard: a COMMIT, a ROLLBACK, or
-// another statement named op) in parallel and returns each one's error, in
-// order. It returns when every call has returned or when ctx ends,
-// whichever comes first; a call that has not returned by then gets an
-// error wrapping ctx's that says its outcome is unknown (op was sent). The
-// caller checks ctx before: endAll sends even when ctx has ended.
-//
-// Why not wait for them all: database/sql's Commit and Rollback take no
-// context (pgdriver sends them with context.Background), so a shard that
-// hangs would hold the caller until the driver's read timeout, or for good
-// with timeouts off. The calls that had not returned end when their driver
-// call does; they report into a buffered channel that nobody needs to read,
-// and must touch nothing the caller reads afterwards.
-func endAll(ctx context.Context, op string, ends []func() error) []error {
 	type result struct {
 		i   int
 		err error
 	}
-	ch := make(chan result, len(ends))
-	for i, end := range ends {
-		go func() { ch <- result{i, end()} }()
+	ch := make(chan result, len(txs))
+	for i, tx := range txs {
+		go func() {
+			var err error
+			if commit {
+				err = tx.Commit()
+			} else {
+				err = tx.Rollback()
+			}
+			ch <- result{i, err}
+		}()
 	}
-	errs := make([]error, len(ends))
-	answered := make([]bool, len(ends))
-	for n := 0; n < len(ends); n++ {
+	errs := make([]error, len(txs))
+	answered := make([]bool, len(txs))
+	for n := 0; n < len(txs); n++ {
 		select {
 		case r := <-ch:
 			errs[r.i], answered[r.i] = r.err, true
 		case <-ctx.Done():
-			for ; n < len(ends); n++ { // take the answers that are in
+			for ; n < len(txs); n++ { // take the answers that are in
 				select {
 				case r := <-ch:
 					errs[r.i], answered[r.i] = r.err, true
