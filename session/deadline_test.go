@@ -353,3 +353,35 @@ func TestOpenUnitsSeesAbandonedUnit(t *testing.T) {
 		t.Errorf("OpenUnits after Rollback = %d; want 0", n)
 	}
 }
+
+// cancelAfter is a query hook that cancels a context after the first
+// statement it sees.
+type cancelAfter struct{ cancel context.CancelFunc }
+
+func (h cancelAfter) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context { return ctx }
+func (h cancelAfter) AfterQuery(context.Context, *bun.QueryEvent)                        { h.cancel() }
+
+// TestFanOutCancelledMidwayFails runs a select one shard at a time
+// (WithConcurrency(1)) whose context is cancelled once the first shard has
+// answered: the select fails with context.Canceled instead of returning
+// the first shard's rows as if they were all.
+func TestFanOutCancelledMidwayFails(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	shards := map[session.ShardID]bun.IDB{}
+	for id, db := range f.shards {
+		shards[id] = db
+	}
+	shards[weather.Shards[0]] = f.shards[weather.Shards[0]].(*bun.DB).WithQueryHook(cancelAfter{cancel})
+	s, err := session.New(shards, weather.ShardChooser, chooser.All, weather.ByContinent,
+		session.WithShardOrder(weather.Shards...), session.WithConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []weather.Location
+	err = s.NewSelect().Model(&got).Scan(ctx)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Scan cancelled after the first of 4 shards = %v (%d rows); want context.Canceled", err, len(got))
+	}
+}

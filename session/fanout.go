@@ -93,11 +93,12 @@ func (s *Session) failFast(ctx context.Context, ids []ShardID, op string, fn sha
 			if i >= len(ids) {
 				return
 			}
-			if gctx.Err() != nil { // a shard failed: start no more
-				done <- nil
+			id := ids[i]
+			if gctx.Err() != nil { // a shard failed, or ctx ended: start no more
+				// Never nil: when ctx ended, this shard's part is missing.
+				done <- &ShardError{Shard: id, Op: op, Err: context.Cause(gctx)}
 				continue
 			}
-			id := ids[i]
 			var err error
 			if err = s.run(gctx, i, id, fn); err != nil {
 				err = &ShardError{Shard: id, Op: op, Err: err}
