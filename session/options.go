@@ -68,7 +68,7 @@ func WithProbe(p Probe) Option {
 type StatementOption func(*stmtOptions)
 
 type stmtOptions struct {
-	shards  []ShardID
+	shards  []ShardID // nil: no pin; non-nil: pinned here (empty: to nothing, an error)
 	partial bool
 	scatter scatterRule
 	stats   *Stats
@@ -145,15 +145,18 @@ func AllowPartial() StatementOption {
 
 // SetShardID pins a statement to shard id: the statement, and every relation
 // query it makes, run there and nowhere else, and no chooser is asked. It takes
-// precedence over a shard in the context. An unknown id fails the statement
-// with [ErrUnknownShard].
+// precedence over a Using view and a shard in the context. An unknown id
+// fails the statement with [ErrUnknownShard], the empty id with
+// [ErrInvalidArgument].
 func SetShardID(id ShardID) StatementOption {
 	return func(o *stmtOptions) { o.shards = []ShardID{id} }
 }
 
 // SetShardIDs pins a statement to the given shards, in this order, as
-// [SetShardID] does for one.
+// [SetShardID] does for one. A pin never means "every shard": SetShardIDs()
+// with no ids fails the statement with [ErrInvalidArgument] before anything
+// is sent (leave the option out to let the chooser route).
 func SetShardIDs(ids ...ShardID) StatementOption {
-	ids = append([]ShardID(nil), ids...)
+	ids = append([]ShardID{}, ids...) // non-nil even when empty: a pin to nothing
 	return func(o *stmtOptions) { o.shards = ids }
 }

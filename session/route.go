@@ -30,16 +30,15 @@ func (r Route) mark(id ShardID) mark { return mark{id: id, pinned: r.pinned()} }
 // route resolves where a statement goes, in precedence order: a statement
 // option, the Using view, the context, then the chooser (called lazily, so a
 // pinned statement never asks it). The result has no repeats and only known
-// shards; an empty answer is ErrNoShard.
+// shards; an empty answer is ErrNoShard, and a pin to no shard is
+// ErrInvalidArgument: a pin never falls through to the chooser.
 func (s *Session) route(ctx context.Context, o *stmtOptions, what string, choose func() (chooser.Target, error)) (Route, error) {
-	switch {
-	case len(o.shards) > 0:
-		return s.checked(o.shards, "option", what)
-	case len(s.pin) > 0:
-		return s.checked(s.pin, "using", what)
+	ids, by, err := s.pinOf(ctx, o, what)
+	if err != nil {
+		return Route{}, err
 	}
-	if id, ok := ShardIDFromContext(ctx); ok {
-		return s.checked([]ShardID{id}, "context", what)
+	if ids != nil {
+		return s.checked(ids, by, what)
 	}
 	t, err := choose()
 	if err != nil {
@@ -64,12 +63,46 @@ func (s *Session) route(ctx context.Context, o *stmtOptions, what string, choose
 	return r, nil
 }
 
+// pinOf returns the pin of a statement and what set it ("option", "using"
+// or "context"), in precedence order, and nil when nothing pins it. A pin
+// that names no shard (SetShardIDs(), Using(), WithShardID(ctx, "")) is an
+// error naming it, never "no pin".
+func (s *Session) pinOf(ctx context.Context, o *stmtOptions, what string) ([]ShardID, string, error) {
+	switch {
+	case o.shards != nil:
+		if len(o.shards) == 0 {
+			return nil, "", fmt.Errorf("%w: %s: SetShardIDs() names no shard; a pin never means every shard "+
+				"(leave the option out to let the chooser route)", ErrInvalidArgument, what)
+		}
+		return o.shards, "option", nil
+	case s.pin != nil:
+		if len(s.pin) == 0 {
+			return nil, "", fmt.Errorf("%w: %s: the session view Using() names no shard; a view never means every shard "+
+				"(use the session itself to let the chooser route)", ErrInvalidArgument, what)
+		}
+		return s.pin, "using", nil
+	}
+	id, ok := contextPin(ctx)
+	switch {
+	case !ok:
+		return nil, "", nil
+	case id == "":
+		return nil, "", fmt.Errorf("%w: %s: the context is pinned to the empty shard id by WithShardID(ctx, \"\"); "+
+			"a pin never means every shard (use a context without the pin to let the chooser route)", ErrInvalidArgument, what)
+	}
+	return []ShardID{id}, "context", nil
+}
+
 // checked validates ids and drops repeats (keeping first occurrences), so a
-// chooser that names a shard twice does not query it twice.
+// chooser that names a shard twice does not query it twice. The empty id is
+// ErrInvalidArgument, another unknown id ErrUnknownShard.
 func (s *Session) checked(ids []ShardID, by, what string) (Route, error) {
 	out := ids
 	for i, id := range ids {
 		if _, ok := s.shards[id]; !ok {
+			if id == "" {
+				return Route{}, fmt.Errorf("%w: %s: the %s names the empty shard id", ErrInvalidArgument, what, pinName(by))
+			}
 			return Route{}, s.unknown(id, what+" ("+by+")")
 		}
 		if slices.Contains(ids[:i], id) {
@@ -83,6 +116,19 @@ func (s *Session) checked(ids []ShardID, by, what string) (Route, error) {
 		}
 	}
 	return Route{Shards: out, By: by}, nil
+}
+
+// pinName names what set a route, for errors.
+func pinName(by string) string {
+	switch by {
+	case "option":
+		return "statement option SetShardID/SetShardIDs"
+	case "using":
+		return "session view Using"
+	case "context":
+		return "context pin WithShardID"
+	}
+	return by
 }
 
 func options(opts []StatementOption) stmtOptions {

@@ -32,7 +32,7 @@ type Session struct {
 	executeChooser  chooser.ExecuteChooser
 
 	cfg config
-	pin []ShardID // set on the views made by Using
+	pin []ShardID // nil, or the shards of a view made by Using (empty: Using(), an error)
 
 	replicas *replicaSet // nil without WithReplicas; shared by views
 
@@ -153,11 +153,19 @@ func (s *Session) RegisterModel(models ...any) {
 
 // Using returns a view of the session whose statements all run on the given
 // shards (Django's using(), Piccolo's node=), as if each carried
-// SetShardIDs(ids...). A statement option still overrides it. The view shares
-// everything with s and is as safe for concurrent use.
+// SetShardIDs(ids...): selects, counts, Get, writes, statement-form updates
+// and deletes, and the table DDL of [Session.CreateTables],
+// [Session.DropTables], [Session.Tables] and [Session.Placement]. A
+// statement option still overrides it; it overrides a shard in the
+// context. The view shares everything with s and is as safe for concurrent
+// use.
+//
+// A view never means "every shard": on Using() with no ids every statement
+// fails with [ErrInvalidArgument] before anything is sent; an unknown id
+// fails with [ErrUnknownShard] when a statement runs.
 func (s *Session) Using(ids ...ShardID) *Session {
 	v := *s
-	v.pin = slices.Clone(ids)
+	v.pin = append([]ShardID{}, ids...) // non-nil even when empty: a view of nothing
 	return &v
 }
 

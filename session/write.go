@@ -172,17 +172,9 @@ func (s *Session) write(ctx context.Context, op string, model any, opts []Statem
 // view or the context, or "" when it is not. Writes of single objects take
 // one shard, so a pin to several is an error.
 func (s *Session) pinned(ctx context.Context, o *stmtOptions, what string) (ShardID, error) {
-	ids := o.shards
-	by := "option"
-	if len(ids) == 0 {
-		ids, by = s.pin, "using"
-	}
-	if len(ids) == 0 {
-		id, ok := ShardIDFromContext(ctx)
-		if !ok {
-			return "", nil
-		}
-		ids, by = []ShardID{id}, "context"
+	ids, by, err := s.pinOf(ctx, o, what)
+	if err != nil || ids == nil {
+		return "", err
 	}
 	r, err := s.checked(ids, by, what)
 	if err != nil {
