@@ -65,11 +65,19 @@ func Cascade() TableOption { return func(o *tableOptions) { o.cascade = true } }
 // the shard's named arguments (see "Layouts" in the package documentation).
 // It creates nothing.
 //
-// It fails with [ErrInvalidArgument] for a non-model, when a model's table
-// name holds a placeholder the shard does not define, and when tables of two
-// shards would be one and the same PostgreSQL table (two shards in one
-// database and schema without a table prefix: their rows would mix); with a
-// *ShardError for a shard it cannot ask.
+// The shards considered are those of a [Session.Using] view, else the shard
+// pinned in ctx ([WithShardID]), else every shard; a shard outside them is
+// neither asked nor reported, and one the MigrateRouter does not allow a
+// model on gets none of its tables, view or not. The same holds for
+// [Session.CreateTables], [Session.DropTables] and [Session.Tables].
+//
+// It fails with [ErrInvalidArgument] for a non-model, for a view or context
+// pin that names no shard, when a model's table name holds a placeholder
+// the shard does not define, and when tables of two of the shards
+// considered would be one and the same PostgreSQL table (two shards in one
+// database and schema without a table prefix: their rows would mix; a view
+// of one of them cannot see the clash); with [ErrUnknownShard] for a pin to
+// an unknown shard; with a *ShardError for a shard it cannot ask.
 func (s *Session) Placement(ctx context.Context, models ...any) (map[ShardID][]PlacedTable, error) {
 	tables := make([]*schema.Table, len(models))
 	for i, m := range models {
@@ -79,9 +87,13 @@ func (s *Session) Placement(ctx context.Context, models ...any) (map[ShardID][]P
 		}
 		tables[i] = mi.table
 	}
-	allowed := make(map[ShardID][]*schema.Table, len(s.order))
+	scope, err := s.ddlShards(ctx, "placement")
+	if err != nil {
+		return nil, err
+	}
+	allowed := make(map[ShardID][]*schema.Table, len(scope))
 	var ids []ShardID
-	for _, id := range s.order {
+	for _, id := range scope {
 		for _, t := range tables {
 			if s.allowMigrate(ctx, id, t) {
 				allowed[id] = append(allowed[id], t)
@@ -92,7 +104,7 @@ func (s *Session) Placement(ctx context.Context, models ...any) (map[ShardID][]P
 		}
 	}
 	locs := make([]location, len(ids))
-	err := s.each(ctx, ids, "placement", func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
+	err = s.each(ctx, ids, "placement", func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
 		loc, err := locate(ctx, db)
 		locs[i] = loc
 		return err
@@ -123,8 +135,8 @@ func (s *Session) Placement(ctx context.Context, models ...any) (map[ShardID][]P
 }
 
 // CreateTables creates the tables of models on exactly the shards where the
-// session allows them ([Session.Placement] says which and how they are
-// named), creating the schema that a shard's search_path names first if it
+// session allows them, among the shards of a Using view or context pin if
+// there is one ([Session.Placement] says which and how they are named), creating the schema that a shard's search_path names first if it
 // does not exist. Each shard's tables are created in one transaction on the
 // shard's primary, in the order of models, so a shard gets all of them or
 // none; shards run in parallel. Placement DDL in one database is serialised
@@ -209,7 +221,9 @@ func foreignKeys(q *bun.CreateTableQuery, t *schema.Table, placed map[*schema.Ta
 }
 
 // DropTables drops the tables of models from exactly the shards where the
-// session allows them, in the reverse order of models, in one transaction per
+// session allows them, among the shards of a Using view or context pin if
+// there is one (Using("a").DropTables touches no other shard), in the
+// reverse order of models, in one transaction per
 // shard on its primary. It leaves schemas in place. It fails as
 // [Session.CreateTables] does.
 func (s *Session) DropTables(ctx context.Context, models []any, opts ...TableOption) error {
@@ -242,10 +256,11 @@ func (s *Session) DropTables(ctx context.Context, models []any, opts ...TableOpt
 	})
 }
 
-// Tables reports, for each shard in shard order, which tables of models exist
-// on it, found in pg_catalog under the names the shard gives them, whether
-// or not the session allows them there; a shard with none is left out. It
-// fails as Placement does.
+// Tables reports, for each shard in shard order (the shards of a Using view
+// or context pin if there is one, else every shard), which tables of models
+// exist on it, found in pg_catalog under the names the shard gives them,
+// whether or not the session allows them there; a shard with none is left
+// out. It fails as Placement does.
 func (s *Session) Tables(ctx context.Context, models ...any) (map[ShardID][]PlacedTable, error) {
 	tables := make([]*schema.Table, len(models))
 	for i, m := range models {
@@ -255,8 +270,12 @@ func (s *Session) Tables(ctx context.Context, models ...any) (map[ShardID][]Plac
 		}
 		tables[i] = mi.table
 	}
-	found := make([][]PlacedTable, len(s.order))
-	err := s.each(ctx, s.order, "tables", func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
+	scope, err := s.ddlShards(ctx, "tables")
+	if err != nil {
+		return nil, err
+	}
+	found := make([][]PlacedTable, len(scope))
+	err = s.each(ctx, scope, "tables", func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
 		loc, err := locate(ctx, db)
 		if err != nil {
 			return err
@@ -290,9 +309,33 @@ func (s *Session) Tables(ctx context.Context, models ...any) (map[ShardID][]Plac
 		return nil, err
 	}
 	out := map[ShardID][]PlacedTable{}
-	for i, id := range s.order {
+	for i, id := range scope {
 		if len(found[i]) > 0 {
 			out[id] = found[i]
+		}
+	}
+	return out, nil
+}
+
+// ddlShards returns the shards table DDL and its reports act on: the
+// shards of a Using view, else the shard pinned in ctx, else every shard,
+// in shard order. A view is a view for DDL too: Using("a").DropTables
+// leaves every other shard's tables alone. A pin to no shard is
+// ErrInvalidArgument and an unknown one ErrUnknownShard, as for every
+// statement.
+func (s *Session) ddlShards(ctx context.Context, what string) ([]ShardID, error) {
+	ids, by, err := s.pinOf(ctx, &stmtOptions{}, what)
+	if err != nil || ids == nil {
+		return s.order, err
+	}
+	r, err := s.checked(ids, by, what)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ShardID, 0, len(r.Shards))
+	for _, id := range s.order {
+		if slices.Contains(r.Shards, id) {
+			out = append(out, id)
 		}
 	}
 	return out, nil
