@@ -32,7 +32,8 @@ func (f ShardChooserFunc) ChooseShard(ctx context.Context, table *schema.Table, 
 type Key struct {
 	// Table describes the model.
 	Table *schema.Table
-	// PK holds the primary-key values in the order of Table.PKs.
+	// PK holds the primary-key values in the order of Table.PKs, each of
+	// its column's Go type when the session asks.
 	PK []any
 	// LoadedFrom is the shard of the parent object when the key is looked up
 	// to load a relation of that parent (SQLAlchemy's lazy_loaded_from), and

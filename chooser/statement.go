@@ -30,7 +30,10 @@ func (op Op) String() string {
 }
 
 // Criterion is a shard-key predicate the caller declared on a statement:
-// Column = Values[0], or Column IN (Values...).
+// Column = Values[0], or Column IN (Values...). The session gives each value
+// the Go type of the model's column before a chooser sees it (an int64 for
+// an int64 column, whether the caller wrote 42, int32(42) or "42"), as it
+// does for the PK values of a [Key].
 type Criterion struct {
 	Column string
 	Values []any

@@ -14,7 +14,28 @@
 // ([SetShardID], [SetShardIDs]), a [Session.Using] view, the context
 // ([WithShardID], the per-request routing of multi-tenant apps), and only
 // then the chooser. An unknown shard is always an error, never a silent
-// fan-out.
+// fan-out, and so is a pin to no shard at all (SetShardIDs() or Using()
+// with no ids, WithShardID(ctx, "")): [ErrInvalidArgument].
+//
+// # Key values
+//
+// A primary-key value of a Get and a value declared with WhereShardKey are
+// converted to the Go type of the model's column before a chooser sees them
+// and before they go into the SQL, so "42", 42, int32(42) and 42.0 route
+// and match alike for an int64 column, with every chooser. The conversion
+// is strict, and a value it cannot make without loss is
+// [ErrInvalidArgument] naming the model, column, type and value: integer
+// columns take integers that fit, decimal strings that fit, and floats that
+// hold an integer exactly up to 2^53 (1001.9 is an error, never row 1001);
+// float columns take exact floats and integers; string columns take
+// strings only (42 is an error, not "42"); other column types take their
+// own type; a driver.Valuer is read first; NULL is an error. Choosers
+// written for the session therefore receive column-typed values (an int64
+// for an int64 column even when the caller passed an int).
+//
+// A Get without key values re-reads an object on the shard its [Token]
+// records, asking no chooser; with key values it loads a new identity
+// from wherever the pin or the IdentityChooser says (see [Session.Get]).
 //
 // Models embed [Token] to remember the shard they were loaded from or
 // written to: later Update and Delete calls go back there without asking a
@@ -98,7 +119,9 @@
 // # Layouts
 //
 // [Session.CreateTables] and [Session.DropTables] create and drop the tables
-// of a set of models on exactly the shards the MigrateRouter allows;
+// of a set of models on exactly the shards the MigrateRouter allows (among
+// the shards of a [Session.Using] view or context pin, if there is one:
+// Using("a").DropTables touches no other shard);
 // [Session.Tables] reports which exist where (from pg_catalog), and
 // [Session.Placement] what CreateTables would do. A shard's tables go where
 // its connection puts unqualified names, so one code path serves every

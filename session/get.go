@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/uptrace/bun"
@@ -15,18 +16,34 @@ import (
 
 // Get loads the row with primary key pk into dst, a non-nil pointer to a
 // model struct. Composite keys are given as several values, in the order of
-// the model's primary-key columns; with no pk values, the key already set
-// on dst is used (as Bun's WherePK does).
+// the model's primary-key columns. Each value is first converted to the Go
+// type of its column ("42", 42 and int32(42) alike for an int64 column; see
+// "Key values" in the package documentation); a value that cannot convert
+// without loss, such as 1001.9, fails with [ErrInvalidArgument].
 //
-// The shards probed are, in precedence order: the shards of a [Session.Using]
-// view, the shard pinned in ctx ([WithShardID]), or the IdentityChooser's
-// candidates. Candidates are probed as the [Probe] option says. A pinned
-// statement never asks the chooser.
+// Which shard is read depends on whether the key is given:
+//
+//   - With pk values, Get loads a new identity: the shards probed are, in
+//     precedence order, the shards of a [Session.Using] view, the shard
+//     pinned in ctx ([WithShardID]), or the IdentityChooser's candidates,
+//     probed as the [Probe] option says; a pinned Get never asks the
+//     chooser. On success dst is replaced by the row, and its [Token], if
+//     it has one, records where the row was found (whatever dst held
+//     before); on failure dst is left as it was.
+//   - With no pk values, the key already set on dst is read again (as
+//     Bun's WherePK does). If dst's Token records a shard, that shard is
+//     read and no other, and no chooser is asked: the same key may exist on
+//     another shard, and dst is the row of its own (as
+//     UnitOfWork.Refresh reads its object's shard). The Token is kept. A
+//     Using view or a context pin that does not include that shard is
+//     refused with [ErrInvalidArgument], naming both, since rows are not
+//     moved between shards silently. If dst has no Token, or one that
+//     records no shard, it is routed as a Get with pk values is.
 //
 // A key found nowhere gives an error that satisfies errors.Is(err,
 // sql.ErrNoRows). A key found on several candidates gives [ErrAmbiguous]
-// (with [ProbeConcurrent]). A shard that fails gives a *ShardError. On
-// success dst's [Token], if it has one, records the shard.
+// (with [ProbeConcurrent]). A shard that fails gives a *ShardError. A pin to
+// no shard (Using(), WithShardID(ctx, "")) is [ErrInvalidArgument].
 func (s *Session) Get(ctx context.Context, dst any, pk ...any) error {
 	mi, kind, err := s.dest(dst)
 	if err != nil {
@@ -38,12 +55,9 @@ func (s *Session) Get(ctx context.Context, dst any, pk ...any) error {
 	t := mi.table
 	target := reflect.ValueOf(dst).Elem()
 	if len(pk) == 0 {
-		pk = make([]any, len(t.PKs))
-		for i, f := range t.PKs {
-			pk[i] = f.Value(target).Interface()
-		}
+		return s.reget(ctx, mi, target, dst)
 	}
-	if err := checkPK(mi, pk); err != nil {
+	if pk, err = typedPK(mi, pk); err != nil {
 		return err
 	}
 	var o stmtOptions
@@ -53,7 +67,68 @@ func (s *Session) Get(ctx context.Context, dst any, pk ...any) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.getRouted(ctx, mi, target, dst, pk, r)
+	// A new identity: load into a fresh object and replace dst only on
+	// success, so that a miss cannot leave dst with the new key and the old
+	// row's columns, relations and Token (a later Update would write them).
+	fresh := reflect.New(mi.typ)
+	if _, err = s.getRouted(ctx, mi, fresh.Elem(), fresh.Interface(), pk, r); err != nil {
+		return err
+	}
+	target.Set(fresh.Elem())
+	return nil
+}
+
+// reget is Get with no key values: it reads dst's own key again, from the
+// shard dst's Token records when it records one.
+func (s *Session) reget(ctx context.Context, mi *modelInfo, target reflect.Value, dst any) error {
+	t := mi.table
+	what := "Get " + t.TypeName
+	pk := make([]any, len(t.PKs))
+	for i, f := range t.PKs {
+		pk[i] = f.Value(target).Interface()
+	}
+	pk, err := typedPK(mi, pk)
+	if err != nil {
+		return err
+	}
+	var home ShardID
+	if tok := mi.token(target); tok != nil {
+		home, _ = tok.Shard()
+	}
+	var o stmtOptions
+	if home == "" {
+		r, err := s.route(ctx, &o, what, func() (chooser.Target, error) {
+			return s.identityChooser.ChooseIdentity(ctx, chooser.Key{Table: t, PK: pk})
+		})
+		if err != nil {
+			return err
+		}
+		_, err = s.getRouted(ctx, mi, target, dst, pk, r)
+		return err
+	}
+	if _, ok := s.shards[home]; !ok {
+		return s.unknown(home, what+" (the object's token)")
+	}
+	pin, by, err := s.pinOf(ctx, &o, what)
+	if err != nil {
+		return err
+	}
+	if pin != nil {
+		r, err := s.checked(pin, by, what)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(r.Shards, home) {
+			return fmt.Errorf("%w: %s%v: the object belongs to shard %s but the %s pins %v; "+
+				"rows are not moved between shards (pass the key to load the row of the pinned shard)",
+				ErrInvalidArgument, what, pk, home, pinName(by), r.Shards)
+		}
+	}
+	// Keep the Token as it is (its shard, and whether it was pinned): the
+	// object stays what it was, re-read.
+	tok := *mi.token(target)
+	_, err = s.getRouted(ctx, mi, target, dst, pk, Route{Shards: []ShardID{home}, By: "token"})
+	*mi.token(target) = tok
 	return err
 }
 
@@ -176,36 +251,29 @@ func checkPK(mi *modelInfo, pk []any) error {
 	return nil
 }
 
-// setPK writes pk into the primary-key fields of v, converting each value to
-// the field's type (an int key for an int64 column, say).
+// setPK writes pk, typed by typedPK (each value of its column's type),
+// into the primary-key fields of v.
 func setPK(mi *modelInfo, v reflect.Value, pk []any) error {
 	for i, f := range mi.table.PKs {
 		fv := f.Value(v)
 		pv := reflect.ValueOf(pk[i])
-		for pv.IsValid() && pv.Kind() == reflect.Pointer && fv.Kind() != reflect.Pointer {
-			if pv.IsNil() {
-				pv = reflect.Value{}
-				break
-			}
-			pv = pv.Elem()
+		if fv.Kind() == reflect.Pointer && pv.IsValid() && pv.Type() == fv.Type().Elem() {
+			p := reflect.New(pv.Type())
+			p.Elem().Set(pv)
+			pv = p
 		}
-		switch {
-		case !pv.IsValid():
-			return fmt.Errorf("%w: Get %s: primary-key column %s is nil", ErrInvalidArgument, mi.table.TypeName, f.Name)
-		case pv.Type().AssignableTo(fv.Type()):
-			fv.Set(pv)
-		case pv.Type().ConvertibleTo(fv.Type()) && convertible(pv.Kind(), fv.Kind()):
-			fv.Set(pv.Convert(fv.Type()))
-		default:
+		if !pv.IsValid() || !pv.Type().AssignableTo(fv.Type()) {
 			return fmt.Errorf("%w: Get %s: primary-key column %s has type %s, got %T",
 				ErrInvalidArgument, mi.table.TypeName, f.Name, fv.Type(), pk[i])
 		}
+		fv.Set(pv)
 	}
 	return nil
 }
 
 // convertible allows numeric-to-numeric and same-kind conversions, but not
-// Go's int-to-string conversion, which would turn 7 into "\a".
+// Go's int-to-string conversion, which would turn 7 into "\a". (Key values
+// are converted by typedKey instead, which refuses lossy conversions.)
 func convertible(from, to reflect.Kind) bool {
 	isNum := func(k reflect.Kind) bool { return k >= reflect.Int && k <= reflect.Float64 }
 	return from == to || (isNum(from) && isNum(to))

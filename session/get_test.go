@@ -16,7 +16,7 @@ import (
 // byID knows which shard each location id is on, as a directory would.
 func byID(d weather.Data) chooser.IdentityChooser {
 	return chooser.IdentityChooserFunc(func(_ context.Context, k chooser.Key) (chooser.Target, error) {
-		id := k.PK[0].(int)
+		id := k.PK[0].(int64) // the session gives choosers the column's type, whatever the caller passed
 		return chooser.Shards(weather.ShardOfContinent[d.Locations[id-1].Continent]), nil
 	})
 }

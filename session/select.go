@@ -113,6 +113,9 @@ func (q *SelectQuery) WhereGroup(sep string, fn func(*bun.SelectQuery) *bun.Sele
 // and declares it to the ExecuteChooser, which can then send the statement
 // only to the shards that own those values. If the chooser is a
 // chooser.Splitter for column, each shard receives only its own values.
+// Each value is first converted to the column's Go type (see "Key values"
+// in the package documentation); a value that cannot convert without loss
+// fails the statement with ErrInvalidArgument.
 func (q *SelectQuery) WhereShardKey(column string, values ...any) *SelectQuery {
 	if len(values) == 0 {
 		return q.fail(fmt.Errorf("%w: WhereShardKey(%q) needs at least one value", ErrInvalidArgument, column))
@@ -218,6 +221,9 @@ type plan struct {
 	partial bool
 	stats   *Stats
 	values  map[ShardID]map[string][]any // shard -> column -> its values
+	// criteria are the declared criteria with typed values (keys.go), which
+	// where renders in place of the ones it is given.
+	criteria []chooser.Criterion
 }
 
 // Route resolves where the statement would run, without running it.
@@ -244,6 +250,10 @@ func (s *Session) plan(ctx context.Context, op chooser.Op, mi *modelInfo, criter
 			return plan{}, fmt.Errorf("%w: WhereShardKey: model %s has no column %q", ErrInvalidArgument, mi.table.TypeName, c.Column)
 		}
 	}
+	criteria, err := typedCriteria(op, mi.table, criteria) // keys.go: choosers and SQL see the column's type
+	if err != nil {
+		return plan{}, err
+	}
 	o := options(opts)
 	stmt := &chooser.Statement{Op: op, Table: mi.table, Criteria: criteria}
 	r, err := s.route(ctx, &o, op.String()+" "+mi.table.TypeName, func() (chooser.Target, error) {
@@ -252,7 +262,7 @@ func (s *Session) plan(ctx context.Context, op chooser.Op, mi *modelInfo, criter
 	if err != nil {
 		return plan{}, err
 	}
-	p := plan{Route: r, partial: o.partial, stats: o.stats}
+	p := plan{Route: r, partial: o.partial, stats: o.stats, criteria: criteria}
 	sp, ok := s.executeChooser.(chooser.Splitter)
 	if !ok || r.By != "chooser" {
 		return p, nil
@@ -291,6 +301,9 @@ func (s *Session) plan(ctx context.Context, op chooser.Op, mi *modelInfo, criter
 
 // where renders the declared criteria for shard id.
 func (p *plan) where(id ShardID, criteria []chooser.Criterion, add func(string, ...any)) {
+	if p.criteria != nil {
+		criteria = p.criteria
+	}
 	for _, c := range criteria {
 		vals := c.Values
 		if v, ok := p.values[id][c.Column]; ok {

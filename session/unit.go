@@ -578,7 +578,7 @@ func (u *UnitOfWork) Get(ctx context.Context, dst any, pk ...any) error {
 	if err != nil {
 		return fmt.Errorf("session: Get: %w", err)
 	}
-	if err := checkPK(mi, pk); err != nil {
+	if pk, err = typedPK(mi, pk); err != nil {
 		return err
 	}
 	t := mi.table
@@ -589,8 +589,8 @@ func (u *UnitOfWork) Get(ctx context.Context, dst any, pk ...any) error {
 	if err != nil {
 		return err
 	}
-	// Probe with the key as it will be read back from the row: setPK
-	// converts the given values to the fields' types.
+	// Probe with the key as it will be read back from the row (typedPK
+	// gave each value its field's type).
 	probe := reflect.New(mi.typ)
 	if err := setPK(mi, probe.Elem(), pk); err != nil {
 		return err
