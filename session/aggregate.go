@@ -14,6 +14,8 @@ import (
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/schema"
+
+	"github.com/bunshard/bunshard/internal/numeric"
 )
 
 type aggFn uint8
@@ -45,18 +47,26 @@ func CountAll() Aggregate { return Aggregate{fn: aggCount, alias: "count"} }
 // Count is count(column): the non-NULL values.
 func Count(column string) Aggregate { return Aggregate{fn: aggCount, column: column} }
 
-// Sum is sum(column) of a numeric column: exact for integers (summed as
-// big integers), float64 addition for floats (whose last bits may differ
-// from one database's sum, which adds in another order).
+// Sum is sum(column) of a number column: exact for integers (summed as
+// big integers) and for SQL numeric/decimal columns whatever their Go type
+// (summed as decimals, rendered as PostgreSQL prints the sum: "4.00"),
+// float64 addition for float columns (whose last bits may differ from one
+// database's sum, which adds in another order). Other columns fail with
+// ErrUnsupported.
 func Sum(column string) Aggregate { return Aggregate{fn: aggSum, column: column} }
 
-// Min is min(column) of a numeric or time column.
+// Min is min(column) of a number (numeric compared exactly, NaN above
+// every number) or time column. Text fails with ErrUnsupported, since its
+// order depends on the collation.
 func Min(column string) Aggregate { return Aggregate{fn: aggMin, column: column} }
 
-// Max is max(column) of a numeric or time column.
+// Max is max(column), for the columns Min takes.
 func Max(column string) Aggregate { return Aggregate{fn: aggMax, column: column} }
 
-// Avg is avg(column) of a numeric column, as a float64.
+// Avg is avg(column) of a number column. Of a SQL numeric/decimal column
+// it is exact: the merged sum divided by the merged count and rounded as
+// PostgreSQL's avg(numeric) rounds, as numeric text ("1.5000000000000000").
+// Of an integer or float column it is a float64.
 func Avg(column string) Aggregate { return Aggregate{fn: aggAvg, column: column} }
 
 // As names the aggregate's output column. The default is the function name
@@ -117,7 +127,9 @@ type partial struct {
 type aggPlan struct {
 	groupFields []*schema.Field
 	aggFields   []*schema.Field // nil for count(*)
+	groupTypes  []colType       // per group column: how its values compare
 	intSum      []bool          // per aggregate: sum/avg of an integer column
+	decimal     []bool          // per aggregate: sum/avg/min/max of a numeric column
 	names       []string        // output names: group columns, then aggregates
 	partials    []partial
 	order       []outOrder
@@ -137,7 +149,13 @@ func (q *SelectQuery) aggPlan() (*aggPlan, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: GroupBy: model %s has no column %q", ErrInvalidArgument, t.TypeName, c)
 		}
+		gt := sqlClass(sqlBase(f.DiscoveredSQLType))
+		if gt == ctOther {
+			return nil, fmt.Errorf("%w: GroupBy(%s): the merge cannot tell which values of SQL type %s PostgreSQL "+
+				"groups together; group on one shard (pin it)", ErrUnsupported, f.Name, f.DiscoveredSQLType)
+		}
 		ap.groupFields = append(ap.groupFields, f)
+		ap.groupTypes = append(ap.groupTypes, gt)
 		ap.names = append(ap.names, f.Name)
 		ap.partials = append(ap.partials, partial{"?TableAlias.?", []any{bun.Ident(f.Name)}})
 	}
@@ -156,7 +174,8 @@ func (q *SelectQuery) aggPlan() (*aggPlan, error) {
 		if f != nil {
 			k = kindOf(f.IndirectType)
 		}
-		isInt := k == kindInt || k == kindUint
+		isDec := f != nil && sqlClass(sqlBase(f.DiscoveredSQLType)) == ctNumeric && a.fn != aggCount
+		isInt := (k == kindInt || k == kindUint) && !isDec
 		switch a.fn {
 		case aggCount:
 			if f == nil {
@@ -166,7 +185,7 @@ func (q *SelectQuery) aggPlan() (*aggPlan, error) {
 			}
 		case aggSum, aggAvg:
 			switch {
-			case isInt:
+			case isInt || isDec:
 				ap.partials = append(ap.partials, partial{"sum(?TableAlias.?)::text", col})
 			case k == kindFloat:
 				ap.partials = append(ap.partials, partial{"sum(?TableAlias.?)::float8", col})
@@ -177,14 +196,19 @@ func (q *SelectQuery) aggPlan() (*aggPlan, error) {
 				ap.partials = append(ap.partials, partial{"count(?TableAlias.?)", col})
 			}
 		case aggMin, aggMax:
-			if k != kindInt && k != kindUint && k != kindFloat && k != kindTime {
+			if !isDec && k != kindInt && k != kindUint && k != kindFloat && k != kindTime {
 				return nil, fmt.Errorf("%w: %s(%s): min and max merge numbers and times across shards; "+
 					"%s is not one (text would need the column's collation)", ErrUnsupported, aggNames[a.fn], a.column, f.IndirectType)
 			}
-			ap.partials = append(ap.partials, partial{aggNames[a.fn] + "(?TableAlias.?)", col})
+			if isDec {
+				ap.partials = append(ap.partials, partial{aggNames[a.fn] + "(?TableAlias.?)::text", col})
+			} else {
+				ap.partials = append(ap.partials, partial{aggNames[a.fn] + "(?TableAlias.?)", col})
+			}
 		}
 		ap.aggFields = append(ap.aggFields, f)
 		ap.intSum = append(ap.intSum, isInt)
+		ap.decimal = append(ap.decimal, isDec)
 		ap.names = append(ap.names, a.name())
 	}
 	for _, h := range q.having {
@@ -220,8 +244,8 @@ func parseOutOrder(ap *aggPlan, spec string) (outOrder, error) {
 		byteOrder, rest = true, rest[2:]
 	}
 	switch strings.ToUpper(strings.Join(rest, " ")) {
-	case "", "ASC", "ASC NULLS LAST":
-	case "ASC NULLS FIRST":
+	case "", "ASC", "ASC NULLS LAST", "NULLS LAST":
+	case "ASC NULLS FIRST", "NULLS FIRST":
 		o.nullsFirst = true
 	case "DESC", "DESC NULLS FIRST":
 		o.desc, o.nullsFirst = true, true
@@ -230,7 +254,7 @@ func parseOutOrder(ap *aggPlan, spec string) (outOrder, error) {
 	default:
 		return outOrder{}, bad
 	}
-	if col < len(ap.groupFields) && kindOf(ap.groupFields[col].IndirectType) == kindText && !byteOrder {
+	if col < len(ap.groupFields) && (ap.groupTypes[col] == ctText || ap.groupTypes[col] == ctBpchar) && !byteOrder {
 		return outOrder{}, fmt.Errorf("%w: ORDER BY %s: text is ordered by collation in PostgreSQL; write `%s COLLATE \"C\"` "+
 			"for byte order", ErrUnsupported, words[0], words[0])
 	}
@@ -319,7 +343,12 @@ func (ap *aggPlan) merge(q *SelectQuery, parts [][][]any) ([][]any, error) {
 	for _, rows := range parts {
 		for _, row := range rows {
 			key = key[:0]
-			for _, v := range row[:ng] {
+			for j, v := range row[:ng] {
+				v, err := groupValue(ap.groupTypes[j], v)
+				if err != nil {
+					return nil, fmt.Errorf("session: GroupBy(%s): %w", ap.names[j], err)
+				}
+				row[j] = v
 				key = appendKey(key, v)
 			}
 			g := index[string(key)] // no allocation for the lookup
@@ -334,7 +363,7 @@ func (ap *aggPlan) merge(q *SelectQuery, parts [][][]any) ([][]any, error) {
 			}
 			col := ng
 			for i, a := range q.aggs {
-				v, err := normalize(row[col])
+				v, err := normalize(row[col], ap.decimal[i])
 				if err != nil {
 					return nil, fmt.Errorf("session: %s: %w", ap.names[ng+i], err)
 				}
@@ -369,6 +398,8 @@ func (ap *aggPlan) merge(q *SelectQuery, parts [][][]any) ([][]any, error) {
 			switch {
 			case a.fn == aggCount && g.vals[ng+i] == nil:
 				g.vals[ng+i] = int64(0)
+			case a.fn == aggAvg && g.cnt[i] > 0 && ap.decimal[i]:
+				g.vals[ng+i] = numeric.Avg(g.vals[ng+i].(numeric.Num), g.cnt[i])
 			case a.fn == aggAvg && g.cnt[i] > 0:
 				g.vals[ng+i] = toFloat(g.vals[ng+i]) / float64(g.cnt[i])
 			case a.fn == aggAvg:
@@ -424,17 +455,33 @@ func appendKey(b []byte, v any) []byte {
 		return append(append(b, ':'), x...)
 	case time.Time:
 		return x.UTC().AppendFormat(append(b, 't'), time.RFC3339Nano)
+	case numeric.Num:
+		k := x.Key()
+		b = strconv.AppendInt(append(b, 'd'), int64(len(k)), 10)
+		return append(append(b, ':'), k...)
+	case bpchar:
+		x = bpchar(strings.TrimRight(string(x), " "))
+		b = strconv.AppendInt(append(b, 'c'), int64(len(x)), 10)
+		return append(append(b, ':'), x...)
 	}
 	return fmt.Appendf(append(b, '?'), "%T:%v\x00", v, v)
 }
 
 // normalize turns a partial value from the driver into int64, float64,
-// *big.Int (integer sums, sent as text), time.Time, string, bool or nil.
-func normalize(v any) (any, error) {
+// *big.Int (integer sums, sent as text), numeric.Num (the aggregates of a
+// numeric column, when dec), time.Time, string, bool or nil.
+func normalize(v any, dec bool) (any, error) {
 	switch x := v.(type) {
 	case []byte:
-		return normalize(string(x))
+		return normalize(string(x), dec)
 	case string:
+		if dec {
+			n, ok := numeric.Parse(x)
+			if !ok {
+				return nil, fmt.Errorf("partial aggregate %q is no numeric", x)
+			}
+			return n, nil
+		}
 		if b, ok := new(big.Int).SetString(x, 10); ok {
 			return b, nil
 		}
@@ -462,6 +509,10 @@ func addNum(acc, v any) any {
 		return v
 	}
 	switch a := acc.(type) {
+	case numeric.Num:
+		if b, ok := v.(numeric.Num); ok {
+			return numeric.Add(a, b)
+		}
 	case *big.Int:
 		return a.Add(a, v.(*big.Int))
 	case float64:
@@ -483,9 +534,23 @@ func toFloat(v any) float64 {
 	return 0
 }
 
-// compareAny orders two non-NULL values of the same column.
+// compareAny orders two non-NULL values of the same column (and, for
+// HavingAgg, a column value and the caller's value).
 func compareAny(a, b any) int {
 	switch x := a.(type) {
+	case numeric.Num:
+		if y, ok := toNum(b); ok {
+			return numeric.Compare(x, y)
+		}
+		return 0
+	case bpchar:
+		switch y := b.(type) {
+		case bpchar:
+			return compareBpchar(string(x), string(y))
+		case string:
+			return compareBpchar(string(x), y)
+		}
+		return 0
 	case int64:
 		switch y := b.(type) {
 		case int64:
@@ -541,7 +606,7 @@ func keep(ap *aggPlan, having []havingCond, vals []any) bool {
 		if v == nil {
 			return false // a comparison with NULL is never true
 		}
-		want, err := normalize(asDriverValue(h.value))
+		want, err := normalize(asDriverValue(h.value), false)
 		if err != nil {
 			return false
 		}
@@ -591,10 +656,7 @@ func (q *SelectQuery) assign(ap *aggPlan, rows [][]any, dst reflect.Value) error
 		for i, row := range rows {
 			m := make(map[string]any, len(row))
 			for j, v := range row {
-				if b, ok := v.(*big.Int); ok {
-					v = b.String()
-				}
-				m[ap.names[j]] = v
+				m[ap.names[j]] = outValue(v)
 			}
 			out.Index(i).Set(reflect.ValueOf(m))
 		}
@@ -624,10 +686,7 @@ func (q *SelectQuery) assign(ap *aggPlan, rows [][]any, dst reflect.Value) error
 			elem = elem.Elem()
 		}
 		for j, v := range row {
-			if b, ok := v.(*big.Int); ok {
-				v = b.String()
-			}
-			if err := fields[j].ScanValue(elem, scanSource(v)); err != nil {
+			if err := fields[j].ScanValue(elem, scanSource(outValue(v))); err != nil {
 				return fmt.Errorf("session: output column %q into %s.%s: %w", ap.names[j], st, fields[j].GoName, err)
 			}
 		}
@@ -643,6 +702,73 @@ func scanSource(v any) any {
 		if _, err := strconv.ParseFloat(s, 64); err == nil {
 			return []byte(s)
 		}
+	}
+	return v
+}
+
+// bpchar is a char(n) group value: compared and keyed without its trailing
+// spaces, returned as PostgreSQL sent it.
+type bpchar string
+
+// groupValue turns a group column's value from the driver into the value
+// the merge keys and compares: numeric.Num for numeric (1 and 1.00 are one
+// group), bpchar for char(n), string for other text.
+func groupValue(t colType, v any) (any, error) {
+	var s string
+	switch x := v.(type) {
+	case []byte:
+		s = string(x)
+	case string:
+		s = x
+	default:
+		return v, nil
+	}
+	switch t {
+	case ctNumeric:
+		n, ok := numeric.Parse(s)
+		if !ok {
+			return nil, fmt.Errorf("value %q is no numeric", s)
+		}
+		return n, nil
+	case ctBpchar:
+		return bpchar(s), nil
+	case ctBytes:
+		return v, nil
+	}
+	return s, nil
+}
+
+// toNum converts a value to compare with a numeric: a numeric, an integer,
+// a float (by its shortest decimal text, which is what Bun sends for it in
+// SQL) or numeric text.
+func toNum(v any) (numeric.Num, bool) {
+	switch x := v.(type) {
+	case numeric.Num:
+		return x, true
+	case int64:
+		return numeric.FromInt(big.NewInt(x)), true
+	case *big.Int:
+		return numeric.FromInt(x), true
+	case float64:
+		return numeric.Parse(strconv.FormatFloat(x, 'g', -1, 64))
+	case string:
+		return numeric.Parse(x)
+	case []byte:
+		return numeric.Parse(string(x))
+	}
+	return numeric.Num{}, false
+}
+
+// outValue is a merged value as the caller receives it: numbers the merge
+// held exactly become their text, char(n) a string again.
+func outValue(v any) any {
+	switch x := v.(type) {
+	case *big.Int:
+		return x.String()
+	case numeric.Num:
+		return x.String()
+	case bpchar:
+		return string(x)
 	}
 	return v
 }

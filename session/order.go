@@ -19,7 +19,8 @@ type orderKey struct {
 	field      *schema.Field
 	desc       bool
 	nullsFirst bool
-	byteOrder  bool   // COLLATE "C": text compares as bytes, in SQL and in Go
+	byteOrder  bool    // COLLATE "C": text compares as bytes, in SQL and in Go
+	typ        colType // how the merge compares the column (typeOf)
 	expr       string // the caller's text, for errors and for opaque terms
 	args       []any
 }
@@ -53,9 +54,9 @@ func parseOrder(t *schema.Table, spec string) orderKey {
 	case "", "ASC":
 	case "DESC":
 		k.desc = true
-	case "ASC NULLS FIRST":
+	case "ASC NULLS FIRST", "NULLS FIRST":
 		k.nullsFirst = true
-	case "ASC NULLS LAST":
+	case "ASC NULLS LAST", "NULLS LAST":
 	case "DESC NULLS FIRST":
 		k.desc = true
 	case "DESC NULLS LAST":
@@ -67,6 +68,7 @@ func parseOrder(t *schema.Table, spec string) orderKey {
 		k.nullsFirst = !strings.HasSuffix(rest, "NULLS LAST")
 	}
 	k.field = f
+	k.typ, _ = typeOf(f)
 	return k
 }
 
@@ -98,14 +100,32 @@ func mergeable(keys []orderKey) error {
 			return fmt.Errorf("%w: ORDER BY %q: only plain columns of the model (optionally ASC/DESC, NULLS FIRST/LAST) "+
 				"can be merged across shards; order by a column or pin one shard", ErrUnsupported, k.expr)
 		}
-		if kindOf(k.field.IndirectType) == kindText && !k.byteOrder {
+		if err := orderable(k.field, k.byteOrder); err != nil {
+			return err
+		}
+		if !k.field.IsPtr && k.field.NullZero && !k.field.NotNull {
+			return fmt.Errorf("%w: ORDER BY %s: the nullzero field %s.%s is not a pointer, so a NULL and a real zero "+
+				"both scan as the zero value and the merge cannot place them as PostgreSQL does; make it a pointer "+
+				"(*%s) or declare it notnull, or pin one shard", ErrUnsupported, k.field.Name, k.field.Table.TypeName,
+				k.field.GoName, k.field.IndirectType)
+		}
+	}
+	return nil
+}
+
+// orderable reports why the merge cannot order column f exactly, or nil.
+// byteOrder is COLLATE "C", which text and char(n) need.
+func orderable(f *schema.Field, byteOrder bool) error {
+	t, why := typeOf(f)
+	switch t {
+	case ctOther:
+		return fmt.Errorf("%w: ORDER BY %s: cannot compare %s exactly across shards; pin one shard",
+			ErrUnsupported, f.Name, why)
+	case ctText, ctBpchar:
+		if !byteOrder {
 			return fmt.Errorf("%w: ORDER BY %s: PostgreSQL orders text by the column's collation, which a Go "+
 				"merge cannot reproduce; write Order(`%s COLLATE \"C\"`) for byte order (exact across shards), "+
-				"or pin one shard", ErrUnsupported, k.field.Name, k.field.Name)
-		}
-		if kindOf(k.field.IndirectType) == kindOther {
-			return fmt.Errorf("%w: ORDER BY %s: cannot compare Go type %s across shards",
-				ErrUnsupported, k.field.Name, k.field.IndirectType)
+				"or pin one shard", ErrUnsupported, f.Name, f.Name)
 		}
 	}
 	return nil
@@ -170,22 +190,7 @@ func compareField(k orderKey, a, b reflect.Value) int {
 		}
 		return -1
 	}
-	a, b = reflect.Indirect(a), reflect.Indirect(b)
-	var c int
-	switch kindOf(a.Type()) {
-	case kindInt:
-		c = cmp.Compare(a.Int(), b.Int())
-	case kindUint:
-		c = cmp.Compare(a.Uint(), b.Uint())
-	case kindFloat:
-		c = compareFloat(a.Float(), b.Float())
-	case kindText:
-		c = strings.Compare(a.String(), b.String())
-	case kindBool:
-		c = cmp.Compare(b2i(a.Bool()), b2i(b.Bool()))
-	case kindTime:
-		c = a.Interface().(time.Time).Compare(b.Interface().(time.Time))
-	}
+	c := compareValues(k.colType(), reflect.Indirect(a), reflect.Indirect(b))
 	if k.desc {
 		return -c
 	}
@@ -193,12 +198,14 @@ func compareField(k orderKey, a, b reflect.Value) int {
 }
 
 // isNull reports whether v holds SQL NULL: a nil pointer, or the zero value
-// of a nullzero field (Bun writes and reads those as NULL).
+// of a nullzero field that is not declared notnull (Bun writes those as
+// NULL; mergeable refuses to merge on them, since a real zero read back
+// looks the same). A notnull column holds no NULL: its zero is a value.
 func isNull(f *schema.Field, v reflect.Value) bool {
 	if v.Kind() == reflect.Pointer {
 		return v.IsNil()
 	}
-	return f.NullZero && v.IsZero()
+	return f.NullZero && !f.NotNull && v.IsZero()
 }
 
 // compareFloat orders as PostgreSQL does: NaN is equal to itself and greater

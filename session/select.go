@@ -484,7 +484,7 @@ func (q *SelectQuery) combine(parts []reflect.Value, ids []ShardID, typ reflect.
 				r[j] = reflect.Indirect(part.Index(j))
 				if j > 0 && cmp(r[j-1], r[j]) > 0 {
 					return reflect.Value{}, fmt.Errorf("%w: shard %s returned row %d before row %d, but the merge orders them "+
-						"the other way: is a NULL column scanned into a non-pointer field? (use a pointer or nullzero field)",
+						"the other way: is a NULL column scanned into a non-pointer field? (use a pointer field)",
 						ErrUnsupported, ids[i], j-1, j)
 				}
 			}
