@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+	"math/big"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -23,7 +25,9 @@ import (
 )
 
 // Item is the model of the differential test: nullable columns with ties,
-// text with non-ASCII and mixed case, times.
+// text with non-ASCII and mixed case, times, numeric of any precision held
+// in a string (1, 1.0 and 1.00 are equal), char(n) and a nullzero pointer
+// holding real zeros beside NULLs.
 type Item struct {
 	bun.BaseModel `bun:"table:items"`
 	session.Token
@@ -35,6 +39,49 @@ type Item struct {
 	Qty  *int64
 	Name *string
 	At   time.Time `bun:",notnull"`
+	Dec  *string   `bun:"type:numeric"`
+	Code *string   `bun:"type:char(5)"`
+	Lvl  *int64    `bun:",nullzero"`
+}
+
+// diffSeed is the seed of the differential tests: BUNSHARD_SEED when set,
+// else 1. Every failure message prints it; rerun with BUNSHARD_SEED=n.
+func diffSeed(t *testing.T) uint64 {
+	t.Helper()
+	v := os.Getenv("BUNSHARD_SEED")
+	if v == "" {
+		return 1
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		t.Fatalf("BUNSHARD_SEED=%q: not an unsigned integer", v)
+	}
+	return n
+}
+
+// randomDecimal is a numeric text: NULL, small values at several scales
+// (so equal values are written differently), values beyond float64's
+// precision, and the special values.
+func randomDecimal(r *rand.Rand) *string {
+	var s string
+	switch n := r.IntN(40); {
+	case n < 6:
+		return nil
+	case n == 6:
+		s = "NaN"
+	case n == 7:
+		s = "Infinity"
+	case n == 8:
+		s = "-Infinity"
+	case n < 14:
+		s = fmt.Sprintf("%d.%018d%d", r.IntN(3), r.Int64N(1e18), r.IntN(10)) // past float64's digits
+	default:
+		s = strconv.Itoa(r.IntN(21) - 10)
+		if f := r.IntN(4); f > 0 {
+			s += "." + fmt.Sprintf("%0*d", f, r.IntN(int(math.Pow10(f))))
+		}
+	}
+	return &s
 }
 
 var itemShards = []session.ShardID{"s0", "s1", "s2", "s3"}
@@ -73,6 +120,7 @@ func newDiffEnv(t *testing.T, rows int, seed uint64) *diffEnv {
 	e := &diffEnv{s: s, single: open(truth)}
 
 	r := rand.New(rand.NewPCG(seed, 7))
+	codes := []string{"ab", "ab\t", "ab!", "a", "", " a", "zz", "Ab"}
 	names := []string{"apple", "Apple", "APPLE", "Äpfel", "zebra", "Zürich", "éclair", "eclair", "日本", "ß", "a b", "", "Ω"}
 	base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	items := make([]*Item, rows)
@@ -90,25 +138,38 @@ func newDiffEnv(t *testing.T, rows int, seed uint64) *diffEnv {
 			name := names[r.IntN(len(names))] // a copy: items must not share memory
 			it.Name = &name
 		}
+		it.Dec = randomDecimal(r)
+		if r.IntN(6) > 0 {
+			code := codes[r.IntN(len(codes))]
+			it.Code = &code
+		}
+		if r.IntN(4) > 0 {
+			v := int64(r.IntN(5)) - 2 // real zeros, written as 0: the field is a pointer
+			it.Lvl = &v
+		}
 		items[i] = it
 	}
 	if err := s.Insert(ctx, &items); err != nil {
-		t.Fatal(err)
+		t.Fatalf("rows of seed %d: %v", seed, err)
 	}
 	if _, err := e.single.NewInsert().Model(&items).Exec(ctx); err != nil {
-		t.Fatal(err)
+		t.Fatalf("rows of seed %d: %v", seed, err)
 	}
 	return e
 }
 
-var orderCols = []string{"grp", "num", "qty", `name COLLATE "C"`, "at", "part"}
+var orderCols = []string{"grp", "num", "qty", `name COLLATE "C"`, "at", "part", "dec", `code COLLATE "C"`, "lvl"}
 
 func randomOrder(r *rand.Rand) []string {
 	n := 1 + r.IntN(3)
 	var keys []string
-	for _, c := range rand.Perm(len(orderCols))[:n] {
+	for _, c := range r.Perm(len(orderCols))[:n] {
 		spec := orderCols[c]
-		switch r.IntN(6) {
+		switch r.IntN(8) {
+		case 5:
+			spec += " NULLS FIRST"
+		case 6:
+			spec += " NULLS LAST"
 		case 1:
 			spec += " DESC"
 		case 2:
@@ -148,6 +209,18 @@ func sortKey(it Item, order []string) string {
 			}
 		case "at":
 			fmt.Fprint(&b, it.At.UTC().Format(time.RFC3339))
+		case "dec":
+			if it.Dec != nil {
+				b.WriteString(numericKey(*it.Dec))
+			}
+		case "code":
+			if it.Code != nil {
+				fmt.Fprintf(&b, "%q", *it.Code)
+			}
+		case "lvl":
+			if it.Lvl != nil {
+				fmt.Fprint(&b, *it.Lvl)
+			}
 		case "part":
 			fmt.Fprint(&b, it.Part)
 		case "id":
@@ -162,8 +235,9 @@ func sortKey(it Item, order []string) string {
 // selects over four shards with the same statements on one database.
 func TestDifferentialSelect(t *testing.T) {
 	ctx := context.Background()
-	e := newDiffEnv(t, 600, 1)
-	r := rand.New(rand.NewPCG(2, 3))
+	seed := diffSeed(t)
+	e := newDiffEnv(t, 600, seed)
+	r := rand.New(rand.NewPCG(seed, 3))
 	limits := []int{0, 1, 7, 50, 700}
 	offsets := []int{0, 0, 3, 60, 1000}
 	for i := range 150 {
@@ -176,7 +250,7 @@ func TestDifferentialSelect(t *testing.T) {
 		case 2:
 			where, arg = "grp <> ?", int64(r.IntN(6))
 		}
-		desc := fmt.Sprintf("#%d ORDER BY %v LIMIT %d OFFSET %d WHERE %s %v", i, order, limit, offset, where, arg)
+		desc := fmt.Sprintf("BUNSHARD_SEED=%d #%d ORDER BY %v LIMIT %d OFFSET %d WHERE %s %v", seed, i, order, limit, offset, where, arg)
 
 		var got, want []Item
 		q := e.s.NewSelect().Model(&got).Order(order...).Limit(limit).Offset(offset)
@@ -225,18 +299,20 @@ type aggCase struct {
 // DISTINCT statements merged over four shards with one database.
 func TestDifferentialAggregate(t *testing.T) {
 	ctx := context.Background()
-	e := newDiffEnv(t, 500, 4)
-	r := rand.New(rand.NewPCG(5, 6))
-	groupCols := []string{"grp", "part", "qty"}
+	seed := diffSeed(t)
+	e := newDiffEnv(t, 500, seed+3)
+	r := rand.New(rand.NewPCG(seed, 6))
+	groupCols := []string{"grp", "part", "qty", "dec", "code", "lvl"}
 	aggs := []aggCase{{"count", ""}, {"count", "num"}, {"sum", "qty"}, {"sum", "num"}, {"min", "num"},
-		{"max", "at"}, {"avg", "qty"}, {"avg", "num"}, {"min", "qty"}, {"max", "num"}}
-	for i := range 120 {
+		{"max", "at"}, {"avg", "qty"}, {"avg", "num"}, {"min", "qty"}, {"max", "num"},
+		{"sum", "dec"}, {"avg", "dec"}, {"min", "dec"}, {"max", "dec"}, {"count", "code"}, {"min", "lvl"}, {"sum", "lvl"}}
+	for i := range 150 {
 		var group []string
-		for _, c := range rand.Perm(len(groupCols))[:r.IntN(3)] {
+		for _, c := range r.Perm(len(groupCols))[:r.IntN(3)] {
 			group = append(group, groupCols[c])
 		}
 		var chosen []aggCase
-		for _, a := range rand.Perm(len(aggs))[:r.IntN(4)] {
+		for _, a := range r.Perm(len(aggs))[:r.IntN(4)] {
 			chosen = append(chosen, aggs[a])
 		}
 		if len(group) == 0 && len(chosen) == 0 {
@@ -248,6 +324,7 @@ func TestDifferentialAggregate(t *testing.T) {
 
 		q := e.s.NewSelect().Model((*Item)(nil))
 		var sel, names []string
+		exact := map[string]bool{} // output columns compared digit for digit
 		for _, g := range group {
 			sel = append(sel, g)
 			names = append(names, g)
@@ -271,6 +348,9 @@ func TestDifferentialAggregate(t *testing.T) {
 				agg, sel = session.Avg(a.col), append(sel, "avg("+a.col+") AS "+name)
 			}
 			q = q.Aggregate(agg.As(name))
+			if a.col == "dec" && (a.fn == "sum" || a.fn == "avg") {
+				exact[name] = true
+			}
 		}
 		sqlText := "SELECT " + strings.Join(sel, ", ") + " FROM items"
 		if where {
@@ -288,7 +368,17 @@ func TestDifferentialAggregate(t *testing.T) {
 		if len(group) > 0 {
 			var ord []string
 			for _, g := range group {
-				ord = append(ord, g+" DESC NULLS LAST")
+				if g == "code" {
+					g += ` COLLATE "C"`
+				}
+				switch r.IntN(3) {
+				case 0:
+					ord = append(ord, g+" DESC NULLS LAST")
+				case 1:
+					ord = append(ord, g+" NULLS FIRST")
+				default:
+					ord = append(ord, g)
+				}
 			}
 			q = q.Order(ord...)
 			sqlText += " ORDER BY " + strings.Join(ord, ", ")
@@ -297,34 +387,67 @@ func TestDifferentialAggregate(t *testing.T) {
 			q = q.Limit(limit)
 			sqlText += " LIMIT " + strconv.Itoa(limit)
 		}
-		if len(chosen) == 0 { // DISTINCT through GroupBy
+		if len(chosen) == 0 && !strings.Contains(sqlText, "COLLATE") { // DISTINCT through GroupBy (PostgreSQL refuses DISTINCT with ORDER BY x COLLATE)
 			sqlText = strings.Replace(sqlText, "SELECT ", "SELECT DISTINCT ", 1)
 		}
 
+		desc := fmt.Sprintf("BUNSHARD_SEED=%d #%d %s", seed, i, sqlText)
 		var got []map[string]any
 		if err := q.Scan(ctx, &got); err != nil {
-			t.Fatalf("#%d %s: sharded: %v", i, sqlText, err)
+			t.Fatalf("%s: sharded: %v", desc, err)
 		}
 		var want []map[string]any
 		if err := e.single.NewRaw(sqlText).Scan(ctx, &want); err != nil {
-			t.Fatalf("#%d %s: unsharded: %v", i, sqlText, err)
+			t.Fatalf("%s: unsharded: %v", desc, err)
 		}
 		if len(got) != len(want) {
-			t.Fatalf("#%d %s: %d groups; unsharded %d\n got %v\nwant %v", i, sqlText, len(got), len(want), got, want)
+			t.Fatalf("%s: %d groups; unsharded %d\n got %v\nwant %v", desc, len(got), len(want), got, want)
 		}
 		for j := range got {
 			for _, n := range names {
-				if !sameValue(got[j][n], want[j][n]) {
-					t.Fatalf("#%d %s: row %d %s = %v (%T); unsharded %v (%T)", i, sqlText, j, n, got[j][n], got[j][n], want[j][n], want[j][n])
+				ok := sameValue(got[j][n], want[j][n])
+				if n == "dec" || strings.Contains(sqlText, "(dec) AS "+n) {
+					ok = sameNumeric(got[j][n], want[j][n]) // exact, whatever the scale
+				}
+				if exact[n] {
+					ok = ok && fmt.Sprint(textOf(got[j][n])) == fmt.Sprint(textOf(want[j][n]))
+				}
+				if !ok {
+					t.Fatalf("%s: row %d %s = %v (%T); unsharded %v (%T)", desc, j, n, got[j][n], got[j][n], want[j][n], want[j][n])
 				}
 			}
 		}
 	}
 }
 
+// numericKey is numeric text normalized so that equal numbers (1, 1.00)
+// have one key.
+func numericKey(s string) string {
+	if r, ok := new(big.Rat).SetString(s); ok {
+		return r.RatString()
+	}
+	return s // NaN, Infinity, -Infinity
+}
+
+// sameNumeric compares two numeric values exactly (1 and 1.00 are equal).
+func sameNumeric(a, b any) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return numericKey(fmt.Sprint(textOf(a))) == numericKey(fmt.Sprint(textOf(b)))
+}
+
+func textOf(v any) any {
+	if b, ok := v.([]byte); ok {
+		return string(b)
+	}
+	return v
+}
+
 // sameValue compares a merged value with PostgreSQL's, numbers with a
 // relative tolerance (float sums add in another order).
 func sameValue(a, b any) bool {
+	a, b = textOf(a), textOf(b)
 	if a == nil || b == nil {
 		return a == nil && b == nil
 	}
@@ -358,7 +481,7 @@ func number(v any) (float64, bool) {
 
 func TestAggregateIntoStructs(t *testing.T) {
 	ctx := context.Background()
-	e := newDiffEnv(t, 200, 9)
+	e := newDiffEnv(t, 200, diffSeed(t)+9)
 	type byGroup struct {
 		Grp   int64
 		N     int64
