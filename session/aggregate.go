@@ -63,10 +63,11 @@ func Min(column string) Aggregate { return Aggregate{fn: aggMin, column: column}
 // Max is max(column), for the columns Min takes.
 func Max(column string) Aggregate { return Aggregate{fn: aggMax, column: column} }
 
-// Avg is avg(column) of a number column. Of a SQL numeric/decimal column
-// it is exact: the merged sum divided by the merged count and rounded as
-// PostgreSQL's avg(numeric) rounds, as numeric text ("1.5000000000000000").
-// Of an integer or float column it is a float64.
+// Avg is avg(column) of a number column. Of an integer or SQL
+// numeric/decimal column it is exact, as PostgreSQL's avg returns a numeric
+// there: the merged sum divided by the merged count, rounded to the same
+// scale, as numeric text ("1.5000000000000000"; a float64 or string field
+// scans it). Of a float column it is a float64.
 func Avg(column string) Aggregate { return Aggregate{fn: aggAvg, column: column} }
 
 // As names the aggregate's output column. The default is the function name
@@ -400,6 +401,9 @@ func (ap *aggPlan) merge(q *SelectQuery, parts [][][]any) ([][]any, error) {
 				g.vals[ng+i] = int64(0)
 			case a.fn == aggAvg && g.cnt[i] > 0 && ap.decimal[i]:
 				g.vals[ng+i] = numeric.Avg(g.vals[ng+i].(numeric.Num), g.cnt[i])
+			case a.fn == aggAvg && g.cnt[i] > 0 && ap.intSum[i]:
+				// PostgreSQL's avg of an integer column is a numeric too.
+				g.vals[ng+i] = numeric.Avg(numeric.FromInt(g.vals[ng+i].(*big.Int)), g.cnt[i])
 			case a.fn == aggAvg && g.cnt[i] > 0:
 				g.vals[ng+i] = toFloat(g.vals[ng+i]) / float64(g.cnt[i])
 			case a.fn == aggAvg:

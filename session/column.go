@@ -123,8 +123,9 @@ func typeOf(f *schema.Field) (colType, string) {
 	return ctOther, mismatch
 }
 
-// typedKey returns the key's colType, classifying it if parseOrder did not.
-func (k orderKey) colType() colType {
+// compareType returns how the merge compares the key's column, classifying
+// it if parseOrder did not (a key made elsewhere, such as ScanPage's primary key).
+func (k orderKey) compareType() colType {
 	if k.typ != ctUnknown {
 		return k.typ
 	}

@@ -81,8 +81,21 @@
 // [SelectQuery.Aggregate] and [SelectQuery.HavingAgg] merge groups and
 // aggregates across shards exactly (avg from summed sums and counts);
 // [SelectQuery.ScanPage] pages by keyset with an opaque cursor, so a deep
-// page costs what the first one does. Text orders across shards need
-// COLLATE "C" (byte order, the same in SQL and in the merge). The failure
+// page costs what the first one does.
+//
+// The merge compares values as PostgreSQL does, choosing the comparison
+// from the column's SQL type (the `type:` tag, else Bun's type for the Go
+// field), not only its Go type: integers, floats (NaN above every number),
+// booleans, times, uuid and bytea directly; numeric/decimal exactly, held
+// in a Go string (any precision; 1, 1.0 and 1.00 are equal, one group;
+// NaN above Infinity) or an integer; text and char(n) only with
+// COLLATE "C" (byte order, the same in SQL and in the merge), char(n)
+// ignoring trailing spaces. A column it cannot compare exactly fails with
+// [ErrUnsupported] naming it: numeric in a float64 field, json, arrays,
+// citext, enums and other types, and a nullzero field that is not a
+// pointer and not notnull (a NULL and a real zero both scan as zero; make
+// it a pointer). Sums and averages of integer and numeric columns are
+// exact and rendered as PostgreSQL renders them. The failure
 // policy is per statement: fail fast (default) or [AllowPartial], whose
 // *[PartialError] names every failed shard; [WithScatterGuard] and
 // [DenyScatter] forbid statements that would run on every shard.

@@ -21,7 +21,7 @@ type orderKey struct {
 	nullsFirst bool
 	byteOrder  bool    // COLLATE "C": text compares as bytes, in SQL and in Go
 	typ        colType // how the merge compares the column (typeOf)
-	expr       string // the caller's text, for errors and for opaque terms
+	expr       string  // the caller's text, for errors and for opaque terms
 	args       []any
 }
 
@@ -190,7 +190,7 @@ func compareField(k orderKey, a, b reflect.Value) int {
 		}
 		return -1
 	}
-	c := compareValues(k.colType(), reflect.Indirect(a), reflect.Indirect(b))
+	c := compareValues(k.compareType(), reflect.Indirect(a), reflect.Indirect(b))
 	if k.desc {
 		return -c
 	}

@@ -176,7 +176,10 @@ func (q *SelectQuery) Distinct() *SelectQuery {
 
 // Order adds ORDER BY terms such as "temperature DESC" or "id". Plain model
 // columns with ASC/DESC and NULLS FIRST/LAST are merged across shards into
-// one global order; other terms work on a single shard only.
+// one global order, compared as PostgreSQL compares the column's SQL type
+// (see the package doc, "Merging"); other terms, and columns the merge
+// cannot compare exactly, work on a single shard only (over several they
+// fail with ErrUnsupported naming the column).
 func (q *SelectQuery) Order(orders ...string) *SelectQuery {
 	if q.mi == nil {
 		return q.fail(fmt.Errorf("%w: call Model before Order", ErrInvalidArgument))

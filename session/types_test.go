@@ -152,7 +152,7 @@ func TestNumericAggregates(t *testing.T) {
 		sql   string
 		where string
 	}{
-		{session.Min("dec"), "min(dec)", "id < 3"},  // 1 and 1.5: text vs numbers
+		{session.Min("dec"), "min(dec)", "id < 3"}, // 1 and 1.5: text vs numbers
 		{session.Min("dec"), "min(dec)", "id IN (3, 4)"},
 		{session.Max("dec"), "max(dec)", "id IN (3, 4)"}, // 9.5 and 10.5 compare as text the other way
 		{session.Min("dec"), "min(dec)", "true"},
@@ -178,7 +178,7 @@ func TestNumericAggregates(t *testing.T) {
 			t.Fatalf("%s: sharded: %v", desc, err)
 		}
 		var want []map[string]any
-		if err := e.single.NewRaw("SELECT " + c.sql + " AS v FROM typed WHERE " + c.where).Scan(ctx, &want); err != nil {
+		if err := e.single.NewRaw("SELECT "+c.sql+" AS v FROM typed WHERE "+c.where).Scan(ctx, &want); err != nil {
 			t.Fatal(err)
 		}
 		if len(got) != 1 || text(got[0]["v"]) != text(want[0]["v"]) {
@@ -256,7 +256,7 @@ func TestNumericGroups(t *testing.T) {
 			t.Fatalf("GROUP BY dec ORDER BY %s: %v", order, err)
 		}
 		var want []map[string]any
-		if err := e.single.NewRaw("SELECT dec, count(*) AS n FROM typed GROUP BY dec ORDER BY " + order).Scan(ctx, &want); err != nil {
+		if err := e.single.NewRaw("SELECT dec, count(*) AS n FROM typed GROUP BY dec ORDER BY "+order).Scan(ctx, &want); err != nil {
 			t.Fatal(err)
 		}
 		if len(got) != len(want) {
@@ -306,7 +306,7 @@ func TestCharN(t *testing.T) {
 			t.Fatalf("GROUP BY code ORDER BY %s: %v", order, err)
 		}
 		var want []map[string]any
-		if err := e.single.NewRaw("SELECT code, count(*) AS n FROM typed GROUP BY code ORDER BY " + order).Scan(ctx, &want); err != nil {
+		if err := e.single.NewRaw("SELECT code, count(*) AS n FROM typed GROUP BY code ORDER BY "+order).Scan(ctx, &want); err != nil {
 			t.Fatal(err)
 		}
 		if len(got) != len(want) {
@@ -409,7 +409,7 @@ func TestBareNulls(t *testing.T) {
 			Order(order[0]).Scan(ctx, &groups); err != nil {
 			t.Fatalf("GROUP BY lvl ORDER BY %s: %v", order[0], err)
 		}
-		if err := e.single.NewRaw("SELECT lvl, count(*) AS n FROM typed GROUP BY lvl ORDER BY " + order[0]).Scan(ctx, &wantG); err != nil {
+		if err := e.single.NewRaw("SELECT lvl, count(*) AS n FROM typed GROUP BY lvl ORDER BY "+order[0]).Scan(ctx, &wantG); err != nil {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(groups, wantG) {

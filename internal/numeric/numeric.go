@@ -1,10 +1,3 @@
-// Package numeric handles PostgreSQL numeric values exactly: it parses
-// their text, orders them as PostgreSQL does (-Infinity below every number,
-// Infinity above, NaN above Infinity and equal to itself; 1 = 1.0 = 1.00),
-// adds them, and divides a sum by a count the way avg(numeric) does,
-// rounding to the same display scale. It uses math/big only.
-//
-// It is internal: the session's merges of numeric columns use it.
 package numeric
 
 import (
