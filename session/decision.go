@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/uptrace/bun/dialect/pgdialect"
-	"github.com/uptrace/bun/driver/pgdriver"
 )
 
 // The two-phase commit decision record.
@@ -109,11 +108,19 @@ func (d *decisions) forget(ctx context.Context, s *Session, txid string) error {
 	return nil
 }
 
-// sqlState returns the SQLSTATE of a PostgreSQL error, or "".
+// sqlState returns the SQLSTATE of a PostgreSQL error anywhere in err's
+// chain, or "" when there is none (a lost connection, say). It reads the
+// error through interfaces rather than one driver's type, so that it works
+// whichever driver a shard's *bun.DB runs on: pgx's *pgconn.PgError has
+// SQLState, pgdriver's Error has Field('C').
 func sqlState(err error) string {
-	var pe pgdriver.Error
-	if errors.As(err, &pe) {
-		return pe.Field('C')
+	var pgx interface{ SQLState() string }
+	if errors.As(err, &pgx) {
+		return pgx.SQLState()
+	}
+	var pgdriver interface{ Field(byte) string }
+	if errors.As(err, &pgdriver) {
+		return pgdriver.Field('C')
 	}
 	return ""
 }

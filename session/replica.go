@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/driver/pgdriver"
 )
 
 // The defaults of [WithReplicaCheck].
@@ -449,9 +448,8 @@ func replicaFailure(err error, completed bool) (down, retry bool) {
 	if errors.As(err, &ne) && ne.Op == "dial" {
 		return true, true // refused or unreachable: nothing was sent
 	}
-	var pe pgdriver.Error
-	if errors.As(err, &pe) {
-		switch code := pe.Field('C'); {
+	if code := sqlState(err); code != "" {
+		switch {
 		case code == "57P03", code == "53300":
 			return true, true // cannot connect now, too many connections: at connection start
 		case code == "57P01", code == "57P02", strings.HasPrefix(code, "08"):

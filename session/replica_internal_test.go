@@ -9,6 +9,8 @@ import (
 	"net"
 	"syscall"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func TestLSN(t *testing.T) {
@@ -58,6 +60,13 @@ func TestReplicaFailure(t *testing.T) {
 		{"closed", net.ErrClosed, false, true, true},
 		{"canceled", context.Canceled, false, false, false},
 		{"other", errors.New("syntax error"), false, false, false},
+		// PostgreSQL's own errors, as pgx's database/sql driver returns them.
+		{"pgx shutdown", fmt.Errorf("w: %w", &pgconn.PgError{Code: "57P01"}), false, true, true},
+		{"pgx shutdown after a statement", &pgconn.PgError{Code: "57P01"}, true, true, false},
+		{"pgx starting up", &pgconn.PgError{Code: "57P03"}, true, true, true},
+		{"pgx connection failure", &pgconn.PgError{Code: "08006"}, false, true, true},
+		{"pgx recovery conflict", &pgconn.PgError{Code: "40001"}, false, false, true},
+		{"pgx syntax error", &pgconn.PgError{Code: "42601"}, false, false, false},
 	}
 	for _, tt := range tests {
 		if down, retry := replicaFailure(tt.err, tt.completed); down != tt.down || retry != tt.retry {
