@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/uptrace/bun"
 )
 
@@ -96,9 +97,7 @@ func (u *UnitOfWork) partition() (writers, readers []ShardID) {
 // Their errors are ignored: nothing the unit did there needs keeping.
 func (u *UnitOfWork) release(ids []ShardID) {
 	for _, id := range ids {
-		st := u.txs[id]
-		_ = st.tx.Rollback()
-		st.open = false
+		_ = u.txs[id].rollback(context.Background())
 	}
 }
 
@@ -112,11 +111,11 @@ func (u *UnitOfWork) commitOnePhase(ctx context.Context, writers []ShardID) erro
 		_ = u.abort(context.WithoutCancel(ctx), "its commit was cancelled")
 		return &CommitError{Failed: writers, Err: fmt.Errorf("nothing was committed, every shard rolled back: %w", context.Cause(ctx))}
 	}
-	txs := make([]bun.Tx, len(writers))
+	ends := make([]func() error, len(writers))
 	for i, id := range writers {
-		txs[i] = u.txs[id].tx
+		ends[i] = u.txs[id].ender(ctx, true)
 	}
-	errs := endTxs(ctx, txs, true)
+	errs := endTxs(ctx, ends, true)
 	var ok, failed []ShardID
 	for i, id := range writers {
 		u.txs[id].open = false
@@ -144,53 +143,76 @@ const gidPrefix = "bunshard_"
 // may hold several shards' databases.
 func gid(txid string, id ShardID) string { return gidPrefix + txid + "_" + string(id) }
 
-// newTxID returns 32 random hex digits naming one two-phase commit.
-func newTxID() string {
-	var b [16]byte
+// newTxID returns 32 hex digits naming one two-phase commit decided on
+// the coordinator coord: 24 random ones, then coord's tag.
+func newTxID(coord ShardID) string {
+	var b [12]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return hex.EncodeToString(b[:])
+	return hex.EncodeToString(b[:]) + coordTag(coord)
 }
 
-// commitTwoPhase commits the writers atomically; see Commit.
+// coordTag is the 8 hex digits that end the txid of every two-phase commit
+// decided on the coordinator coord.
+func coordTag(coord ShardID) string {
+	return fmt.Sprintf("%08x", uint32(xxhash.Sum64String(string(coord))))
+}
+
+// commitTwoPhase commits the writers atomically; see Commit, and the
+// protocol in decision.go.
 func (u *UnitOfWork) commitTwoPhase(ctx context.Context, writers []ShardID) error {
 	s := u.s
-	fail := func(err error) error {
+	coord := s.cfg.coordinator
+	refuse := func(err error) error {
 		_ = u.abort(ctx, "its commit failed")
 		return &CommitError{TwoPhase: true, Failed: writers, Err: err}
 	}
-	for _, id := range append(slices.Clone(writers), s.cfg.coordinator) {
+	for _, id := range append(slices.Clone(writers), coord) {
 		if _, ok := s.shards[id].(bun.Tx); ok {
-			return fail(fmt.Errorf("%w: TwoPhase needs each shard's handle to be a *bun.DB, but shard %s is a bun.Tx "+
+			return refuse(fmt.Errorf("%w: TwoPhase needs each shard's handle to be a *bun.DB, but shard %s is a bun.Tx "+
 				"(COMMIT PREPARED cannot run inside a transaction)", ErrInvalidArgument, id))
 		}
 	}
 	if err := s.decisions.ensure(ctx, s); err != nil {
-		return fail(err)
+		return refuse(err)
 	}
-	txid := newTxID()
+	txid := newTxID(coord)
 	for _, id := range writers {
 		if g := gid(txid, id); len(g) > 199 {
-			return fail(fmt.Errorf("%w: shard id %q makes the prepared-transaction id %d bytes long; PostgreSQL allows 199",
+			return refuse(fmt.Errorf("%w: shard id %q makes the prepared-transaction id %d bytes long; PostgreSQL allows 199",
 				ErrInvalidArgument, id, len(g)))
 		}
 	}
+	u.hook("txid", ShardID(txid))
 
-	// Phase 1: PREPARE TRANSACTION everywhere, in parallel.
-	errs := make([]error, len(writers))
+	// The coordinator's transaction: the unit's own when it wrote there,
+	// else one that holds only the decision record.
+	local := slices.Contains(writers, coord)
+	others := slices.DeleteFunc(slices.Clone(writers), func(id ShardID) bool { return id == coord })
+	ct := u.txs[coord]
+	if !local {
+		ct = &shardTx{}
+		if err := ct.begin(WithShardID(ctx, coord), coord, s.shards[coord], nil, true); err != nil {
+			return refuse(&ShardError{Shard: coord, Op: "begin", Err: err})
+		}
+	}
+	fail := func(err error) error {
+		_ = ct.rollback(ctx)
+		return refuse(err)
+	}
+
+	// Step 1: the record, inside the coordinator's transaction.
+	if err := s.decisions.record(WithShardID(ctx, coord), ct.db(), txid, writers); err != nil {
+		return fail(&ShardError{Shard: coord, Op: "record decision", Err: err})
+	}
+
+	// Step 2: PREPARE TRANSACTION on the other shards, in parallel.
+	errs := make([]error, len(others))
 	var wg sync.WaitGroup
-	for i, id := range writers {
+	for i, id := range others {
 		wg.Go(func() {
-			st := u.txs[id]
-			if _, err := st.tx.ExecContext(WithShardID(ctx, id), "PREPARE TRANSACTION ?", gid(txid, id)); err != nil {
+			if err := u.txs[id].prepare(WithShardID(ctx, id), gid(txid, id)); err != nil {
 				errs[i] = &ShardError{Shard: id, Op: "prepare", Err: err}
-				_ = st.tx.Rollback() // PostgreSQL has rolled it back, or the connection is gone
-			} else {
-				// The session's transaction has become the prepared one; this
-				// COMMIT only returns the connection to the pool (the server
-				// warns that no transaction is in progress).
-				_ = st.tx.Commit()
 			}
-			st.open = false
 		})
 	}
 	wg.Wait()
@@ -198,55 +220,63 @@ func (u *UnitOfWork) commitTwoPhase(ctx context.Context, writers []ShardID) erro
 	// giving up half-way would leave prepared transactions holding locks.
 	bg := context.WithoutCancel(ctx)
 	if err := errors.Join(errs...); err != nil {
-		var left []ShardID
-		for i, id := range writers {
-			if errs[i] == nil {
-				if _, rerr := s.shards[id].ExecContext(WithShardID(bg, id), "ROLLBACK PREPARED ?", gid(txid, id)); rerr != nil && !noSuchGID(rerr) {
-					left = append(left, id)
-				}
+		_ = ct.rollback(bg) // the record goes with it: no commit is possible
+		// A PREPARE that PostgreSQL answered with an error left nothing
+		// prepared; one whose connection broke may have.
+		var maybe []ShardID
+		for i, id := range others {
+			if errs[i] == nil || sqlState(errs[i]) == "" {
+				maybe = append(maybe, id)
 			}
 		}
-		u.forgetInserts(writers)
-		u.end("its commit failed")
+		left := u.rollbackPrepared(bg, txid, maybe)
+		_ = u.abort(bg, "its commit failed")
 		return &CommitError{TwoPhase: true, Failed: writers, Pending: left, Err: fmt.Errorf(
 			"prepare failed, every shard rolled back (Recover rolls back those still prepared): %w", err)}
 	}
 	u.hook("prepared", "")
 
-	// Phase 2: the decision, durable before any shard commits.
-	decision, err := s.decisions.decide(bg, s, txid, decisionCommit, writers)
-	if err != nil {
-		return &CommitError{TwoPhase: true, Pending: writers, Err: fmt.Errorf("%w: %w", ErrInDoubt, err)}
-	}
-	if decision != decisionCommit {
-		for _, id := range writers {
-			_, _ = s.shards[id].ExecContext(WithShardID(bg, id), "ROLLBACK PREPARED ?", gid(txid, id))
+	// Step 3: the decision is the coordinator's COMMIT.
+	if err := ct.commit(WithShardID(bg, coord)); err != nil {
+		// Whatever the error says, the COMMIT may have happened (a
+		// connection can break, or a backend be terminated, after the
+		// commit record): the probe tells, once the transaction has ended.
+		d, perr := s.decisions.probe(bg, s, []string{txid})
+		if perr != nil {
+			return &CommitError{TwoPhase: true, Pending: writers, Err: fmt.Errorf("%w: %w",
+				ErrInDoubt, errors.Join(&ShardError{Shard: coord, Op: "commit decision", Err: err}, perr))}
 		}
-		u.forgetInserts(writers)
-		return &CommitError{TwoPhase: true, Failed: writers, Decision: decision, Err: ErrAborted}
+		if d[txid] != decisionCommit {
+			left := u.rollbackPrepared(bg, txid, others)
+			u.unplace()
+			u.forgetInserts(writers)
+			return &CommitError{TwoPhase: true, Failed: writers, Pending: left, Decision: decisionAbort, Err: fmt.Errorf(
+				"%w: the coordinator %s did not commit, so every shard rolled back: %w", ErrAborted, coord, err)}
+		}
 	}
 	u.hook("decided", "")
+	if local {
+		s.wrote(bg, coord, s.shards[coord]) // a read-your-writes context learns of it
+	}
 
-	// Phase 3: COMMIT PREPARED everywhere, in parallel.
-	cerrs := make([]error, len(writers))
-	for i, id := range writers {
+	// Step 4: COMMIT PREPARED on the other shards, in parallel.
+	cerrs := make([]error, len(others))
+	for i, id := range others {
 		wg.Go(func() {
 			u.hook("commit", id)
-			_, err := s.shards[id].ExecContext(WithShardID(bg, id), "COMMIT PREPARED ?", gid(txid, id))
-			// A prepared transaction that is gone was committed by a
-			// concurrent Recover: the decision is commit, and Recover
-			// follows it.
-			if err != nil && !noSuchGID(err) {
+			// false, nil: a concurrent Recover committed it, following the
+			// decision.
+			if _, err := finishPrepared(WithShardID(bg, id), s.shards[id], "COMMIT PREPARED", gid(txid, id)); err != nil {
 				cerrs[i] = &ShardError{Shard: id, Op: "commit prepared", Err: err}
 				return
 			}
-			s.wrote(bg, id, s.shards[id]) // a read-your-writes context learns of it
+			s.wrote(bg, id, s.shards[id])
 		})
 	}
 	wg.Wait()
 	var committed, pending []ShardID
-	for i, id := range writers {
-		if cerrs[i] != nil {
+	for _, id := range writers {
+		if i := slices.Index(others, id); i >= 0 && cerrs[i] != nil {
 			pending = append(pending, id)
 		} else {
 			committed = append(committed, id)
@@ -260,6 +290,27 @@ func (u *UnitOfWork) commitTwoPhase(ctx context.Context, writers []ShardID) erro
 	// by the next Recover.
 	_ = s.decisions.forget(bg, s, txid)
 	return nil
+}
+
+// rollbackPrepared rolls back the unit's prepared transactions on ids, in
+// parallel, and returns the shards where that failed (Recover rolls them
+// back later).
+func (u *UnitOfWork) rollbackPrepared(ctx context.Context, txid string, ids []ShardID) []ShardID {
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() {
+			_, errs[i] = finishPrepared(WithShardID(ctx, id), u.s.shards[id], "ROLLBACK PREPARED", gid(txid, id))
+		})
+	}
+	wg.Wait()
+	var left []ShardID
+	for i, id := range ids {
+		if errs[i] != nil {
+			left = append(left, id)
+		}
+	}
+	return left
 }
 
 // hook calls the test hook, if any, at a stage of a two-phase commit.
@@ -289,7 +340,7 @@ func (u *UnitOfWork) Rollback(ctx context.Context) error {
 
 // abort rolls back every open transaction, undoes the placements and
 // insert Tokens of the unit, and ends it.
-func (u *UnitOfWork) abort(_ context.Context, why string) error {
+func (u *UnitOfWork) abort(ctx context.Context, why string) error {
 	u.unplace()
 	u.forgetInserts(nil)
 	var open []ShardID
@@ -302,11 +353,9 @@ func (u *UnitOfWork) abort(_ context.Context, why string) error {
 	var wg sync.WaitGroup
 	for i, id := range open {
 		wg.Go(func() {
-			st := u.txs[id]
-			if err := st.tx.Rollback(); err != nil {
+			if err := u.txs[id].rollback(ctx); err != nil {
 				errs[i] = &ShardError{Shard: id, Op: "rollback", Err: err}
 			}
-			st.open = false
 		})
 	}
 	wg.Wait()

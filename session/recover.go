@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -13,12 +12,15 @@ import (
 )
 
 // Recovered reports what [Session.Recover] did, by prepared-transaction id
-// (gid, "bunshard_<txid>_<shard>").
+// (gid, "bunshard_<txid>_<shard>"). It is exact when Recover races a Commit
+// or another Recover: a transaction that one of them finished meanwhile is
+// in none of the lists.
 type Recovered struct {
-	Committed  []string // committed, as their decision record said
-	RolledBack []string // rolled back: decision abort, or no decision (presumed abort)
-	// Left are still prepared: younger than RecoverMinAge, or on a shard
-	// that failed (see the error).
+	Committed  []string // committed by this Recover, as their decision record said
+	RolledBack []string // rolled back by this Recover: no decision was or can be recorded (presumed abort)
+	// Left are still prepared: younger than RecoverMinAge, decided on
+	// another coordinator than this session's, or on a shard that failed
+	// (see the error).
 	Left []string
 }
 
@@ -30,11 +32,11 @@ type recoverConfig struct {
 }
 
 // RecoverMinAge makes Recover leave alone the prepared transactions that
-// have no decision record yet and were prepared less than d ago: they may
-// belong to a Commit still running in another process. Without it Recover
-// rolls them back at once, and such a Commit then fails with [ErrAborted]
-// (never a split outcome: see the decision record). Transactions whose
-// decision is recorded are resolved whatever their age.
+// have no committed decision record and were prepared less than d ago:
+// Recover then does not wait for a Commit still running in another process
+// to decide (without it, Recover waits for that Commit's decision and
+// follows it). Transactions whose decision is recorded are resolved
+// whatever their age.
 func RecoverMinAge(d time.Duration) RecoverOption {
 	return func(c *recoverConfig) { c.minAge = d }
 }
@@ -53,16 +55,36 @@ type preparedRow struct {
 	Age float64 `bun:"age"` // seconds since PREPARE
 }
 
+// prepared is one prepared transaction Recover found.
+type prepared struct {
+	gid, txid string
+	shard     ShardID
+	age       time.Duration
+	done      bool // this Recover finished it
+	gone      bool // someone else finished it meanwhile
+}
+
 // Recover resolves the two-phase commits that a crash, a stopped shard or a
 // lost connection left half-done. It finds the prepared transactions of
-// bunshard on every shard (pg_prepared_xacts, gids starting "bunshard_", in
-// the shard's database) and resolves each unit's transactions from its
-// decision record on the coordinator shard: COMMIT PREPARED when the
-// decision is commit, ROLLBACK PREPARED when it is abort, and, when there is
-// no record, records abort and rolls back (presumed abort: no shard can
-// have committed without the record). Every shard of a unit therefore ends
-// with all of the unit's writes or none of them. It then deletes the
-// decision records that are no longer needed.
+// bunshard on every shard of the session (pg_prepared_xacts, gids starting
+// "bunshard_", in the shard's database) and resolves each from its unit's
+// decision record on the coordinator shard: COMMIT PREPARED when the record
+// says commit, ROLLBACK PREPARED when there is none and none can be written
+// any more (presumed abort: the coordinator's transaction that would have
+// written it has ended without committing). For a unit whose coordinator
+// transaction is still open (a Commit running in another process), Recover
+// waits for it to decide and follows the decision; see [RecoverMinAge].
+// Every shard of a unit therefore ends with all of the unit's writes or
+// none of them.
+//
+// It then deletes the records no longer needed: those whose shards are all
+// in this session, answered, and hold no prepared transaction of the unit.
+// A session that lacks some of a unit's shards (while a shard is added, old
+// and new shard sets run side by side) resolves the shards it has and
+// keeps the record for a Recover that has the rest. The session's
+// coordinator ([WithCoordinator]) must be the one the Commits used:
+// prepared transactions decided on another coordinator are left alone
+// (listed as Left).
 //
 // Run it at start-up and after a failed two-phase Commit, from one process
 // or several (it is safe to run concurrently with itself and with Commit).
@@ -80,8 +102,8 @@ func (s *Session) Recover(ctx context.Context, opts ...RecoverOption) (Recovered
 	}
 	coord := s.cfg.coordinator
 	// Why the records are read before the prepared transactions are
-	// listed: a record seen here was written after all of its unit's
-	// PREPAREs, so those show up in the listing unless already committed.
+	// listed: a record seen here was committed after all of its unit's
+	// PREPAREs, so those show up in the listing unless already finished.
 	// Deleting a record whose transactions were not listed is then safe.
 	var rows []decisionRow
 	err := s.shards[coord].NewRaw("SELECT txid, decision, shards, created < now() - interval '1 day' AS old FROM "+
@@ -96,14 +118,8 @@ func (s *Session) Recover(ctx context.Context, opts ...RecoverOption) (Recovered
 
 	root := *s
 	root.unit, root.pin = nil, nil
-	type prepared struct {
-		gid, txid string
-		shard     ShardID
-		age       time.Duration
-		done      bool
-	}
 	found := make([][]*prepared, len(s.order))
-	answered := make([]bool, len(s.order))
+	listed := make([]bool, len(s.order))
 	listErr := root.each(ctx, s.order, "recover: list prepared", func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
 		var list []preparedRow
 		err := db.NewRaw("SELECT gid, extract(epoch FROM now() - prepared)::float8 AS age FROM pg_prepared_xacts "+
@@ -118,9 +134,13 @@ func (s *Session) Recover(ctx context.Context, opts ...RecoverOption) (Recovered
 			}
 			found[i] = append(found[i], &prepared{gid: p.GID, txid: txid, shard: id, age: time.Duration(p.Age * float64(time.Second))})
 		}
-		answered[i] = true
+		listed[i] = true
 		return nil
 	})
+	answered := map[ShardID]bool{}
+	for i, id := range s.order {
+		answered[id] = listed[i]
+	}
 	errs := []error{listErr}
 
 	// Decide what each unit's transactions become.
@@ -136,25 +156,33 @@ func (s *Session) Recover(ctx context.Context, opts ...RecoverOption) (Recovered
 	}
 	slices.Sort(txids)
 	todo := map[string]string{} // txid -> decision to apply
+	var undecided []string
 	for _, txid := range txids {
-		if d, ok := decided[txid]; ok {
-			todo[txid] = d
-			continue
+		switch {
+		case !strings.HasSuffix(txid, coordTag(coord)):
+			// Decided on another coordinator: its record is not here.
+		case decided[txid] != "":
+			todo[txid] = decided[txid]
+		case !slices.ContainsFunc(byTx[txid], func(p *prepared) bool { return p.age < cfg.minAge }):
+			undecided = append(undecided, txid)
 		}
-		young := slices.ContainsFunc(byTx[txid], func(p *prepared) bool { return p.age < cfg.minAge })
-		if young {
-			continue
-		}
-		var shards []ShardID
-		for _, p := range byTx[txid] {
-			shards = append(shards, p.shard)
-		}
-		d, err := s.decisions.decide(ctx, s, txid, decisionAbort, shards)
+	}
+	if len(undecided) > 0 {
+		d, err := s.decisions.probe(ctx, s, undecided)
 		if err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		todo[txid] = d
+		for _, txid := range undecided {
+			if v, ok := d[txid]; ok {
+				todo[txid] = v
+			} else if err == nil {
+				// Committed and its record deleted since the listing: its
+				// unit is finished, nothing of it is left prepared.
+				for _, p := range byTx[txid] {
+					p.gone = true
+				}
+			}
+		}
 	}
 
 	// Apply the decisions, the shards in parallel.
@@ -165,15 +193,16 @@ func (s *Session) Recover(ctx context.Context, opts ...RecoverOption) (Recovered
 			if !ok {
 				continue
 			}
-			stmt := "ROLLBACK PREPARED ?"
+			verb := "ROLLBACK PREPARED"
 			if d == decisionCommit {
-				stmt = "COMMIT PREPARED ?"
+				verb = "COMMIT PREPARED"
 			}
-			if _, err := db.ExecContext(ctx, stmt, p.gid); err != nil && !noSuchGID(err) {
-				errs = append(errs, fmt.Errorf("%s %s: %w", strings.Fields(stmt)[0], p.gid, err))
+			done, err := finishPrepared(ctx, db, verb, p.gid)
+			if err != nil {
+				errs = append(errs, err)
 				continue
 			}
-			p.done = true
+			p.done, p.gone = done, !done
 		}
 		return errors.Join(errs...)
 	})
@@ -182,6 +211,7 @@ func (s *Session) Recover(ctx context.Context, opts ...RecoverOption) (Recovered
 	for _, txid := range txids {
 		for _, p := range byTx[txid] {
 			switch {
+			case p.gone:
 			case !p.done:
 				out.Left = append(out.Left, p.gid)
 			case todo[txid] == decisionCommit:
@@ -192,22 +222,23 @@ func (s *Session) Recover(ctx context.Context, opts ...RecoverOption) (Recovered
 		}
 	}
 
-	// Delete the records that are no longer needed: every shard answered,
-	// and none of the unit's transactions is left prepared.
-	if !slices.Contains(answered, false) {
-		var drop []string
-		for _, r := range rows {
-			left := slices.ContainsFunc(byTx[r.TxID], func(p *prepared) bool { return !p.done })
-			if !left && (r.Decision == decisionCommit || r.Old) {
-				drop = append(drop, r.TxID)
-			}
+	// Delete the records no longer needed: every shard they name is in this
+	// session and answered, and none of the unit's transactions is left
+	// prepared. ('abort' records come from older versions of bunshard,
+	// which kept them a day.)
+	var drop []string
+	for _, r := range rows {
+		complete := !slices.ContainsFunc(r.Shards, func(sh string) bool { return !answered[ShardID(sh)] })
+		left := slices.ContainsFunc(byTx[r.TxID], func(p *prepared) bool { return !p.done && !p.gone })
+		if complete && !left && (r.Decision == decisionCommit || r.Old) {
+			drop = append(drop, r.TxID)
 		}
-		if len(drop) > 0 {
-			_, err := s.shards[coord].NewRaw("DELETE FROM "+decisionTable+" WHERE txid IN (?)", bun.List(drop)).
-				Exec(WithShardID(ctx, coord))
-			if err != nil {
-				errs = append(errs, &ShardError{Shard: coord, Op: "delete decisions", Err: err})
-			}
+	}
+	if len(drop) > 0 {
+		_, err := s.shards[coord].NewRaw("DELETE FROM "+decisionTable+" WHERE txid IN (?)", bun.List(drop)).
+			Exec(WithShardID(ctx, coord))
+		if err != nil {
+			errs = append(errs, &ShardError{Shard: coord, Op: "delete decisions", Err: err})
 		}
 	}
 	return out, errors.Join(errs...)

@@ -93,8 +93,9 @@ func beginTx(ctx context.Context, db bun.IDB, opts *sql.TxOptions) (bun.Tx, erro
 	}
 }
 
-// endTxs commits (commit set) or rolls back the transactions txs, in
-// parallel, and returns each one's error, in order. It returns when every
+// endTxs runs ends, the calls that commit (commit set) or roll back the
+// transactions (see shardTx.ender), in parallel, and returns each one's
+// error, in order. It returns when every
 // shard has answered or when ctx ends, whichever comes first; a shard that
 // has not answered by then gets an error wrapping ctx's that says its
 // outcome is unknown (the COMMIT was sent). The caller checks ctx before:
@@ -105,7 +106,7 @@ func beginTx(ctx context.Context, db bun.IDB, opts *sql.TxOptions) (bun.Tx, erro
 // caller until the driver's read timeout, or for good with timeouts off.
 // The goroutines of shards that had not answered end when their driver call
 // does; they report into a buffered channel that nobody needs to read.
-func endTxs(ctx context.Context, txs []bun.Tx, commit bool) []error {
+func endTxs(ctx context.Context, ends []func() error, commit bool) []error {
 	op := "ROLLBACK"
 	if commit {
 		op = "COMMIT"
@@ -114,26 +115,18 @@ func endTxs(ctx context.Context, txs []bun.Tx, commit bool) []error {
 		i   int
 		err error
 	}
-	ch := make(chan result, len(txs))
-	for i, tx := range txs {
-		go func() {
-			var err error
-			if commit {
-				err = tx.Commit()
-			} else {
-				err = tx.Rollback()
-			}
-			ch <- result{i, err}
-		}()
+	ch := make(chan result, len(ends))
+	for i, end := range ends {
+		go func() { ch <- result{i, end()} }()
 	}
-	errs := make([]error, len(txs))
-	answered := make([]bool, len(txs))
-	for n := 0; n < len(txs); n++ {
+	errs := make([]error, len(ends))
+	answered := make([]bool, len(ends))
+	for n := 0; n < len(ends); n++ {
 		select {
 		case r := <-ch:
 			errs[r.i], answered[r.i] = r.err, true
 		case <-ctx.Done():
-			for ; n < len(txs); n++ { // take the answers that are in
+			for ; n < len(ends); n++ { // take the answers that are in
 				select {
 				case r := <-ch:
 					errs[r.i], answered[r.i] = r.err, true

@@ -78,7 +78,8 @@ type UnitOfWork struct {
 // shardTx is the unit's transaction on one shard.
 type shardTx struct {
 	mu     sync.Mutex
-	tx     bun.Tx
+	tx     bun.Tx  // a database/sql transaction, or
+	held   *heldTx // a transaction on a held connection (see shardtx.go)
 	open   bool
 	wrote  bool  // the unit wrote on the shard: Commit must commit it
 	broken error // a statement failed: PostgreSQL has aborted the transaction
@@ -287,17 +288,15 @@ func (u *UnitOfWork) conn(ctx context.Context, id ShardID) (bun.IDB, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.open {
-		return st.tx, nil
+		return st.db(), nil
 	}
-	tx, err := beginTx(ctx, u.s.shards[id], u.cfg.txOptions)
-	if err != nil {
+	if err := st.begin(ctx, id, u.s.shards[id], u.cfg.txOptions, u.cfg.twoPhase); err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	st.tx, st.open = tx, true
 	if !u.holds.Swap(true) {
 		u.s.units.Add(1)
 	}
-	return tx, nil
+	return st.db(), nil
 }
 
 // failed notes that a statement failed on shard id: unless the error is
