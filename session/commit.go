@@ -26,25 +26,33 @@ import (
 //
 // With TwoPhase, Commit is all or nothing, and does better than
 // SQLAlchemy's twophase=True, which prepares and commits but leaves no
-// record to recover from:
+// record to recover from. The coordinator shard ([WithCoordinator]) holds
+// the decision; its transaction is the unit's own when the unit wrote
+// there, else one begun for the decision alone:
 //
-//  1. every shard the unit wrote on runs PREPARE TRANSACTION (in
+//  1. the coordinator's transaction inserts the decision record into its
+//     bunshard_decisions table (not yet visible), with synchronous_commit
+//     raised to on for that transaction if the server has it off;
+//  2. every other shard the unit wrote on runs PREPARE TRANSACTION (in
 //     parallel); if any fails, every shard rolls back and Commit returns a
 //     *CommitError with Decision "";
-//  2. the decision "commit" is recorded, in its own committed transaction,
-//     in the bunshard_decisions table of the coordinator shard
-//     ([WithCoordinator]);
-//  3. each shard runs COMMIT PREPARED (in parallel), and the decision
-//     record is deleted.
+//  3. the coordinator COMMITs, in one phase: that commit is the decision,
+//     and returns only once its WAL is flushed;
+//  4. each other shard runs COMMIT PREPARED (in parallel), and the
+//     decision record is deleted.
 //
-// A failure in step 3 (a shard stopped, a connection lost) leaves that
+// A failure in step 4 (a shard stopped, a connection lost) leaves that
 // shard's transaction prepared: Commit returns a *CommitError with Decision
 // "commit" listing it as Pending, and [Session.Recover] commits it later.
-// A failure to record or read the decision in step 2 leaves every shard
-// prepared and in doubt ([ErrInDoubt]); Recover then rolls them all back,
-// unless the record was in fact written. A crash of the process at any
-// point is resolved the same way by Recover. Steps 2 and 3 ignore the
-// cancellation of ctx: once prepared, a unit is driven to its outcome.
+// When the coordinator's COMMIT fails in step 3, Commit asks the
+// coordinator whether it happened: if not, every shard rolls back
+// ([ErrAborted], Decision "abort"); if the coordinator cannot be asked,
+// every shard is Pending and in doubt ([ErrInDoubt]) until Recover, which
+// decides the same way. A crash of the process at any point is resolved by
+// Recover. Steps 3 and 4 ignore the cancellation of ctx: once prepared, a
+// unit is driven to its outcome. On a *bun.DB shard, a two-phase unit's
+// transaction runs on a connection the unit holds (no COMMIT follows
+// PREPARE TRANSACTION); see [UnitOfWork.DB].
 //
 // A flush error, or a shard whose transaction failed earlier in the unit
 // (PostgreSQL aborted it, so it cannot commit), rolls back every shard and

@@ -214,7 +214,7 @@
 //	err = uow.Get(ctx, &loc, 7) // tracked; a second Get sends nothing
 //	loc.City = "Kyoto"          // flushed as UPDATE ... SET city = 'Kyoto'
 //	err = uow.Add(&Report{Location: loc, Temperature: 21})
-//	err = uow.Commit(ctx)       // PREPARE everywhere, decide, COMMIT PREPARED
+//	err = uow.Commit(ctx)       // PREPARE, the coordinator's COMMIT decides, COMMIT PREPARED
 //
 // # Commit across shards
 //
@@ -223,13 +223,18 @@
 // The error, a *[CommitError], says which are which (SQLAlchemy does the
 // same without twophase=True, and does not say). With TwoPhase the outcome
 // is all or nothing, and unlike SQLAlchemy's twophase=True it survives a
-// crash between the phases: every shard runs PREPARE TRANSACTION, the
-// decision to commit is recorded in the bunshard_decisions table of the
-// coordinator shard ([WithCoordinator]) before the first COMMIT PREPARED,
-// and [Session.Recover] resolves whatever prepared transactions a crash,
+// crash at any point: the coordinator shard ([WithCoordinator]) records the
+// decision in its bunshard_decisions table inside its own transaction,
+// every other shard runs PREPARE TRANSACTION, and the coordinator's
+// one-phase COMMIT, flushed to its WAL whatever the server's
+// synchronous_commit, is the decision; then the others run COMMIT PREPARED.
+// [Session.Recover] resolves whatever prepared transactions a crash,
 // stopped shard or lost connection left: commit where the record says
-// commit, roll back where there is no record (no shard can have committed
-// without it). Run Recover at start-up and after a two-phase Commit error.
+// commit, roll back where there is none and none can be written any more
+// (the coordinator's transaction ended without committing). Run Recover at
+// start-up and after a two-phase Commit error, from a session with the same
+// coordinator, and with every shard, or again later from one that has the
+// shards it lacked.
 //
 // # Concurrency
 //

@@ -66,15 +66,16 @@ var (
 	ErrNotTracked = errors.New("session: object not tracked by the unit of work")
 
 	// ErrInDoubt is returned (inside a *CommitError) by a two-phase Commit
-	// that prepared every shard but could not record or read its decision:
-	// the outcome is decided by the next Session.Recover, all shards alike.
+	// whose coordinator's COMMIT (the decision) failed and could not be
+	// checked: the outcome is decided by the next Session.Recover, all
+	// shards alike.
 	ErrInDoubt = errors.New("session: two-phase commit in doubt until Recover")
 
 	// ErrAborted is returned (inside a *CommitError) by a two-phase Commit
-	// whose transaction a concurrent Session.Recover decided to roll back
-	// (it found the prepared transactions before the commit decision was
-	// recorded). Every shard rolled back.
-	ErrAborted = errors.New("session: two-phase commit aborted by Recover")
+	// whose coordinator did not commit: its COMMIT failed (a lost
+	// connection, a terminated backend) and asking the coordinator showed
+	// the decision was never committed. Every shard rolled back.
+	ErrAborted = errors.New("session: two-phase commit aborted: the coordinator did not commit")
 )
 
 // CommitError reports a Commit that did not commit on every shard the unit

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/driver/pgdriver"
 	"go.uber.org/goleak"
 
@@ -37,6 +38,13 @@ type replicated struct {
 // the fixture's databases too. The test servers run with synchronous_commit
 // off; with syncCommit the primaries' connections turn it on.
 func newReplicated(t *testing.T, n map[session.ShardID]int, syncCommit bool) *replicated {
+	t.Helper()
+	return newReplicatedOn(t, "pgdriver", n, syncCommit)
+}
+
+// newReplicatedOn is newReplicated with the replicas' *bun.DBs on the named
+// driver (see drivers).
+func newReplicatedOn(t *testing.T, driver string, n map[session.ShardID]int, syncCommit bool) *replicated {
 	t.Helper()
 	ctx := context.Background()
 	if pgtest.Shared().External() {
@@ -68,9 +76,7 @@ func newReplicated(t *testing.T, n map[session.ShardID]int, syncCommit bool) *re
 				t.Fatal(err)
 			}
 			c := &counter{}
-			db := bun.NewDB(sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(srv.DSN(strings.TrimPrefix(u.Path, "/"))))),
-				r.shards[id].Dialect()).WithQueryHook(c)
-			t.Cleanup(func() { db.Close() })
+			db := openDriverDialect(t, driver, srv.DSN(strings.TrimPrefix(u.Path, "/")), r.shards[id].Dialect().(*pgdialect.Dialect)).WithQueryHook(c)
 			r.servers[id] = append(r.servers[id], srv)
 			r.replicas[id] = append(r.replicas[id], db)
 			r.rcounts[id] = append(r.rcounts[id], c)
@@ -369,9 +375,15 @@ func testReadYourWrites(t *testing.T, syncCommit bool) {
 // TestDeadReplicaSkipped stops, restarts and kills a replica under a session
 // that checks every 50 ms: reads fall back to the primary and come back.
 func TestDeadReplicaSkipped(t *testing.T) {
+	for _, driver := range drivers {
+		t.Run(driver, func(t *testing.T) { testDeadReplicaSkipped(t, driver) })
+	}
+}
+
+func testDeadReplicaSkipped(t *testing.T, driver string) {
 	ctx := context.Background()
 	leakBefore := goleak.IgnoreCurrent()
-	r := newReplicated(t, map[session.ShardID]int{"asia": 1}, false)
+	r := newReplicatedOn(t, driver, map[session.ShardID]int{"asia": 1}, false)
 	s := r.session(t, session.WithReplicaCheck(50*time.Millisecond, time.Second))
 	f := r.fixture
 	f.seed(t, s, weather.Generate(8, 0, 5))

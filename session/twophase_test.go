@@ -59,6 +59,11 @@ var tpDialect = pgdialect.New()
 
 // openDriver opens dsn with the named driver, failing fast on a dead server.
 func openDriver(t *testing.T, driver, dsn string) *bun.DB {
+	return openDriverDialect(t, driver, dsn, tpDialect)
+}
+
+// openDriverDialect is openDriver with a dialect of the caller's.
+func openDriverDialect(t *testing.T, driver, dsn string, dialect *pgdialect.Dialect) *bun.DB {
 	t.Helper()
 	var sqldb *sql.DB
 	switch driver {
@@ -74,7 +79,7 @@ func openDriver(t *testing.T, driver, dsn string) *bun.DB {
 	default:
 		t.Fatalf("unknown driver %q", driver)
 	}
-	db := bun.NewDB(sqldb, tpDialect)
+	db := bun.NewDB(sqldb, dialect)
 	t.Cleanup(func() { db.Close() })
 	return db
 }
@@ -632,6 +637,32 @@ func testTwoPhaseCommitFaults(t *testing.T, fx *tpFixture, driver string) {
 			t.Errorf("Recover with coordinator b = %+v, %v; want both prepared transactions left alone", other, err)
 		}
 		c.recoverAndCheck(true)
+	})
+
+	t.Run("a two-phase unit's held transactions", func(t *testing.T) {
+		c := fx.newCase(t, driver, nil)
+		uow := c.s.Begin(session.TwoPhase(), session.TxOptions(&sql.TxOptions{Isolation: sql.LevelSerializable}))
+		defer uow.Rollback(ctx)
+		db, err := uow.DB(ctx, "b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var iso string
+		if err := db.NewRaw("SHOW transaction_isolation").Scan(ctx, &iso); err != nil || iso != "serializable" {
+			t.Errorf("isolation of the unit's transaction = %q, %v; want serializable, as TxOptions said", iso, err)
+		}
+		err = db.RunInTx(ctx, nil, func(context.Context, bun.Tx) error { return nil })
+		if !errors.Is(err, session.ErrUnsupported) {
+			t.Errorf("RunInTx on a two-phase unit's transaction = %v; want ErrUnsupported", err)
+		}
+		if _, err := db.BeginTx(ctx, nil); !errors.Is(err, session.ErrUnsupported) {
+			t.Errorf("BeginTx on a two-phase unit's transaction = %v; want ErrUnsupported", err)
+		}
+		bad := c.s.Begin(session.TwoPhase(), session.TxOptions(&sql.TxOptions{Isolation: sql.LevelSnapshot}))
+		if _, err := bad.DB(ctx, "b"); !errors.Is(err, session.ErrInvalidArgument) {
+			t.Errorf("DB of a two-phase unit with isolation Snapshot = %v; want ErrInvalidArgument", err)
+		}
+		_ = bad.Rollback(ctx)
 	})
 
 	t.Run("without two-phase a partial commit is possible and reported", func(t *testing.T) {

@@ -213,9 +213,10 @@ type unitConfig struct {
 }
 
 // TwoPhase makes Commit atomic across shards with PostgreSQL's two-phase
-// commit: every shard the unit wrote on runs PREPARE TRANSACTION, a commit
-// decision is recorded on the coordinator shard, and only then does each
-// shard run COMMIT PREPARED. If any PREPARE fails, every shard rolls back. A
+// commit: every shard the unit wrote on but the coordinator runs PREPARE
+// TRANSACTION, the coordinator commits with the decision record in its
+// transaction, and only then does each other shard run COMMIT PREPARED (see
+// [UnitOfWork.Commit]). If any PREPARE fails, every shard rolls back. A
 // crash between PREPARE and COMMIT PREPARED leaves prepared transactions
 // that [Session.Recover] resolves from the decision record. Every shard
 // needs max_prepared_transactions > 0, and its handle must be a *bun.DB (or
@@ -341,7 +342,10 @@ func (u *UnitOfWork) observe(err error) {
 
 // DB returns the unit's transaction on shard id (beginning it if needed),
 // for statements the unit does not cover. The unit counts the shard as
-// written, so Commit commits it. It fails with [ErrUnknownShard] for an id
+// written, so Commit commits it. In a [TwoPhase] unit on a *bun.DB shard
+// it is a connection the unit holds, with the transaction open on it: its
+// BeginTx and RunInTx fail with [ErrUnsupported] (there they would end the
+// unit's transaction). It fails with [ErrUnknownShard] for an id
 // the session lacks, and with [ErrUnitDone] once the unit has ended.
 func (u *UnitOfWork) DB(ctx context.Context, id ShardID) (bun.IDB, error) {
 	if err := u.enter(opDB); err != nil {
