@@ -689,7 +689,7 @@ func TestTwoPhaseDecisionDurable(t *testing.T) {
 	fx := newTPFixture(t, pgtest.WithSetting("synchronous_commit", "off"))
 	for _, driver := range drivers {
 		t.Run(driver, func(t *testing.T) {
-			for run := range 4 {
+			for run := range 2 {
 				c := fx.newCase(t, driver, func(c *tpCase, stage string, _ session.ShardID) {
 					if stage == "decided" {
 						c.crash("a")
@@ -780,7 +780,7 @@ func testRecoverRacingCommit(t *testing.T, fx *tpFixture, driver string) {
 			}
 		})
 	}
-	time.Sleep(3 * time.Second)
+	time.Sleep(2 * time.Second)
 	close(stop)
 	wg.Wait()
 	if _, err := c.s.Recover(ctx); err != nil {
