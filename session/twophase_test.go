@@ -639,6 +639,31 @@ func testTwoPhaseCommitFaults(t *testing.T, fx *tpFixture, driver string) {
 		c.recoverAndCheck(true)
 	})
 
+	t.Run("coordinator not written: a transaction of its own holds the decision", func(t *testing.T) {
+		c := fx.newCase(t, driver, func(c *tpCase, stage string, _ session.ShardID) {
+			if stage == "decided" {
+				panic(crashed{})
+			}
+		})
+		uow := c.s.Begin(session.TwoPhase())
+		for i, cont := range []string{"B", "C"} {
+			if err := uow.Add(&weather.Location{ID: int64(i + 1), Continent: cont, City: "x"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		commitCrashing(t, uow)
+		if got := c.prepared(); !slices.Equal(got, []int{0, 1, 1}) {
+			t.Errorf("prepared after the crash = %v; want b's and c's", got)
+		}
+		rec, err := c.s.Recover(ctx)
+		if err != nil || len(rec.Committed) != 2 {
+			t.Errorf("Recover = %+v, %v; want 2 committed", rec, err)
+		}
+		if got, n := c.rows(), c.decisionRecords(); !slices.Equal(got, []int{0, 1, 1}) || n != 0 {
+			t.Errorf("rows after Recover = %v, %d decision records; want [0 1 1] and none", got, n)
+		}
+	})
+
 	t.Run("a two-phase unit's held transactions", func(t *testing.T) {
 		c := fx.newCase(t, driver, nil)
 		uow := c.s.Begin(session.TwoPhase(), session.TxOptions(&sql.TxOptions{Isolation: sql.LevelSerializable}))
