@@ -46,8 +46,13 @@ func NewRoundRobin(shards ...identity.ShardID) (*RoundRobin, error) {
 }
 
 // ChooseShard returns the next shard in turn. It never fails and ignores
-// table and obj.
-func (r *RoundRobin) ChooseShard(context.Context, *schema.Table, any) (identity.ShardID, error) {
+// table and obj. Asked to check a pinned write (see [WithPin]) it abstains
+// with an error wrapping [ErrNoOpinion] and uses no turn: a turn is no
+// reason to refuse a pin.
+func (r *RoundRobin) ChooseShard(ctx context.Context, _ *schema.Table, _ any) (identity.ShardID, error) {
+	if id, ok := PinOf(ctx); ok {
+		return "", fmt.Errorf("chooser: %v places by turn, not by the object, so it leaves the object to the pin %s: %w", r, id, ErrNoOpinion)
+	}
 	n := r.next.Add(1) - 1
 	return r.shards[n%uint64(len(r.shards))], nil
 }

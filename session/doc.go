@@ -16,6 +16,11 @@
 // then the chooser. An unknown shard is always an error, never a silent
 // fan-out, and so is a pin to no shard at all (SetShardIDs() or Using()
 // with no ids, WithShardID(ctx, "")): [ErrInvalidArgument].
+// A pin never moves a row off its own shard: a pinned Insert, Update or
+// Delete of an object the ShardChooser places on another shard fails with
+// [ErrPinConflict] (a tenant's row written under another tenant's pin),
+// unless the statement says [PinWins]; a chooser that cannot place the
+// object leaves it to the pin.
 //
 // # Key values
 //

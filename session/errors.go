@@ -21,6 +21,16 @@ var (
 	// ShardChooser returned an empty shard id: the statement would go nowhere.
 	ErrNoShard = errors.New("session: chooser chose no shard")
 
+	// ErrPinConflict is returned by Insert, Update and Delete of objects,
+	// and by a unit of work's Flush and Commit, before anything is sent, when
+	// a statement is pinned to one shard (a statement option, a Using view or
+	// the context) but the ShardChooser places an object on another: the pin
+	// would write the row where its own shard's reads never look. The error
+	// names the model, the object, the pinned shard and what pinned it, and
+	// the chooser's shard. [PinWins] (for a unit, [UnitPinWins]) lets the pin
+	// place it anyway.
+	ErrPinConflict = errors.New("session: the pinned shard is not the object's shard")
+
 	// ErrAmbiguous is returned when a Get finds its primary key on more than
 	// one candidate shard, or a single-row select matches rows on several
 	// shards with no order to pick one. Pin a shard to disambiguate.

@@ -99,7 +99,7 @@ func (u *UnitOfWork) flush(ctx context.Context, final bool) error {
 func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 	u.dedupe()
 	u.cascade()
-	pin, err := u.view.pinned(ctx, &stmtOptions{}, "flush")
+	pin, err := u.view.pinned(ctx, &stmtOptions{pinWins: u.cfg.pinWins}, "flush")
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +189,7 @@ func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 	}
 	for _, e := range w.del {
 		if e.shard == "" {
-			id, err := u.s.placeObject(ctx, "delete", e.mi, e.val(), pin)
+			id, err := u.view.placeObject(ctx, "delete", e.mi, e.val(), pin, -1)
 			if err != nil {
 				return nil, err
 			}
@@ -227,7 +227,7 @@ func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 // place decides the shard of a new object: a pin, else its Token, else its
 // owner's shard, else the ShardChooser's answer. It records the shard on
 // the object's Token (undone by unplace if the flush does not happen).
-func (u *UnitOfWork) place(ctx context.Context, e *entry, pin ShardID) error {
+func (u *UnitOfWork) place(ctx context.Context, e *entry, pin writePin) error {
 	v := e.val()
 	tok := e.mi.token(v)
 	var have ShardID
@@ -236,8 +236,11 @@ func (u *UnitOfWork) place(ctx context.Context, e *entry, pin ShardID) error {
 	}
 	var id ShardID
 	switch {
-	case pin != "":
-		id = pin
+	case pin.id != "":
+		var err error
+		if id, err = u.view.placeObject(ctx, "insert", e.mi, v, pin, -1); err != nil {
+			return err
+		}
 	case have != "":
 		if _, ok := u.s.shards[have]; !ok {
 			return u.s.unknown(have, "insert "+e.mi.table.TypeName+" (the object's token)")
@@ -247,7 +250,7 @@ func (u *UnitOfWork) place(ctx context.Context, e *entry, pin ShardID) error {
 		id = e.owner.shard
 	default:
 		var err error
-		if id, err = u.s.placeObject(ctx, "insert", e.mi, v, ""); err != nil {
+		if id, err = u.s.placeObject(ctx, "insert", e.mi, v, writePin{}, -1); err != nil {
 			return err
 		}
 	}

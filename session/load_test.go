@@ -310,7 +310,8 @@ func TestLoadRelationRouting(t *testing.T) {
 			t.Fatal(err)
 		}
 		shadow := &weather.Location{ID: 2, Continent: "Asia", City: "shadow of 2"}
-		if err := s2.Insert(ctx, shadow, session.SetShardID("europe")); err != nil {
+		// PinWins: the shadow is placed off its own shard on purpose.
+		if err := s2.Insert(ctx, shadow, session.SetShardID("europe"), session.PinWins()); err != nil {
 			t.Fatal(err)
 		}
 		old := &weather.Report{ID: 9001, LocationID: 2, Temperature: -5, ReportTime: time.Unix(9001, 0).UTC()}

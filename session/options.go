@@ -69,6 +69,7 @@ type StatementOption func(*stmtOptions)
 
 type stmtOptions struct {
 	shards  []ShardID // nil: no pin; non-nil: pinned here (empty: to nothing, an error)
+	pinWins bool
 	partial bool
 	scatter scatterRule
 	stats   *Stats

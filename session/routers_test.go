@@ -133,9 +133,10 @@ func TestRelationCheck(t *testing.T) {
 		t.Fatalf("Insert of a report on its location's shard = %v", err)
 	}
 	// Pinned elsewhere, it would refer to a row on another shard: refused
-	// before anything is sent.
+	// before anything is sent. (PinWins, or the pin itself would be refused
+	// first, with ErrPinConflict: the chooser places the report on a.)
 	r.reset()
-	err := s.Insert(ctx, &plReport{ID: 2, LocationID: 1, Location: loc}, session.SetShardID("b"))
+	err := s.Insert(ctx, &plReport{ID: 2, LocationID: 1, Location: loc}, session.SetShardID("b"), session.PinWins())
 	if !errors.Is(err, session.ErrRelationDenied) {
 		t.Fatalf("Insert of a report on b whose location is on a = %v; want ErrRelationDenied", err)
 	}
@@ -145,7 +146,7 @@ func TestRelationCheck(t *testing.T) {
 	}
 	// A slice with one bad element is refused whole.
 	reps := []*plReport{{ID: 3, LocationID: 1, Location: loc}, {ID: 4, LocationID: 1, Location: loc}}
-	if err := s.Update(ctx, &reps, session.SetShardID("c")); !errors.Is(err, session.ErrRelationDenied) {
+	if err := s.Update(ctx, &reps, session.SetShardID("c"), session.PinWins()); !errors.Is(err, session.ErrRelationDenied) {
 		t.Errorf("Update of reports pinned to c = %v; want ErrRelationDenied", err)
 	}
 	// Has-many and m2m fields are checked too.
@@ -187,7 +188,7 @@ func TestRelationCheck(t *testing.T) {
 
 	// Without a RelationRouter nothing is checked.
 	plain := r.session(t, plPlace)
-	if err := plain.Insert(ctx, &plReport{ID: 5, LocationID: 1, Location: loc}, session.SetShardID("d")); err != nil {
+	if err := plain.Insert(ctx, &plReport{ID: 5, LocationID: 1, Location: loc}, session.SetShardID("d"), session.PinWins()); err != nil {
 		t.Errorf("Insert across shards without a RelationRouter = %v; want it allowed", err)
 	}
 	if ok, err := plain.AllowRelation(ctx, loc, tagB); !ok || err != nil {

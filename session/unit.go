@@ -209,6 +209,7 @@ type UnitOption func(*unitConfig)
 type unitConfig struct {
 	twoPhase   bool
 	crossShard bool
+	pinWins    bool
 	txOptions  *sql.TxOptions
 }
 
@@ -233,6 +234,13 @@ func TwoPhase() UnitOption { return func(c *unitConfig) { c.twoPhase = true } }
 // on the parent's shard. A RelationRouter, when there is one, decides every
 // link itself, with or without this option.
 func AllowCrossShard() UnitOption { return func(c *unitConfig) { c.crossShard = true } }
+
+// UnitPinWins lets a unit begun on a [Session.Using] view, or flushed under
+// a [WithShardID] context, insert its new objects on the pinned shard even
+// where the ShardChooser places them on another, as [PinWins] does for one
+// statement. Without it such a Flush (or Commit) fails with
+// [ErrPinConflict] before anything is sent.
+func UnitPinWins() UnitOption { return func(c *unitConfig) { c.pinWins = true } }
 
 // TxOptions sets the options of the transactions the unit begins on each
 // shard (isolation level, read-only), as database/sql's BeginTx takes them.

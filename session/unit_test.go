@@ -605,7 +605,8 @@ func TestUnitRelationRouterDecidesLinks(t *testing.T) {
 	f.seed(t, base, weather.Generate(4, 0, 17))
 	// Location 2 (asia) also exists on europe, so that a report there may
 	// keep a foreign key to it: the archive of asia's reports, by design.
-	if err := base.Insert(ctx, &weather.Location{ID: 2, Continent: "Asia", City: "archive of 2"}, session.SetShardID("europe")); err != nil {
+	if err := base.Insert(ctx, &weather.Location{ID: 2, Continent: "Asia", City: "archive of 2"},
+		session.SetShardID("europe"), session.PinWins()); err != nil {
 		t.Fatal(err)
 	}
 	archive := chooser.RelationRouterFunc(func(_ context.Context, a, b chooser.Object) chooser.Verdict {

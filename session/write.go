@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/uptrace/bun"
+
+	"github.com/bunshard/bunshard/chooser"
 )
 
 // Insert inserts model (a pointer to a model struct, or to a slice of them)
@@ -109,11 +112,12 @@ func (s *Session) write(ctx context.Context, op string, model any, opts []Statem
 	var ids []ShardID
 	groups := map[ShardID][]reflect.Value{}
 	for i, obj := range objs {
-		id, err := s.placeObject(ctx, op, mi, obj, pin)
+		at := i
+		if kind == destStruct {
+			at = -1
+		}
+		id, err := s.placeObject(ctx, op, mi, obj, pin, at)
 		if err != nil {
-			if len(objs) > 1 {
-				return fmt.Errorf("%s (element %d)", err, i)
-			}
 			return err
 		}
 		if _, ok := groups[id]; !ok {
@@ -168,52 +172,140 @@ func (s *Session) write(ctx context.Context, op string, model any, opts []Statem
 	return nil
 }
 
+// PinWins lets a pinned Insert, Update or Delete (pinned by [SetShardID], a
+// [Session.Using] view or [WithShardID]) write each object on the pin even
+// where the ShardChooser places the object on another shard, for the rare
+// write that means to put a row where its own shard's reads will not find
+// it (an archive copy, a migration). Without it such a write fails with
+// [ErrPinConflict] before anything is sent. It does not let a pin override
+// an object's Token on Update or Delete: a row is updated where it lives.
+func PinWins() StatementOption {
+	return func(o *stmtOptions) { o.pinWins = true }
+}
+
+// writePin is the one shard a write of objects is pinned to, and by what.
+type writePin struct {
+	id   ShardID // "" when the write is not pinned
+	by   string  // "option", "using" or "context"
+	wins bool    // PinWins: the pin places objects without asking the ShardChooser
+}
+
 // pinned returns the shard a statement is pinned to by an option, a Using
-// view or the context, or "" when it is not. Writes of single objects take
-// one shard, so a pin to several is an error.
-func (s *Session) pinned(ctx context.Context, o *stmtOptions, what string) (ShardID, error) {
+// view or the context, with id "" when it is not. Writes of single objects
+// take one shard, so a pin to several is an error.
+func (s *Session) pinned(ctx context.Context, o *stmtOptions, what string) (writePin, error) {
 	ids, by, err := s.pinOf(ctx, o, what)
 	if err != nil || ids == nil {
-		return "", err
+		return writePin{}, err
 	}
 	r, err := s.checked(ids, by, what)
 	if err != nil {
-		return "", err
+		return writePin{}, err
 	}
 	if len(r.Shards) != 1 {
-		return "", fmt.Errorf("%w: %s: pinned to %d shards %v by %s; a write of objects needs exactly one",
+		return writePin{}, fmt.Errorf("%w: %s: pinned to %d shards %v by %s; a write of objects needs exactly one",
 			ErrInvalidArgument, what, len(r.Shards), r.Shards, by)
 	}
-	return r.Shards[0], nil
+	return writePin{id: r.Shards[0], by: by, wins: o.pinWins}, nil
 }
 
-// placeObject decides the shard of one object for op.
-func (s *Session) placeObject(ctx context.Context, op string, mi *modelInfo, obj reflect.Value, pin ShardID) (ShardID, error) {
+// pinWhat says what pinned a write, for errors.
+func (p writePin) what() string {
+	switch p.by {
+	case "option":
+		return "a statement option (SetShardID)"
+	case "using":
+		return "a Using view"
+	}
+	return "the context (WithShardID)"
+}
+
+// describe names one object of a write for errors: its primary key, or its
+// place in the slice (at >= 0) when the key is not set yet.
+func describe(mi *modelInfo, obj reflect.Value, at int) string {
+	pk := pkOf(mi, obj)
+	set := false
+	for _, f := range mi.table.PKs {
+		set = set || !f.HasZeroValue(obj)
+	}
+	var b strings.Builder
+	b.WriteString(mi.table.TypeName)
+	if set {
+		b.WriteString(" ")
+		for i, f := range mi.table.PKs {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s=%v", f.Name, pk[i])
+		}
+	}
+	if at >= 0 {
+		fmt.Fprintf(&b, " (element %d of the slice)", at)
+	}
+	return b.String()
+}
+
+// placeObject decides the shard of one object for op; at is its place in
+// the slice written, or -1 for a single object.
+//
+// Under a pin it asks the ShardChooser too (unless PinWins): a chooser that
+// places the object on another shard fails the write with ErrPinConflict; one
+// that cannot place it (an empty answer, any error) leaves it to the pin.
+func (s *Session) placeObject(ctx context.Context, op string, mi *modelInfo, obj reflect.Value, pin writePin, at int) (ShardID, error) {
 	var have ShardID
 	if tok := mi.token(obj); tok != nil {
 		have, _ = tok.Shard()
 	}
 	switch {
-	case pin != "" && (op == "insert" || have == "" || have == pin):
-		return pin, nil
-	case pin != "":
-		return "", fmt.Errorf("%w: %s %s: the object belongs to shard %s but the statement is pinned to %s; "+
-			"rows are not moved between shards (delete it there and insert it here)", ErrInvalidArgument, op, mi.table.TypeName, have, pin)
+	case pin.id != "" && op != "insert" && have != "" && have != pin.id:
+		return "", fmt.Errorf("%w: %w: %s %s: the object belongs to shard %s but the statement is pinned to %s by %s; "+
+			"rows are not moved between shards (delete it there and insert it here)",
+			ErrInvalidArgument, ErrPinConflict, op, describe(mi, obj, at), have, pin.id, pin.what())
+	case pin.id != "" && (pin.wins || op != "insert" && have == pin.id):
+		return pin.id, nil
+	case pin.id != "":
+		return s.checkPin(ctx, op, mi, obj, pin, at)
 	case have != "":
 		if _, ok := s.shards[have]; !ok {
-			return "", s.unknown(have, op+" "+mi.table.TypeName+" (the object's token)")
+			return "", s.unknown(have, op+" "+describe(mi, obj, at)+" (the object's token)")
 		}
 		return have, nil
 	}
 	id, err := s.shardChooser.ChooseShard(ctx, mi.table, obj.Addr().Interface())
 	if err != nil {
-		return "", fmt.Errorf("session: %s %s: %w", op, mi.table.TypeName, err)
+		return "", fmt.Errorf("session: %s %s: %w", op, describe(mi, obj, at), err)
 	}
 	if id == "" {
-		return "", fmt.Errorf("%w: %s %s: the ShardChooser returned an empty shard id", ErrNoShard, op, mi.table.TypeName)
+		return "", fmt.Errorf("%w: %s %s: the ShardChooser returned an empty shard id", ErrNoShard, op, describe(mi, obj, at))
 	}
 	if _, ok := s.shards[id]; !ok {
-		return "", s.unknown(id, op+" "+mi.table.TypeName+" (ShardChooser)")
+		return "", s.unknown(id, op+" "+describe(mi, obj, at)+" (ShardChooser)")
 	}
 	return id, nil
+}
+
+// checkPin asks the ShardChooser where an object pinned to pin belongs (see
+// chooser.WithPin) and fails with ErrPinConflict when it is another shard.
+// A chooser that cannot decide (an empty answer, or an error: a model it has
+// no rule for, a NULL shard key, a key its directory does not hold) leaves
+// the object to the pin, as before the check: the caller named the shard.
+func (s *Session) checkPin(ctx context.Context, op string, mi *modelInfo, obj reflect.Value, pin writePin, at int) (ShardID, error) {
+	id, err := s.shardChooser.ChooseShard(chooser.WithPin(ctx, pin.id), mi.table, obj.Addr().Interface())
+	if cerr := ctx.Err(); cerr != nil {
+		return "", fmt.Errorf("session: %s %s: %w", op, describe(mi, obj, at), cerr)
+	}
+	if err != nil || id == "" || id == pin.id {
+		return pin.id, nil
+	}
+	fix := "PinWins()"
+	if s.unit != nil {
+		fix = "UnitPinWins() at Begin"
+	}
+	by := "the ShardChooser"
+	if str, ok := s.shardChooser.(fmt.Stringer); ok {
+		by += " " + str.String()
+	}
+	return "", fmt.Errorf("%w: %s %s: the statement is pinned to shard %s by %s, but %s places the object on shard %s, "+
+		"where its reads look; a pin never moves a row off its own shard: fix the pin, or pass %s to write it on %s anyway",
+		ErrPinConflict, op, describe(mi, obj, at), pin.id, pin.what(), by, id, fix, pin.id)
 }
