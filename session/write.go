@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/bunshard/bunshard/chooser"
+	"github.com/bunshard/bunshard/identity"
 )
 
 // Insert inserts model (a pointer to a model struct, or to a slice of them)
@@ -27,9 +29,9 @@ import (
 // *ShardError values and says which shards committed. Use a unit of work
 // with two-phase commit for all-or-nothing writes across shards.
 func (s *Session) Insert(ctx context.Context, model any, opts ...StatementOption) error {
-	return s.write(ctx, "insert", model, opts, func(ctx context.Context, db bun.IDB, m any, _ int) error {
+	return s.write(ctx, "insert", model, opts, func(ctx context.Context, db bun.IDB, m any, _ *modelInfo, _ []reflect.Value) ([]int, error) {
 		_, err := db.NewInsert().Model(m).Exec(ctx)
-		return err
+		return nil, err
 	})
 }
 
@@ -40,31 +42,38 @@ func (s *Session) Insert(ctx context.Context, model any, opts ...StatementOption
 // that, the ShardChooser. An object whose Token names another shard than the
 // pin is an error: rows are never moved between shards silently.
 //
-// A slice is updated with one statement per shard. If fewer rows match than
-// objects were given (the row is gone, or the object was placed on the wrong
-// shard), the error satisfies errors.Is(err, sql.ErrNoRows). See Insert for
+// A slice is updated with one statement per shard, which returns the
+// primary keys it matched. If some objects match no row (the row is gone,
+// or the object was placed on the wrong shard), the others are still
+// written, and the error is a *[WriteError] that lists the objects written
+// and those not, and satisfies errors.Is(err, sql.ErrNoRows). See Insert for
 // what happens when a shard fails.
 func (s *Session) Update(ctx context.Context, model any, opts ...StatementOption) error {
-	return s.write(ctx, "update", model, opts, func(ctx context.Context, db bun.IDB, m any, n int) error {
+	return s.write(ctx, "update", model, opts, func(ctx context.Context, db bun.IDB, m any, mi *modelInfo, objs []reflect.Value) ([]int, error) {
 		q := db.NewUpdate().Model(m)
-		if n == 1 {
-			q = q.WherePK()
-		} else {
-			q = q.Bulk()
+		if len(objs) == 1 {
+			return missingOne(q.WherePK().Exec(ctx))
 		}
-		return expectRows(q.Exec(ctx))(n)
+		return missingOf(ctx, mi, objs, q.Bulk().Returning("?TablePKs"))
 	})
 }
 
 // Delete deletes model's objects by primary key, each on its own shard,
-// routed as [Session.Update] routes. If fewer rows are deleted than objects
-// given, the error satisfies errors.Is(err, sql.ErrNoRows).
+// routed as [Session.Update] routes, with one statement per shard. If some
+// objects match no row, the others are still deleted and the error is a
+// *[WriteError], as for Update.
 func (s *Session) Delete(ctx context.Context, model any, opts ...StatementOption) error {
-	return s.write(ctx, "delete", model, opts, func(ctx context.Context, db bun.IDB, m any, n int) error {
-		return expectRows(db.NewDelete().Model(m).WherePK().Exec(ctx))(n)
+	return s.write(ctx, "delete", model, opts, func(ctx context.Context, db bun.IDB, m any, mi *modelInfo, objs []reflect.Value) ([]int, error) {
+		q := db.NewDelete().Model(m).WherePK()
+		if len(objs) == 1 {
+			return missingOne(q.Exec(ctx))
+		}
+		return missingOf(ctx, mi, objs, q.Returning("?TablePKs"))
 	})
 }
 
+// expectRows fails with sql.ErrNoRows when a statement affected fewer than
+// want rows (the unit of work's flush uses it).
 func expectRows(res sql.Result, err error) func(int) error {
 	return func(want int) error {
 		if err != nil {
@@ -81,8 +90,120 @@ func expectRows(res sql.Result, err error) func(int) error {
 	}
 }
 
-// writeFunc runs one shard's statement on m, a *T or *[]*T holding n objects.
-type writeFunc func(ctx context.Context, db bun.IDB, m any, n int) error
+// missingOne reports the one object of a statement that affected no row.
+func missingOne(res sql.Result, err error) ([]int, error) {
+	if err != nil {
+		return nil, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil || n > 0 {
+		return nil, err
+	}
+	return []int{0}, nil
+}
+
+// missingOf runs q (an UPDATE or DELETE of objs ... RETURNING their primary
+// keys) and returns the positions in objs of the objects whose keys did not
+// come back: they matched no row. The keys are scanned into fresh structs of
+// the model, never into the caller's objects, since RETURNING comes back in
+// no particular order.
+func missingOf(ctx context.Context, mi *modelInfo, objs []reflect.Value, q interface {
+	Exec(context.Context, ...any) (sql.Result, error)
+}) ([]int, error) {
+	keys := reflect.New(reflect.SliceOf(mi.typ))
+	if _, err := q.Exec(ctx, keys.Interface()); err != nil {
+		return nil, err
+	}
+	rows := keys.Elem()
+	matched := make(map[any]bool, rows.Len())
+	for i := range rows.Len() {
+		matched[identity.Canonical(pkOf(mi, rows.Index(i))...)] = true
+	}
+	var missing []int
+	for i, obj := range objs {
+		if !matched[identity.Canonical(pkOf(mi, obj)...)] {
+			missing = append(missing, i)
+		}
+	}
+	return missing, nil
+}
+
+// writeFunc runs one shard's statement on m, a *T or *[]*T holding objs, and
+// returns the positions in objs of the objects that matched no row.
+type writeFunc func(ctx context.Context, db bun.IDB, m any, mi *modelInfo, objs []reflect.Value) (missing []int, err error)
+
+// ObjectRef names one object of a write: its position in the slice given
+// (0 for a single object), the shard it was sent to, and its primary-key
+// values in the order of the model's primary-key columns.
+type ObjectRef struct {
+	Index int
+	Shard ShardID
+	PK    []any
+}
+
+// WriteError is returned by [Session.Update] and [Session.Delete] when some
+// of the objects given matched no row on their shard (the row is gone, or
+// the object was routed to the wrong shard). Written lists the objects
+// whose rows were updated or deleted: those writes are done (committed,
+// each shard's statement being its own transaction) and are not undone.
+// Missing lists the objects that matched no row. Objects of a shard whose
+// statement failed are in neither; the error of that shard is joined to
+// this one. Both lists are sorted by Index.
+//
+// A WriteError satisfies errors.Is(err, sql.ErrNoRows).
+type WriteError struct {
+	Op      string // "update" or "delete"
+	Model   string // the model's Go type name
+	Written []ObjectRef
+	Missing []ObjectRef
+
+	cols []string // primary-key column names, for Error
+}
+
+// Error names the objects not written and those written, up to ten of each.
+func (e *WriteError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "session: %s %s: %d of %d objects matched no row by primary key and were not written: ",
+		e.Op, e.Model, len(e.Missing), len(e.Missing)+len(e.Written))
+	e.list(&b, e.Missing)
+	if len(e.Written) == 0 {
+		b.WriteString("; none was written")
+	} else {
+		fmt.Fprintf(&b, "; the other %d were written and stay so: ", len(e.Written))
+		e.list(&b, e.Written)
+	}
+	b.WriteString(": " + sql.ErrNoRows.Error())
+	return b.String()
+}
+
+func (e *WriteError) list(b *strings.Builder, refs []ObjectRef) {
+	const show = 10
+	b.WriteByte('[')
+	for i, r := range refs {
+		if i == show {
+			fmt.Fprintf(b, " and %d more", len(refs)-show)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		for j, v := range r.PK {
+			if j > 0 {
+				b.WriteByte(' ')
+			}
+			col := "pk"
+			if j < len(e.cols) {
+				col = e.cols[j]
+			}
+			fmt.Fprintf(b, "%s=%v", col, v)
+		}
+		fmt.Fprintf(b, " (element %d) on %s", r.Index, r.Shard)
+	}
+	b.WriteByte(']')
+}
+
+// Unwrap returns sql.ErrNoRows.
+func (e *WriteError) Unwrap() error { return sql.ErrNoRows }
 
 func (s *Session) write(ctx context.Context, op string, model any, opts []StatementOption, run writeFunc) error {
 	mi, kind, err := s.dest(model)
@@ -111,6 +232,7 @@ func (s *Session) write(ctx context.Context, op string, model any, opts []Statem
 	}
 	var ids []ShardID
 	groups := map[ShardID][]reflect.Value{}
+	pos := map[ShardID][]int{} // each group's objects' positions in objs
 	for i, obj := range objs {
 		at := i
 		if kind == destStruct {
@@ -124,6 +246,7 @@ func (s *Session) write(ctx context.Context, op string, model any, opts []Statem
 			ids = append(ids, id)
 		}
 		groups[id] = append(groups[id], obj)
+		pos[id] = append(pos[id], i)
 	}
 	if err := s.checkRelations(ctx, op, mi, groups); err != nil {
 		return err
@@ -131,6 +254,7 @@ func (s *Session) write(ctx context.Context, op string, model any, opts []Statem
 	slices.Sort(ids)
 
 	done := make([]bool, len(ids))
+	missing := make([][]int, len(ids)) // per shard: positions in groups[id] that matched no row
 	err = s.each(ctx, ids, op, func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
 		objs := groups[id]
 		var m any
@@ -145,18 +269,23 @@ func (s *Session) write(ctx context.Context, op string, model any, opts []Statem
 			p.Elem().Set(ptrs)
 			m = p.Interface()
 		}
-		if err := run(ctx, db, m, len(objs)); err != nil {
+		miss, err := run(ctx, db, m, mi, objs)
+		if err != nil {
 			return err
 		}
-		done[i] = true
+		// The statement succeeded, even where some objects matched no row:
+		// the others are written, so the shard counts as done and the
+		// missing objects are reported once every shard has answered.
+		done[i], missing[i] = true, miss
 		s.wrote(ctx, id, db)
-		for _, obj := range objs {
-			if tok := mi.token(obj); tok != nil {
+		for j, obj := range objs {
+			if tok := mi.token(obj); tok != nil && !slices.Contains(miss, j) {
 				tok.SetShard(id)
 			}
 		}
 		return nil
 	})
+	werr := s.writeError(op, mi, ids, groups, pos, done, missing)
 	if err != nil {
 		var ok []ShardID
 		for i, d := range done {
@@ -165,11 +294,52 @@ func (s *Session) write(ctx context.Context, op string, model any, opts []Statem
 			}
 		}
 		if len(ok) > 0 {
-			return fmt.Errorf("session: %s %s committed on shards %v but failed on others: %w", op, mi.table.TypeName, ok, err)
+			err = fmt.Errorf("session: %s %s committed on shards %v but failed on others: %w", op, mi.table.TypeName, ok, err)
+		}
+		if werr != nil {
+			return errors.Join(werr, err)
 		}
 		return err
 	}
+	if werr != nil {
+		return werr
+	}
 	return nil
+}
+
+// writeError returns the *WriteError of a write in which some objects
+// matched no row, and nil (an untyped nil error) when none did.
+func (s *Session) writeError(op string, mi *modelInfo, ids []ShardID, groups map[ShardID][]reflect.Value,
+	pos map[ShardID][]int, done []bool, missing [][]int,
+) error {
+	short := false
+	for _, m := range missing {
+		short = short || len(m) > 0
+	}
+	if !short {
+		return nil
+	}
+	e := &WriteError{Op: op, Model: mi.table.TypeName}
+	for _, f := range mi.table.PKs {
+		e.cols = append(e.cols, f.Name)
+	}
+	for i, id := range ids {
+		if !done[i] {
+			continue
+		}
+		for j, obj := range groups[id] {
+			ref := ObjectRef{Index: pos[id][j], Shard: id, PK: pkOf(mi, obj)}
+			if slices.Contains(missing[i], j) {
+				e.Missing = append(e.Missing, ref)
+			} else {
+				e.Written = append(e.Written, ref)
+			}
+		}
+	}
+	byIndex := func(a, b ObjectRef) int { return a.Index - b.Index }
+	slices.SortFunc(e.Missing, byIndex)
+	slices.SortFunc(e.Written, byIndex)
+	return e
 }
 
 // PinWins lets a pinned Insert, Update or Delete (pinned by [SetShardID], a
