@@ -124,8 +124,9 @@ func (s *Session) checkRelations(ctx context.Context, op string, mi *modelInfo, 
 }
 
 // eachRelated calls fn with each addressable struct held in a relation
-// field: the struct, the pointed-to struct, or each element of a slice;
-// zero structs and nil pointers are skipped. fn returns false to stop.
+// field: the struct, the pointed-to struct, or each element of a slice,
+// whatever its values (a zero struct behind a pointer is an object to vet
+// like any other); only nil pointers hold nothing. fn returns false to stop.
 func eachRelated(v reflect.Value, fn func(reflect.Value) bool) bool {
 	switch v.Kind() {
 	case reflect.Pointer:
@@ -134,9 +135,6 @@ func eachRelated(v reflect.Value, fn func(reflect.Value) bool) bool {
 		}
 		return eachRelated(v.Elem(), fn)
 	case reflect.Struct:
-		if v.IsZero() {
-			return true
-		}
 		return fn(v)
 	case reflect.Slice:
 		for i := range v.Len() {
