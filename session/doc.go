@@ -129,6 +129,13 @@
 // chooser.MigrateRouter decides where placement puts tables. Without them
 // every relation is allowed and every table goes to every shard.
 //
+// A Bun query passed as an argument (Where("id IN (?)", sub)) is inlined
+// into the statement and runs on the statement's shards: one built on
+// another shard's handle, or on a database that is no shard, fails the
+// statement with [ErrInvalidArgument] before anything is sent. Build a
+// subquery meant for each shard inside Apply, on the shard's query
+// (b.NewSelect()).
+//
 // Per-statement routing by name is [SetShardID] and [Session.Using];
 // per-request routing is [WithShardID] in the request's context, which every
 // goroutine started from it carries too (examples/tenant_http has a net/http

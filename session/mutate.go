@@ -39,6 +39,7 @@ type mutation struct {
 	mi       *modelInfo
 	criteria []chooser.Criterion
 	opts     []StatementOption
+	subs     []subquery // Bun queries among the arguments: vetted against the route
 	err      error
 }
 
@@ -91,6 +92,9 @@ func (m *mutation) exec(ctx context.Context, op chooser.Op, run func(ctx context
 	if err != nil {
 		return Result{}, err
 	}
+	if err := m.s.vetSubqueries(m.subs, p.Shards, op.String()+" "+m.mi.table.TypeName); err != nil {
+		return Result{}, err
+	}
 	rows := make([]int64, len(p.Shards))
 	err = m.s.each(ctx, p.Shards, op.String(), func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
 		n, err := run(ctx, db, &p, id)
@@ -120,18 +124,21 @@ func (q *UpdateQuery) Model(model any) *UpdateQuery { q.model(model); return q }
 
 // Set adds a SET clause, as bun.UpdateQuery.Set does.
 func (q *UpdateQuery) Set(query string, args ...any) *UpdateQuery {
+	q.subs = subqueriesIn(q.subs, "Set", args)
 	q.ops = append(q.ops, func(b *bun.UpdateQuery) *bun.UpdateQuery { return b.Set(query, args...) })
 	return q
 }
 
 // Where adds a condition, as bun.UpdateQuery.Where does.
 func (q *UpdateQuery) Where(query string, args ...any) *UpdateQuery {
+	q.subs = subqueriesIn(q.subs, "Where", args)
 	q.ops = append(q.ops, func(b *bun.UpdateQuery) *bun.UpdateQuery { return b.Where(query, args...) })
 	return q
 }
 
 // WhereOr adds an OR condition, as bun.UpdateQuery.WhereOr does.
 func (q *UpdateQuery) WhereOr(query string, args ...any) *UpdateQuery {
+	q.subs = subqueriesIn(q.subs, "WhereOr", args)
 	q.ops = append(q.ops, func(b *bun.UpdateQuery) *bun.UpdateQuery { return b.WhereOr(query, args...) })
 	return q
 }
@@ -174,12 +181,14 @@ func (q *DeleteQuery) Model(model any) *DeleteQuery { q.model(model); return q }
 
 // Where adds a condition, as bun.DeleteQuery.Where does.
 func (q *DeleteQuery) Where(query string, args ...any) *DeleteQuery {
+	q.subs = subqueriesIn(q.subs, "Where", args)
 	q.ops = append(q.ops, func(b *bun.DeleteQuery) *bun.DeleteQuery { return b.Where(query, args...) })
 	return q
 }
 
 // WhereOr adds an OR condition, as bun.DeleteQuery.WhereOr does.
 func (q *DeleteQuery) WhereOr(query string, args ...any) *DeleteQuery {
+	q.subs = subqueriesIn(q.subs, "WhereOr", args)
 	q.ops = append(q.ops, func(b *bun.DeleteQuery) *bun.DeleteQuery { return b.WhereOr(query, args...) })
 	return q
 }

@@ -44,6 +44,7 @@ type SelectQuery struct {
 	aggs        []Aggregate
 	having      []havingCond
 	opts        []StatementOption
+	subs        []subquery // Bun queries among the arguments: vetted against the route
 	err         error
 }
 
@@ -83,6 +84,7 @@ func (q *SelectQuery) Column(columns ...string) *SelectQuery {
 // ColumnExpr adds a column expression, as bun.SelectQuery.ColumnExpr does.
 func (q *SelectQuery) ColumnExpr(query string, args ...any) *SelectQuery {
 	q.projected = true
+	q.subs = subqueriesIn(q.subs, "ColumnExpr", args)
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.ColumnExpr(query, args...) })
 }
 
@@ -95,11 +97,13 @@ func (q *SelectQuery) ExcludeColumn(columns ...string) *SelectQuery {
 // Where adds a condition, as bun.SelectQuery.Where does. Choosers cannot see
 // it: declare shard-key conditions with WhereShardKey.
 func (q *SelectQuery) Where(query string, args ...any) *SelectQuery {
+	q.subs = subqueriesIn(q.subs, "Where", args)
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Where(query, args...) })
 }
 
 // WhereOr adds an OR condition, as bun.SelectQuery.WhereOr does.
 func (q *SelectQuery) WhereOr(query string, args ...any) *SelectQuery {
+	q.subs = subqueriesIn(q.subs, "WhereOr", args)
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.WhereOr(query, args...) })
 }
 
@@ -127,11 +131,13 @@ func (q *SelectQuery) WhereShardKey(column string, values ...any) *SelectQuery {
 // Join adds a join, as bun.SelectQuery.Join does. Joins run inside each
 // shard: rows of other shards are not visible to them.
 func (q *SelectQuery) Join(join string, args ...any) *SelectQuery {
+	q.subs = subqueriesIn(q.subs, "Join", args)
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Join(join, args...) })
 }
 
 // JoinOn adds a join condition, as bun.SelectQuery.JoinOn does.
 func (q *SelectQuery) JoinOn(cond string, args ...any) *SelectQuery {
+	q.subs = subqueriesIn(q.subs, "JoinOn", args)
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.JoinOn(cond, args...) })
 }
 
@@ -162,6 +168,7 @@ func (q *SelectQuery) Group(columns ...string) *SelectQuery {
 // Having adds a HAVING condition, as bun.SelectQuery.Having does. Like Group
 // it works on one shard only; see HavingAgg.
 func (q *SelectQuery) Having(having string, args ...any) *SelectQuery {
+	q.subs = subqueriesIn(q.subs, "Having", args)
 	q.grouped = true
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Having(having, args...) })
 }
@@ -193,6 +200,7 @@ func (q *SelectQuery) Order(orders ...string) *SelectQuery {
 // OrderExpr adds an ORDER BY expression. It cannot be merged across shards:
 // a statement with one runs on a single shard or fails with ErrUnsupported.
 func (q *SelectQuery) OrderExpr(query string, args ...any) *SelectQuery {
+	q.subs = subqueriesIn(q.subs, "OrderExpr", args)
 	q.order = append(q.order, orderKey{expr: query, args: args})
 	return q
 }
@@ -242,7 +250,11 @@ func (q *SelectQuery) plan(ctx context.Context) (plan, error) {
 	if q.mi == nil {
 		return plan{}, fmt.Errorf("%w: select has no model; call Model(&objs) or Model((*Model)(nil))", ErrInvalidArgument)
 	}
-	return q.s.plan(ctx, chooser.OpSelect, q.mi, q.criteria, q.opts)
+	p, err := q.s.plan(ctx, chooser.OpSelect, q.mi, q.criteria, q.opts)
+	if err == nil {
+		err = q.s.vetSubqueries(q.subs, p.Shards, "select "+q.mi.table.TypeName)
+	}
+	return p, err
 }
 
 // plan routes a statement and splits declared IN lists by shard when the

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/uptrace/bun"
+
 	"github.com/bunshard/bunshard/chooser"
 	"github.com/bunshard/bunshard/internal/weather"
 	"github.com/bunshard/bunshard/session"
@@ -53,5 +55,95 @@ func TestRelationCheckVetsZeroObjects(t *testing.T) {
 	// Nil pointers and empty slices hold no object: nothing to deny.
 	if err := s.Insert(ctx, &weather.Location{ID: 5, Continent: "Asia", City: "e"}); err != nil {
 		t.Errorf("Insert of a location without related objects = %v", err)
+	}
+}
+
+// A Bun subquery built on one shard's handle and inlined into a statement
+// for another shard would read the other shard's rows: refused before
+// anything is sent, as is one built on a database that is no shard.
+func TestSubqueryFromAnotherShardIsRefused(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	s := f.session(t)
+	f.seed(t, s, weather.Generate(8, 3, 9))
+	locsOf := func(db bun.IDB, continent string) *bun.SelectQuery {
+		return db.NewSelect().Table("weather_locations").Column("id").Where("continent = ?", continent)
+	}
+	europe := locsOf(f.shards["europe"], "Europe")
+
+	refused := []struct {
+		name string
+		run  func() error
+		want []string
+	}{
+		{"select pinned elsewhere", func() error {
+			var reps []weather.Report
+			return s.NewSelect().Model(&reps).Where("location_id IN (?)", europe).
+				Options(session.SetShardID("asia")).Scan(ctx)
+		}, []string{"argument 1 of Where", "shard europe", "runs on shard asia"}},
+		{"select fanned out", func() error {
+			_, err := s.NewSelect().Model((*weather.Report)(nil)).Where("location_id IN (?)", europe).Count(ctx)
+			return err
+		}, []string{"shard europe", "north_america"}},
+		{"context pin, WhereOr", func() error {
+			var reps []weather.Report
+			return s.NewSelect().Model(&reps).Where("FALSE").WhereOr("location_id IN (?)", europe).
+				Scan(session.WithShardID(ctx, "asia"))
+		}, []string{"argument 1 of WhereOr", "asia"}},
+		{"foreign database", func() error {
+			var reps []weather.Report
+			return s.NewSelect().Model(&reps).Where("location_id IN (?)", locsOf(f.single, "Europe")).
+				Options(session.SetShardID("europe")).Scan(ctx)
+		}, []string{"none of the session's shards"}},
+		{"statement-form update", func() error {
+			_, err := s.NewUpdate().Model((*weather.Report)(nil)).Set("temperature = ?", 0).
+				Where("location_id IN (?)", europe).Exec(ctx)
+			return err
+		}, []string{"update Report", "shard europe"}},
+		{"statement-form delete", func() error {
+			_, err := s.NewDelete().Model((*weather.Report)(nil)).Where("location_id IN (?)", europe).
+				Options(session.SetShardID("south_america")).Exec(ctx)
+			return err
+		}, []string{"delete Report", "south_america"}},
+	}
+	for _, c := range refused {
+		f.reset()
+		err := c.run()
+		if !errors.Is(err, session.ErrInvalidArgument) {
+			t.Errorf("%s with a subquery built on europe = %v; want ErrInvalidArgument", c.name, err)
+			continue
+		}
+		wantIn(t, err, c.want...)
+		if n := f.perShard(); !slices.Equal(n, []int{0, 0, 0, 0}) {
+			t.Errorf("%s: refused statement sent %v statements", c.name, n)
+		}
+	}
+
+	// On its own shard the subquery runs, and finds that shard's rows.
+	var reps []weather.Report
+	if err := s.NewSelect().Model(&reps).Where("location_id IN (?)", europe).
+		Options(session.SetShardID("europe")).Scan(ctx); err != nil {
+		t.Fatalf("select on europe with europe's subquery = %v", err)
+	}
+	want, err := f.shards["europe"].NewSelect().Table("weather_reports").Count(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(reps)) != want || want == 0 {
+		t.Errorf("select on europe with europe's subquery found %d reports; europe holds %d", len(reps), want)
+	}
+	// A subquery for every shard is built on the shard's own query.
+	n, err := s.NewSelect().Model((*weather.Report)(nil)).Apply(func(b *bun.SelectQuery) *bun.SelectQuery {
+		return b.Where("location_id IN (?)", b.NewSelect().Table("weather_locations").Column("id"))
+	}).Count(ctx)
+	if err != nil {
+		t.Fatalf("fan-out with per-shard subqueries built in Apply = %v", err)
+	}
+	all, err := f.single.NewSelect().Table("weather_reports").Count(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(n) != all {
+		t.Errorf("fan-out count = %d; the unsharded database has %d", n, all)
 	}
 }
