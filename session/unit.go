@@ -446,9 +446,11 @@ func (u *UnitOfWork) pointers(op string, arg any) (objArgs, *modelInfo, error) {
 // the shard a pin (a Using view, or the flush's context) names, else the
 // shard on their Token, else their owner's shard (the parent whose has-one,
 // has-many or many-to-many relation holds them), else the ShardChooser's.
-// The join rows of a new object's many-to-many relations are inserted on
-// its shard (see Flush). Objects the
-// unit already tracks stay where they are: adding them again does nothing,
+// Under a pin, the flush fails with [ErrPinConflict] for an object the
+// ShardChooser places on another shard, unless the unit was begun with
+// [UnitPinWins]. The join rows of a new object's many-to-many relations are
+// inserted on its shard (see Flush). Objects the unit already tracks stay
+// where they are: adding them again does nothing,
 // except that it cancels a pending Delete. Add sends nothing; it fails on
 // arguments that are not models with a primary key.
 func (u *UnitOfWork) Add(objs ...any) error {

@@ -20,7 +20,11 @@ import (
 //
 // Each object goes to: the shard pinned by a statement option, a Using view
 // or the context; else the shard already on its Token; else the one its
-// ShardChooser picks. A slice is split by shard and written with one INSERT
+// ShardChooser picks. Under a pin the ShardChooser is asked too: an object
+// it places on another shard fails the write with [ErrPinConflict] before
+// anything is sent, unless the statement carries [PinWins]; one it cannot
+// place (an empty answer or an error) goes to the pin. A slice is split by
+// shard and written with one INSERT
 // per shard, the shards in parallel. Values the database generates
 // (RETURNING) land in the caller's objects.
 //
