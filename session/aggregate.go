@@ -102,21 +102,91 @@ func (q *SelectQuery) Aggregate(aggs ...Aggregate) *SelectQuery {
 }
 
 // HavingAgg keeps the merged groups whose output column name compares to
-// value with op (=, <>, <, <=, >, >=). Unlike SQL's HAVING, which would see
-// one shard's partial groups, it runs after the merge.
+// value with op (=, <>, !=, <, <=, >, >=). Unlike SQL's HAVING, which would
+// see one shard's partial groups, it runs after the merge; neither name,
+// op nor value is written into SQL.
+//
+// value must suit the column: a Go integer or float for a count, a sum, an
+// average, or a min, max or group column of numbers; a time.Time for times;
+// a string for text (= and <> only: PostgreSQL orders text by collation);
+// a bool for booleans. Pointers are followed. A nil value, another op, an
+// unknown name or a value of another type fails the statement with
+// ErrInvalidArgument.
 func (q *SelectQuery) HavingAgg(name, op string, value any) *SelectQuery {
 	switch op {
 	case "=", "<>", "!=", "<", "<=", ">", ">=":
 	default:
-		return q.fail(fmt.Errorf("%w: HavingAgg(%q, %q): op must be one of = <> < <= > >=", ErrInvalidArgument, name, op))
+		return q.fail(fmt.Errorf("%w: HavingAgg(%q, %q): op must be one of = <> != < <= > >=", ErrInvalidArgument, name, op))
 	}
-	q.having = append(q.having, havingCond{name: name, op: op, value: value})
+	rv := reflect.ValueOf(value)
+	for rv.Kind() == reflect.Pointer && !rv.IsNil() {
+		rv = rv.Elem()
+	}
+	if !rv.IsValid() || rv.Kind() == reflect.Pointer {
+		return q.fail(fmt.Errorf("%w: HavingAgg(%q, %q, nil): compare with a value; a comparison with NULL is never true",
+			ErrInvalidArgument, name, op))
+	}
+	q.having = append(q.having, havingCond{name: name, op: op, value: rv.Interface()})
 	return q
 }
 
 type havingCond struct {
 	name, op string
 	value    any
+	col      int // set by aggPlan: the output column
+	want     any // set by aggPlan: value as the merge holds the column's values
+}
+
+// havingKind is the family of values HavingAgg compares a column of class
+// t with: numbers (kindFloat), text, bool, time, or none (kindOther).
+func havingKind(t colType) valueKind {
+	switch t {
+	case ctInt, ctUint, ctFloat, ctNumeric:
+		return kindFloat
+	case ctText, ctBpchar:
+		return kindText
+	case ctBool:
+		return kindBool
+	case ctTime:
+		return kindTime
+	}
+	return kindOther
+}
+
+// havingValue converts h's value to the form the merge holds values of
+// kind k in (int64 or *big.Int, float64, time.Time, string, bool), or says
+// why it cannot be compared with them.
+func havingValue(h havingCond, k valueKind) (any, error) {
+	rv := reflect.ValueOf(h.value)
+	vk := kindOf(rv.Type())
+	numeric := func(k valueKind) bool { return k == kindInt || k == kindUint || k == kindFloat }
+	switch {
+	case numeric(k) && vk == kindInt:
+		return rv.Int(), nil
+	case numeric(k) && vk == kindUint:
+		if u := rv.Uint(); u > math.MaxInt64 {
+			return new(big.Int).SetUint64(u), nil
+		}
+		return int64(rv.Uint()), nil
+	case numeric(k) && vk == kindFloat:
+		return rv.Float(), nil
+	case k == kindTime && vk == kindTime:
+		return rv.Interface(), nil
+	case k == kindText && vk == kindText:
+		if h.op != "=" && h.op != "<>" && h.op != "!=" {
+			return nil, fmt.Errorf("%w: HavingAgg(%q, %q, %q): PostgreSQL orders text by the column's collation, "+
+				"which the merge cannot reproduce; only = and <> compare text", ErrUnsupported, h.name, h.op, h.value)
+		}
+		return rv.String(), nil
+	case k == kindBool && vk == kindBool:
+		return rv.Bool(), nil
+	case k == kindOther:
+		return nil, fmt.Errorf("%w: HavingAgg(%q): the column's values cannot be compared in Go", ErrUnsupported, h.name)
+	}
+	want := map[valueKind]string{kindInt: "a number", kindUint: "a number", kindFloat: "a number",
+		kindTime: "a time.Time", kindText: "a string", kindBool: "a bool"}[k]
+	return nil, fmt.Errorf("%w: HavingAgg(%q, %q, %v): the value is a %T; the column wants %s",
+		ErrInvalidArgument, h.name, h.op, h.value, h.value, want)
 }
 
 // partial is one column a shard computes for an aggregate.
@@ -134,6 +204,7 @@ type aggPlan struct {
 	names       []string        // output names: group columns, then aggregates
 	partials    []partial
 	order       []outOrder
+	having      []havingCond // q.having, checked and converted
 }
 
 type outOrder struct {
@@ -213,9 +284,27 @@ func (q *SelectQuery) aggPlan() (*aggPlan, error) {
 		ap.names = append(ap.names, a.name())
 	}
 	for _, h := range q.having {
-		if !slices.Contains(ap.names, h.name) {
+		h.col = slices.Index(ap.names, h.name)
+		if h.col < 0 {
 			return nil, fmt.Errorf("%w: HavingAgg(%q): not an output column (have %v)", ErrInvalidArgument, h.name, ap.names)
 		}
+		var k valueKind
+		if h.col < len(ap.groupFields) {
+			k = havingKind(ap.groupTypes[h.col])
+		} else {
+			i := h.col - len(ap.groupFields)
+			switch q.aggs[i].fn {
+			case aggCount, aggAvg:
+				k = kindFloat // a number
+			default: // sum, min, max: the column's class (aggPlan checked it above)
+				k = havingKind(sqlClass(sqlBase(ap.aggFields[i].DiscoveredSQLType)))
+			}
+		}
+		var err error
+		if h.want, err = havingValue(h, k); err != nil {
+			return nil, err
+		}
+		ap.having = append(ap.having, h)
 	}
 	for _, k := range q.order {
 		o, err := parseOutOrder(ap, k.expr)
@@ -287,7 +376,7 @@ func (q *SelectQuery) scanAggregate(ctx context.Context, p *plan, dest any) erro
 		for _, fn := range q.ops {
 			b = fn(b)
 		}
-		p.where(id, q.criteria, func(s string, args ...any) { b = b.Where(s, args...) })
+		p.where(id, func(s string, args ...any) { b = b.Where(s, args...) })
 		for _, pt := range ap.partials {
 			b = b.ColumnExpr(pt.sql, pt.args...)
 		}
@@ -414,7 +503,7 @@ func (ap *aggPlan) merge(q *SelectQuery, parts [][][]any) ([][]any, error) {
 				}
 			}
 		}
-		if keep(ap, q.having, g.vals) {
+		if keep(ap.having, g.vals) {
 			out = append(out, g.vals)
 		}
 	}
@@ -604,17 +693,13 @@ func compareOut(o outOrder, a, b any) int {
 	return c
 }
 
-func keep(ap *aggPlan, having []havingCond, vals []any) bool {
+func keep(having []havingCond, vals []any) bool {
 	for _, h := range having {
-		v := vals[slices.Index(ap.names, h.name)]
+		v := vals[h.col]
 		if v == nil {
 			return false // a comparison with NULL is never true
 		}
-		want, err := normalize(asDriverValue(h.value), false)
-		if err != nil {
-			return false
-		}
-		c := compareAny(v, want)
+		c := compareAny(v, h.want)
 		ok := false
 		switch h.op {
 		case "=":
@@ -635,20 +720,6 @@ func keep(ap *aggPlan, having []havingCond, vals []any) bool {
 		}
 	}
 	return true
-}
-
-// asDriverValue widens a caller's comparison value to the driver's types.
-func asDriverValue(v any) any {
-	rv := reflect.ValueOf(v)
-	switch kindOf(rv.Type()) {
-	case kindInt:
-		return rv.Int()
-	case kindUint:
-		return int64(rv.Uint())
-	case kindFloat:
-		return rv.Float()
-	}
-	return v
 }
 
 // assign writes the merged rows into dst, a slice of structs, struct

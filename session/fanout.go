@@ -31,6 +31,9 @@ func (s *Session) fanOut(ctx context.Context, ids []ShardID, op string, fn shard
 // shard runs to the end and, when some (not all) fail, the error is a
 // *PartialError naming them while the others' results stand.
 func (s *Session) fanOutPolicy(ctx context.Context, ids []ShardID, op string, partial bool, fn shardFunc) error {
+	if len(ids) == 0 { // criteria that match no row (mergeCriteria): nothing to run
+		return nil
+	}
 	fn = s.reading(fn) // every fan-out is a read: replicas may serve it
 	if partial && len(ids) > 1 {
 		err := s.each(ctx, ids, op, fn)
@@ -177,6 +180,9 @@ func (s *Session) conn(ctx context.Context, id ShardID) (bun.IDB, error) {
 // must not be cut off half-way, and Ping wants every answer) and returns all
 // errors joined, sorted by shard.
 func (s *Session) each(ctx context.Context, ids []ShardID, op string, fn shardFunc) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	errs := make([]error, len(ids))
 	run := func(i int, id ShardID) {
 		if err := s.run(ctx, i, id, fn); err != nil {

@@ -170,7 +170,11 @@ func FuzzMergeTypes(f *testing.F) {
 		specs = append(specs, "id")
 		var keys []orderKey
 		for _, s := range specs {
-			keys = append(keys, parseOrder(table, s))
+			k, err := parseOrder(table, s)
+			if err != nil {
+				t.Fatalf("parseOrder(%q): %v", s, err)
+			}
+			keys = append(keys, k)
 		}
 		if err := mergeable(keys); err != nil {
 			t.Fatalf("ORDER BY %v: %v", specs, err)
@@ -275,7 +279,11 @@ func TestMergeableTypes(t *testing.T) {
 		{"cit", false, "citext"}, {`cit COLLATE "C"`, false, "citext"}, {"flat", false, "pointer"},
 		{"seen", true, ""}, {"raw", true, ""}, {"money", false, "money"},
 	} {
-		err := mergeable([]orderKey{parseOrder(table, c.spec)})
+		k, err := parseOrder(table, c.spec)
+		if err != nil {
+			t.Fatalf("parseOrder(%q): %v", c.spec, err)
+		}
+		err = mergeable([]orderKey{k})
 		switch {
 		case c.ok && err != nil:
 			t.Errorf("ORDER BY %s: %v; want it merged", c.spec, err)

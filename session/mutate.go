@@ -171,7 +171,7 @@ func (q *UpdateQuery) Exec(ctx context.Context) (Result, error) {
 		for _, fn := range q.ops {
 			b = fn(b)
 		}
-		p.where(id, q.criteria, func(s string, args ...any) { b = b.Where(s, args...) })
+		p.where(id, func(s string, args ...any) { b = b.Where(s, args...) })
 		return affected(b.Exec(ctx))
 	})
 }
@@ -220,7 +220,7 @@ func (q *DeleteQuery) Exec(ctx context.Context) (Result, error) {
 		for _, fn := range q.ops {
 			b = fn(b)
 		}
-		p.where(id, q.criteria, func(s string, args ...any) { b = b.Where(s, args...) })
+		p.where(id, func(s string, args ...any) { b = b.Where(s, args...) })
 		return affected(b.Exec(ctx))
 	})
 }

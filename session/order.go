@@ -7,76 +7,112 @@ import (
 	"reflect"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/schema"
 )
 
-// orderKey is one recorded ORDER BY term. field is nil for an expression the
-// session cannot compare in Go; such a statement still runs on one shard, but
-// a merge across shards refuses it.
+// orderKey is one recorded ORDER BY term. field is nil for an OrderExpr
+// term (raw), which the session cannot compare in Go: such a statement still
+// runs on one shard, but a merge across shards refuses it. An Order term
+// names a column (field) of the model or, on a grouped select, an output
+// column (name only), and never reaches SQL as text.
 type orderKey struct {
 	field      *schema.Field
 	desc       bool
 	nullsFirst bool
 	byteOrder  bool    // COLLATE "C": text compares as bytes, in SQL and in Go
 	typ        colType // how the merge compares the column (typeOf)
-	expr       string  // the caller's text, for errors and for opaque terms
+	name       string  // an Order term's column
+	raw        bool    // an OrderExpr term: expr and args are SQL
+	expr       string  // the caller's text, for errors and for OrderExpr terms
 	args       []any
 }
 
-// parseOrder turns "temperature DESC NULLS LAST" into a key on the model's
-// column, following PostgreSQL's defaults (ASC puts NULLs last, DESC first).
-// Anything else (an expression, a qualified or quoted name) becomes an
-// opaque key.
-func parseOrder(t *schema.Table, spec string) orderKey {
+// parseOrder parses an Order term,
+//
+//	<column> [COLLATE "C" | COLLATE "POSIX"] [ASC | DESC] [NULLS FIRST | NULLS LAST]
+//
+// with keywords in any case and any white space between words, following
+// PostgreSQL's defaults (ASC puts NULLs last, DESC first). A column of the
+// model sets field; another name is kept for a grouped select's output
+// columns (SelectQuery.plan refuses it elsewhere). Anything else is
+// ErrInvalidArgument.
+func parseOrder(t *schema.Table, spec string) (orderKey, error) {
 	k := orderKey{expr: spec}
+	bad := func(why string) (orderKey, error) {
+		return orderKey{}, fmt.Errorf("%w: Order(%q) on %s: %s; an Order term is a column of the model, then optionally "+
+			`COLLATE "C" (or "POSIX"), ASC or DESC, and NULLS FIRST or NULLS LAST; write other terms with OrderExpr and placeholders`,
+			ErrInvalidArgument, spec, t.TypeName, why)
+	}
 	words := strings.Fields(spec)
 	if len(words) == 0 {
-		return k
+		return bad("the term is empty")
 	}
-	f, ok := t.FieldMap[words[0]]
-	if !ok {
-		return k
+	k.name, words = words[0], words[1:]
+	k.field = t.FieldMap[k.name]
+	if k.field == nil && !plainName(k.name) {
+		return bad(fmt.Sprintf("%q is not a plain column name", k.name))
 	}
-	words = words[1:]
-	if len(words) >= 2 && strings.EqualFold(words[0], "COLLATE") {
-		switch words[1] {
-		case `"C"`, `"POSIX"`:
-			k.byteOrder = true
-		default:
-			return k
+	if len(words) >= 1 && strings.EqualFold(words[0], "COLLATE") {
+		if len(words) < 2 || words[1] != `"C"` && words[1] != `"POSIX"` {
+			return bad(`the only collations are "C" and "POSIX" (byte order)`)
 		}
-		words = words[2:]
+		k.byteOrder, words = true, words[2:]
 	}
-	rest := strings.ToUpper(strings.Join(words, " "))
-	switch rest {
-	case "", "ASC":
-	case "DESC":
-		k.desc = true
-	case "ASC NULLS FIRST", "NULLS FIRST":
-		k.nullsFirst = true
-	case "ASC NULLS LAST", "NULLS LAST":
-	case "DESC NULLS FIRST":
-		k.desc = true
-	case "DESC NULLS LAST":
-		k.desc = true
-	default:
-		return k
+	if len(words) >= 1 {
+		switch strings.ToUpper(words[0]) {
+		case "ASC":
+			words = words[1:]
+		case "DESC":
+			k.desc, words = true, words[1:]
+		}
 	}
-	if k.desc {
-		k.nullsFirst = !strings.HasSuffix(rest, "NULLS LAST")
+	k.nullsFirst = k.desc
+	if len(words) >= 2 && strings.EqualFold(words[0], "NULLS") {
+		switch strings.ToUpper(words[1]) {
+		case "FIRST":
+			k.nullsFirst, words = true, words[2:]
+		case "LAST":
+			k.nullsFirst, words = false, words[2:]
+		}
 	}
-	k.field = f
-	k.typ, _ = typeOf(f)
-	return k
+	if len(words) > 0 {
+		return bad(fmt.Sprintf("unexpected %q", strings.Join(words, " ")))
+	}
+	if k.field != nil {
+		k.typ, _ = typeOf(k.field)
+	}
+	return k, nil
+}
+
+// plainName reports whether s is a plain identifier: a letter or '_', then
+// letters, digits, '_' or '$', as PostgreSQL reads unquoted names. Bun's
+// column names of a model are such names.
+func plainName(s string) bool {
+	for i, r := range s {
+		switch {
+		case r == '_' || unicode.IsLetter(r):
+		case i > 0 && (r == '$' || unicode.IsDigit(r)):
+		default:
+			return false
+		}
+	}
+	return s != ""
 }
 
 // apply adds the term to a per-shard query, qualified by the model's alias so
-// that joined relations cannot make it ambiguous.
+// that joined relations cannot make it ambiguous. Only an OrderExpr term
+// passes SQL text, with its placeholders; an Order term is the quoted
+// column and keywords.
 func (k orderKey) apply(q *bun.SelectQuery) *bun.SelectQuery {
-	if k.field == nil {
+	if k.raw {
 		return q.OrderExpr(k.expr, k.args...)
+	}
+	name := k.name
+	if k.field != nil {
+		name = k.field.Name
 	}
 	dir := "ASC"
 	if k.desc {
@@ -90,7 +126,7 @@ func (k orderKey) apply(q *bun.SelectQuery) *bun.SelectQuery {
 	if k.byteOrder {
 		collate = ` COLLATE "C"`
 	}
-	return q.OrderExpr("?TableAlias.?"+collate+" "+dir+nulls, bun.Ident(k.field.Name))
+	return q.OrderExpr("?TableAlias.?"+collate+" "+dir+nulls, bun.Ident(name))
 }
 
 // mergeable reports why keys cannot be merged in Go across shards, or nil.

@@ -9,7 +9,9 @@ import (
 )
 
 // Route says where a statement runs and why: the shards in order, and which
-// rule picked them ("option", "using", "context" or "chooser").
+// rule picked them ("option", "using", "context" or "chooser"). A statement
+// whose WhereShardKey criteria on one column share no value matches no row
+// and runs nowhere: no shards, by "criteria".
 type Route struct {
 	Shards []ShardID
 	By     string

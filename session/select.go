@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/uptrace/bun"
 
@@ -75,8 +76,15 @@ func (q *SelectQuery) op(fn func(*bun.SelectQuery) *bun.SelectQuery) *SelectQuer
 	return q
 }
 
-// Column selects columns, as bun.SelectQuery.Column does.
+// Column selects columns, as bun.SelectQuery.Column does: each name is
+// written as a quoted identifier. A name is a column, optionally qualified
+// (table.column), or * or table.*; anything else (an expression such as
+// "a*b", an empty part) fails the statement with ErrInvalidArgument. Write
+// expressions with ColumnExpr and placeholders.
 func (q *SelectQuery) Column(columns ...string) *SelectQuery {
+	if err := q.names("Column", columns, true); err != nil {
+		return q.fail(err)
+	}
 	q.projected = true
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Column(columns...) })
 }
@@ -89,7 +97,11 @@ func (q *SelectQuery) ColumnExpr(query string, args ...any) *SelectQuery {
 }
 
 // ExcludeColumn leaves columns out, as bun.SelectQuery.ExcludeColumn does.
+// The names follow Column's rules (ErrInvalidArgument otherwise).
 func (q *SelectQuery) ExcludeColumn(columns ...string) *SelectQuery {
+	if err := q.names("ExcludeColumn", columns, true); err != nil {
+		return q.fail(err)
+	}
 	q.projected = true
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.ExcludeColumn(columns...) })
 }
@@ -159,8 +171,13 @@ func (q *SelectQuery) Relation(name string, apply ...func(*bun.SelectQuery) *bun
 // Group adds GROUP BY columns, as bun.SelectQuery.Group does. Each shard
 // groups its own rows, so a Group statement runs on one shard only (over
 // several it fails with ErrUnsupported); use GroupBy and Aggregate to merge
-// groups across shards.
+// groups across shards. The names follow Column's rules, without *
+// (ErrInvalidArgument otherwise); write expressions with Apply and
+// GroupExpr.
 func (q *SelectQuery) Group(columns ...string) *SelectQuery {
+	if err := q.names("Group", columns, false); err != nil {
+		return q.fail(err)
+	}
 	q.grouped = true
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Group(columns...) })
 }
@@ -181,36 +198,104 @@ func (q *SelectQuery) Distinct() *SelectQuery {
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Distinct() })
 }
 
-// Order adds ORDER BY terms such as "temperature DESC" or "id". Plain model
-// columns with ASC/DESC and NULLS FIRST/LAST are merged across shards into
-// one global order, compared as PostgreSQL compares the column's SQL type
-// (see the package doc, "Merging"); other terms, and columns the merge
-// cannot compare exactly, work on a single shard only (over several they
-// fail with ErrUnsupported naming the column).
+// Order adds ORDER BY terms, each a column of the model and keywords:
+//
+//	<column> [COLLATE "C" | COLLATE "POSIX"] [ASC | DESC] [NULLS FIRST | NULLS LAST]
+//
+// with keywords in any case, such as "temperature DESC" or
+// `city COLLATE "C"`. The column is written as a quoted identifier and the
+// keywords by the session, so no text of the term reaches SQL as it is.
+// The terms are merged across shards into one global order, compared as
+// PostgreSQL compares the column's SQL type (see the package doc,
+// "Merging"); columns the merge cannot compare exactly work on a single
+// shard only (over several they fail with ErrUnsupported naming the
+// column). On a GroupBy select the column may also be an output column (an
+// aggregate's name).
+//
+// A term that does not follow the grammar, or names no column of the model
+// (nor an output column of a grouped select), fails the statement with
+// ErrInvalidArgument; Order before Model does too. Write other terms
+// (expressions, a ColumnExpr's alias) with OrderExpr and placeholders.
 func (q *SelectQuery) Order(orders ...string) *SelectQuery {
 	if q.mi == nil {
 		return q.fail(fmt.Errorf("%w: call Model before Order", ErrInvalidArgument))
 	}
 	for _, o := range orders {
-		q.order = append(q.order, parseOrder(q.mi.table, o))
+		k, err := parseOrder(q.mi.table, o)
+		if err != nil {
+			return q.fail(err)
+		}
+		q.order = append(q.order, k)
 	}
 	return q
 }
 
-// OrderExpr adds an ORDER BY expression. It cannot be merged across shards:
-// a statement with one runs on a single shard or fails with ErrUnsupported.
+// OrderExpr adds an ORDER BY expression, passed to Bun's OrderExpr with its
+// placeholders: the raw SQL path. It cannot be merged across shards: a
+// statement with one runs on a single shard or fails with ErrUnsupported.
 func (q *SelectQuery) OrderExpr(query string, args ...any) *SelectQuery {
 	q.subs = subqueriesIn(q.subs, "OrderExpr", args)
-	q.order = append(q.order, orderKey{expr: query, args: args})
+	q.order = append(q.order, orderKey{expr: query, args: args, raw: true})
 	return q
 }
 
-// Limit limits the number of rows of the whole result, across shards.
-func (q *SelectQuery) Limit(n int) *SelectQuery { q.limit = n; return q }
+// Limit limits the number of rows of the whole result, across shards; 0
+// means no limit. A negative n fails the statement with ErrInvalidArgument.
+func (q *SelectQuery) Limit(n int) *SelectQuery {
+	if n < 0 {
+		return q.fail(fmt.Errorf("%w: Limit(%d): the limit must be 0 (none) or more", ErrInvalidArgument, n))
+	}
+	q.limit = n
+	return q
+}
 
 // Offset skips rows of the whole result, across shards. Each shard then has
-// to return offset+limit rows: deep offsets are slow.
-func (q *SelectQuery) Offset(n int) *SelectQuery { q.offset = n; return q }
+// to return offset+limit rows: deep offsets are slow. A negative n fails
+// the statement with ErrInvalidArgument.
+func (q *SelectQuery) Offset(n int) *SelectQuery {
+	if n < 0 {
+		return q.fail(fmt.Errorf("%w: Offset(%d): the offset must be 0 or more", ErrInvalidArgument, n))
+	}
+	q.offset = n
+	return q
+}
+
+// names checks the column names given to method: each is written by Bun
+// as a quoted identifier, except '*' and '.', which Bun writes as they
+// are, so a name is one to three dot-separated parts, none empty nor
+// holding '*', except that the last part may be * alone (when star).
+func (q *SelectQuery) names(method string, columns []string, star bool) error {
+	for _, c := range columns {
+		if badName(c, star) {
+			model := ""
+			if q.mi != nil {
+				model = " on " + q.mi.table.TypeName
+			}
+			want := "a column, optionally qualified (table.column)"
+			if star {
+				want += ", or * or table.*"
+			}
+			return fmt.Errorf("%w: %s(%q)%s: want %s; write expressions with ColumnExpr, GroupExpr or OrderExpr and placeholders",
+				ErrInvalidArgument, method, c, model, want)
+		}
+	}
+	return nil
+}
+
+func badName(name string, star bool) bool {
+	parts := strings.Split(name, ".")
+	if len(parts) > 3 {
+		return true
+	}
+	for i, p := range parts {
+		switch {
+		case p == "*" && star && i == len(parts)-1:
+		case p == "" || strings.IndexByte(p, '*') >= 0:
+			return true
+		}
+	}
+	return false
+}
 
 // Apply calls fn on every per-shard Bun query, for builder calls the session
 // does not wrap. fn must not set ORDER BY, LIMIT or OFFSET (use the
@@ -232,8 +317,8 @@ type plan struct {
 	partial bool
 	stats   *Stats
 	values  map[ShardID]map[string][]any // shard -> column -> its values
-	// criteria are the declared criteria with typed values (keys.go), which
-	// where renders in place of the ones it is given.
+	// criteria are the declared criteria with typed values (keys.go), one
+	// per column (mergeCriteria); where renders them.
 	criteria []chooser.Criterion
 }
 
@@ -249,6 +334,14 @@ func (q *SelectQuery) plan(ctx context.Context) (plan, error) {
 	}
 	if q.mi == nil {
 		return plan{}, fmt.Errorf("%w: select has no model; call Model(&objs) or Model((*Model)(nil))", ErrInvalidArgument)
+	}
+	if !q.aggregating {
+		for _, k := range q.order {
+			if !k.raw && k.field == nil {
+				return plan{}, fmt.Errorf("%w: Order(%q): model %s has no column %q; order by a column of the model, "+
+					"or write the term with OrderExpr and placeholders", ErrInvalidArgument, k.expr, q.mi.table.TypeName, k.name)
+			}
+		}
 	}
 	p, err := q.s.plan(ctx, chooser.OpSelect, q.mi, q.criteria, q.opts)
 	if err == nil {
@@ -270,6 +363,12 @@ func (s *Session) plan(ctx context.Context, op chooser.Op, mi *modelInfo, criter
 		return plan{}, err
 	}
 	o := options(opts)
+	criteria, none := mergeCriteria(criteria)
+	if none {
+		// Why no statement is sent: the criteria on one column share no
+		// value, so one database holding every row would return none.
+		return plan{Route: Route{By: "criteria"}, partial: o.partial, stats: o.stats, criteria: criteria}, nil
+	}
 	stmt := &chooser.Statement{Op: op, Table: mi.table, Criteria: criteria}
 	r, err := s.route(ctx, &o, op.String()+" "+mi.table.TypeName, func() (chooser.Target, error) {
 		return s.executeChooser.ChooseExecute(ctx, stmt)
@@ -293,6 +392,9 @@ func (s *Session) plan(ctx context.Context, op chooser.Op, mi *modelInfo, criter
 		if parts == nil {
 			continue
 		}
+		if err := s.checkSplit(op, mi, c, r.Shards, parts); err != nil {
+			return plan{}, err
+		}
 		if p.values == nil {
 			p.values = map[ShardID]map[string][]any{}
 		}
@@ -315,11 +417,8 @@ func (s *Session) plan(ctx context.Context, op chooser.Op, mi *modelInfo, criter
 }
 
 // where renders the declared criteria for shard id.
-func (p *plan) where(id ShardID, criteria []chooser.Criterion, add func(string, ...any)) {
-	if p.criteria != nil {
-		criteria = p.criteria
-	}
-	for _, c := range criteria {
+func (p *plan) where(id ShardID, add func(string, ...any)) {
+	for _, c := range p.criteria {
 		vals := c.Values
 		if v, ok := p.values[id][c.Column]; ok {
 			vals = v
@@ -341,7 +440,7 @@ func (q *SelectQuery) build(db bun.IDB, p *plan, id ShardID, model any, n int, p
 	for _, fn := range q.ops {
 		b = fn(b)
 	}
-	p.where(id, q.criteria, func(s string, args ...any) { b = b.Where(s, args...) })
+	p.where(id, func(s string, args ...any) { b = b.Where(s, args...) })
 	if !paging {
 		return b
 	}
@@ -586,19 +685,22 @@ func (q *SelectQuery) scanOne(ctx context.Context, p *plan) error {
 // shard.
 func (q *SelectQuery) scanDest(ctx context.Context, p *plan, dest []any) error {
 	n := len(p.Shards)
+	if n == 0 && slices.ContainsFunc(dest, func(d any) bool { return !isSlicePtr(d) }) {
+		return fmt.Errorf("%w: select %s: the WhereShardKey criteria match no row, so no shard runs the statement, "+
+			"and a destination that holds one value cannot be filled; scan into a slice", ErrUnsupported, q.mi.table.TypeName)
+	}
 	if n == 1 {
 		id := p.Shards[0]
 		return q.s.fanOut(ctx, p.Shards, "select", func(ctx context.Context, _ int, _ ShardID, db bun.IDB) error {
 			return q.build(db, p, id, q.model, 1, true).Scan(ctx, dest...)
 		})
 	}
-	if len(q.order) > 0 {
+	if n > 1 && len(q.order) > 0 {
 		return fmt.Errorf("%w: select %s: an ordered Scan into separate destinations over %d shards; scan into Model(&objs) to merge the order",
 			ErrUnsupported, q.mi.table.TypeName, n)
 	}
 	for i, d := range dest {
-		t := reflect.TypeOf(d)
-		if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Slice || reflect.ValueOf(d).IsNil() {
+		if !isSlicePtr(d) {
 			return fmt.Errorf("%w: select %s: destination %d (%T) holds one value but the statement runs on %d shards %v; "+
 				"scan into a slice, use Count, or pin one shard", ErrUnsupported, q.mi.table.TypeName, i, d, n, p.Shards)
 		}
@@ -630,6 +732,12 @@ func (q *SelectQuery) scanDest(ctx context.Context, p *plan, dest []any) error {
 		out.Set(out.Slice(lo, hi))
 	}
 	return nil
+}
+
+// isSlicePtr reports whether d is a non-nil pointer to a slice.
+func isSlicePtr(d any) bool {
+	t := reflect.TypeOf(d)
+	return t != nil && t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Slice && !reflect.ValueOf(d).IsNil()
 }
 
 // Count returns the number of rows the statement matches, summed over its
