@@ -372,18 +372,7 @@ func (q *SelectQuery) scanAggregate(ctx context.Context, p *plan, dest any) erro
 	}
 	parts := make([][][]any, len(p.Shards))
 	err = q.s.fanOutPolicy(ctx, p.Shards, "select", p.partial, func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
-		b := db.NewSelect().Model(q.tableModel())
-		for _, fn := range q.ops {
-			b = fn(b)
-		}
-		p.where(id, func(s string, args ...any) { b = b.Where(s, args...) })
-		for _, pt := range ap.partials {
-			b = b.ColumnExpr(pt.sql, pt.args...)
-		}
-		for _, f := range ap.groupFields {
-			b = b.GroupExpr("?TableAlias.?", bun.Ident(f.Name))
-		}
-		rows, err := b.Rows(ctx)
+		rows, err := q.buildAggregate(db, p, id, ap).Rows(ctx)
 		if err != nil {
 			return err
 		}
@@ -412,6 +401,23 @@ func (q *SelectQuery) scanAggregate(ctx context.Context, p *plan, dest any) erro
 		return serr
 	}
 	return err
+}
+
+// buildAggregate is the statement that computes shard id's partial
+// aggregates of every group.
+func (q *SelectQuery) buildAggregate(db bun.IDB, p *plan, id ShardID, ap *aggPlan) *bun.SelectQuery {
+	b := db.NewSelect().Model(q.tableModel())
+	for _, fn := range q.ops {
+		b = fn(b)
+	}
+	p.where(id, func(s string, args ...any) { b = b.Where(s, args...) })
+	for _, pt := range ap.partials {
+		b = b.ColumnExpr(pt.sql, pt.args...)
+	}
+	for _, f := range ap.groupFields {
+		b = b.GroupExpr("?TableAlias.?", bun.Ident(f.Name))
+	}
+	return b
 }
 
 // merge combines the shards' partial rows per group, then applies HAVING,

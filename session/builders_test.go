@@ -560,3 +560,46 @@ func TestWindowsAndFiltersChecked(t *testing.T) {
 		}
 	}
 }
+
+type pfxThing struct {
+	bun.BaseModel `bun:"table:?(prefix)things,alias:thing"`
+	ID            int64 `bun:",pk"`
+}
+
+// TestTablePrefixChecked guards issue #8 item 1 for table-name prefixes:
+// Bun writes a table name inside double quotes and a bun.Safe named
+// argument as it is, so a prefix holding a double quote ended the
+// identifier and the rest of it ran as SQL.
+func TestTablePrefixChecked(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	makeVictim(t, f, "asia")
+	shards := map[session.ShardID]bun.IDB{}
+	for id, db := range f.shards {
+		prefix := "p_"
+		if id == "asia" {
+			prefix = `weather_locations" AS "thing"; DROP TABLE victim; --`
+		}
+		shards[id] = db.(*bun.DB).WithNamedArg("prefix", bun.Safe(prefix))
+	}
+	s, err := session.New(shards, weather.ShardChooser, chooser.All, chooser.All, session.WithShardOrder(weather.Shards...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var things []pfxThing
+	err = noPanic(t, "Scan", func() error { return s.NewSelect().Model(&things).Options(session.SetShardID("asia")).Scan(ctx) })
+	if !errors.Is(err, session.ErrInvalidArgument) {
+		t.Errorf("Scan = %v; want ErrInvalidArgument", err)
+	}
+	if !victimAlive(t, f, "asia") {
+		t.Fatal("a table-name prefix dropped the table victim")
+	}
+	wantIn(t, err, "PfxThing", "asia", "double quote")
+	err = noPanic(t, "CreateTables", func() error { return s.CreateTables(ctx, []any{(*pfxThing)(nil)}) })
+	if !errors.Is(err, session.ErrInvalidArgument) {
+		t.Errorf("CreateTables = %v; want ErrInvalidArgument", err)
+	}
+	if !victimAlive(t, f, "asia") {
+		t.Fatal("a table-name prefix dropped the table victim")
+	}
+}

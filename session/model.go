@@ -92,6 +92,9 @@ func (s *Session) info(t reflect.Type) (*modelInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkTableNames(mi.table); err != nil {
+		return nil, err
+	}
 	for _, f := range reflect.VisibleFields(t) {
 		if f.Anonymous && f.Type == tokenType {
 			mi.tokenIdx = f.Index
@@ -237,4 +240,33 @@ func objectsOf(v reflect.Value, kind destKind) (objs []reflect.Value, nilAt int)
 		}
 	}
 	return objs, nilAt
+}
+
+// checkTableNames checks the table names of t and of its relations' tables
+// as each shard's named arguments expand them (a table-name prefix,
+// bun:"table:?(prefix)orders", with db.WithNamedArg("prefix", bun.Safe("a_"))).
+// Bun writes a table name inside double quotes and a bun.Safe argument as
+// it is, so a double quote in the expanded name would end the identifier
+// and let the rest reach SQL; such a name is ErrInvalidArgument.
+func (s *Session) checkTableNames(t *schema.Table) error {
+	tables := []*schema.Table{t}
+	for _, rel := range t.Relations {
+		tables = append(tables, rel.JoinTable)
+		if rel.M2MTable != nil {
+			tables = append(tables, rel.M2MTable)
+		}
+	}
+	for _, tt := range tables {
+		if tt == nil || strings.IndexByte(tt.Name, '?') < 0 {
+			continue
+		}
+		for _, id := range s.order {
+			name := s.shards[id].NewRaw(tt.Name).String()
+			if strings.IndexByte(name, '"') >= 0 {
+				return fmt.Errorf("%w: model %s: table name %q becomes %q on shard %s after the shard's named arguments; "+
+					"a table name must not hold a double quote", ErrInvalidArgument, tt.TypeName, tt.Name, name, id)
+			}
+		}
+	}
+	return nil
 }

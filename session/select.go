@@ -462,7 +462,10 @@ func (q *SelectQuery) build(db bun.IDB, p *plan, id ShardID, model any, n int, p
 }
 
 // String returns the SQL the statement sends to shard id (after routing and
-// IN-list splitting), for debugging.
+// IN-list splitting), for debugging; for a GroupBy/Aggregate select, the
+// statement of the shard's partial aggregates. It sends nothing. It fails
+// as the statement would (a builder error, an unknown shard, Bun's error
+// rendering the query).
 func (q *SelectQuery) String(ctx context.Context, id ShardID) (string, error) {
 	p, err := q.plan(ctx)
 	if err != nil {
@@ -472,7 +475,19 @@ func (q *SelectQuery) String(ctx context.Context, id ShardID) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return q.build(db, &p, id, q.model, len(p.Shards), true).String(), nil
+	b := q.build(db, &p, id, q.model, len(p.Shards), true)
+	if q.aggregating {
+		ap, err := q.aggPlan()
+		if err != nil {
+			return "", err
+		}
+		b = q.buildAggregate(db, &p, id, ap)
+	}
+	sql, err := b.AppendQuery(b.DB().QueryGen(), nil)
+	if err != nil {
+		return "", fmt.Errorf("session: select %s on shard %s: %w", q.mi.table.TypeName, id, err)
+	}
+	return string(sql), nil
 }
 
 // Scan runs the statement and fills the model given to Model, or dest if
