@@ -45,7 +45,9 @@ type Statement struct {
 	Op    Op
 	Table *schema.Table
 	// Criteria are the shard-key predicates declared through the builder
-	// (WhereShardKey); they are ANDed.
+	// (WhereShardKey), one per column; they are ANDed. The session folds
+	// several declarations on one column into one, the intersection of
+	// their values, and never asks a chooser about an empty intersection.
 	Criteria []Criterion
 	// LoadedFrom is the parent's shard when the statement loads a relation of
 	// objects from that shard (SQLAlchemy's lazy_loaded_from), and ""

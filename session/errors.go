@@ -13,12 +13,15 @@ import (
 // callers branch with errors.Is.
 var (
 	// ErrUnknownShard is returned when a statement option, the context, a
-	// Using view or a chooser names a shard the session was not built with.
-	// It is never turned into a silent fan-out.
+	// Using view or a chooser names a shard the session was not built with,
+	// or a chooser.Splitter puts values on a shard outside the statement's
+	// route. It is never turned into a silent fan-out.
 	ErrUnknownShard = errors.New("session: unknown shard")
 
 	// ErrNoShard is returned when a chooser answered chooser.None, or a
-	// ShardChooser returned an empty shard id: the statement would go nowhere.
+	// ShardChooser returned an empty shard id: the statement would go nowhere;
+	// also when a chooser.Splitter puts a declared value on no shard, which
+	// would lose its rows.
 	ErrNoShard = errors.New("session: chooser chose no shard")
 
 	// ErrPinConflict is returned by Insert, Update and Delete of objects,
@@ -33,7 +36,8 @@ var (
 
 	// ErrAmbiguous is returned when a Get finds its primary key on more than
 	// one candidate shard, or a single-row select matches rows on several
-	// shards with no order to pick one. Pin a shard to disambiguate.
+	// shards with no order to pick one. Pin a shard to disambiguate. A
+	// chooser.Splitter that puts one value on two shards gets it too.
 	ErrAmbiguous = errors.New("session: found on more than one shard")
 
 	// ErrInvalidArgument is returned for programmer errors the session can

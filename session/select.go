@@ -132,6 +132,16 @@ func (q *SelectQuery) WhereGroup(sep string, fn func(*bun.SelectQuery) *bun.Sele
 // Each value is first converted to the column's Go type (see "Key values"
 // in the package documentation); a value that cannot convert without loss
 // fails the statement with ErrInvalidArgument.
+//
+// Calls compose as SQL's AND: calls on one column intersect (values equal
+// once converted to the column's type count once), and calls on
+// different columns all apply. When a column's intersection is empty the
+// statement matches no row and sends nothing: Scan gives no rows
+// (sql.ErrNoRows for a single-row model), Count 0, and an update or delete
+// affects nothing. column must be a column of the model, and a Splitter's
+// answer must put each value on exactly one shard of the route; otherwise
+// the statement fails (ErrInvalidArgument, ErrUnknownShard, ErrNoShard or
+// ErrAmbiguous, naming the column, value and the Splitter's answer).
 func (q *SelectQuery) WhereShardKey(column string, values ...any) *SelectQuery {
 	if len(values) == 0 {
 		return q.fail(fmt.Errorf("%w: WhereShardKey(%q) needs at least one value", ErrInvalidArgument, column))
@@ -243,7 +253,7 @@ func (q *SelectQuery) OrderExpr(query string, args ...any) *SelectQuery {
 // means no limit. A negative n fails the statement with ErrInvalidArgument.
 func (q *SelectQuery) Limit(n int) *SelectQuery {
 	if n < 0 {
-		return q.fail(fmt.Errorf("%w: Limit(%d): the limit must be 0 (none) or more", ErrInvalidArgument, n))
+		return q.fail(fmt.Errorf("%w: Limit(%d)%s: the limit must be 0 (none) or more", ErrInvalidArgument, n, q.on()))
 	}
 	q.limit = n
 	return q
@@ -254,10 +264,18 @@ func (q *SelectQuery) Limit(n int) *SelectQuery {
 // the statement with ErrInvalidArgument.
 func (q *SelectQuery) Offset(n int) *SelectQuery {
 	if n < 0 {
-		return q.fail(fmt.Errorf("%w: Offset(%d): the offset must be 0 or more", ErrInvalidArgument, n))
+		return q.fail(fmt.Errorf("%w: Offset(%d)%s: the offset must be 0 or more", ErrInvalidArgument, n, q.on()))
 	}
 	q.offset = n
 	return q
+}
+
+// on names the model in builder errors: " on Report", or "" before Model.
+func (q *SelectQuery) on() string {
+	if q.mi == nil {
+		return ""
+	}
+	return " on " + q.mi.table.TypeName
 }
 
 // names checks the column names given to method: each is written by Bun
@@ -267,16 +285,12 @@ func (q *SelectQuery) Offset(n int) *SelectQuery {
 func (q *SelectQuery) names(method string, columns []string, star bool) error {
 	for _, c := range columns {
 		if badName(c, star) {
-			model := ""
-			if q.mi != nil {
-				model = " on " + q.mi.table.TypeName
-			}
 			want := "a column, optionally qualified (table.column)"
 			if star {
 				want += ", or * or table.*"
 			}
 			return fmt.Errorf("%w: %s(%q)%s: want %s; write expressions with ColumnExpr, GroupExpr or OrderExpr and placeholders",
-				ErrInvalidArgument, method, c, model, want)
+				ErrInvalidArgument, method, c, q.on(), want)
 		}
 	}
 	return nil
