@@ -283,6 +283,12 @@ func (q *SelectQuery) aggPlan() (*aggPlan, error) {
 		ap.decimal = append(ap.decimal, isDec)
 		ap.names = append(ap.names, a.name())
 	}
+	for i, name := range ap.names {
+		if slices.Contains(ap.names[:i], name) {
+			return nil, fmt.Errorf("%w: %s: two output columns are named %q; name aggregates apart with As",
+				ErrInvalidArgument, t.TypeName, name)
+		}
+	}
 	for _, h := range q.having {
 		h.col = slices.Index(ap.names, h.name)
 		if h.col < 0 {

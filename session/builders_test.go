@@ -323,6 +323,36 @@ func TestShardKeyCriteriaCompose(t *testing.T) {
 				if !errors.Is(err, sql.ErrNoRows) {
 					t.Errorf("single-row Scan of no rows = %v; want sql.ErrNoRows", err)
 				}
+				n := 0
+				for _, err := range session.Iter[weather.Location](ctx, sel().Order("id")) {
+					if err != nil {
+						t.Errorf("Iter = %v", err)
+					}
+					n++
+				}
+				if n != 0 {
+					t.Errorf("Iter gave %d rows; want 0", n)
+				}
+				var page []weather.Location
+				pq := s.NewSelect().Model(&page).Order("id").Limit(5)
+				for _, c := range tc.crits {
+					pq = pq.WhereShardKey(c.col, c.vals...)
+				}
+				if next, err := pq.ScanPage(ctx, ""); err != nil || next != "" || len(page) != 0 {
+					t.Errorf("ScanPage = %d rows, next %q, %v; want none", len(page), next, err)
+				}
+				u := s.Begin()
+				var tracked []*weather.Location
+				uq := u.NewSelect().Model(&tracked)
+				for _, c := range tc.crits {
+					uq = uq.WhereShardKey(c.col, c.vals...)
+				}
+				if err := noPanic(t, "unit Scan", func() error { return uq.Scan(ctx) }); err != nil || len(tracked) != 0 {
+					t.Errorf("unit of work Scan = %d rows, %v; want none", len(tracked), err)
+				}
+				if err := u.Rollback(ctx); err != nil {
+					t.Error(err)
+				}
 				r, err := sel().Route(ctx)
 				if err != nil || len(r.Shards) != 0 {
 					t.Errorf("Route = %v, %v; want no shard", r, err)
@@ -602,4 +632,17 @@ func TestTablePrefixChecked(t *testing.T) {
 	if !victimAlive(t, f, "asia") {
 		t.Fatal("a table-name prefix dropped the table victim")
 	}
+}
+
+// TestAggregateNamesDistinct: two aggregates with one output name made
+// HavingAgg and Order pick the first silently.
+func TestAggregateNamesDistinct(t *testing.T) {
+	s := offlineSession(t)
+	_, err := s.NewSelect().Model((*weather.Report)(nil)).GroupBy("location_id").
+		Aggregate(session.Max("temperature").As("t"), session.Min("temperature").As("t")).HavingAgg("t", ">", 1).
+		String(context.Background(), "a")
+	if !errors.Is(err, session.ErrInvalidArgument) {
+		t.Fatalf("two aggregates named t = %v; want ErrInvalidArgument", err)
+	}
+	wantIn(t, err, `"t"`, "As")
 }

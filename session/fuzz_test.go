@@ -27,7 +27,7 @@ var builderInputs = []struct {
 	{"Column", func(q *session.SelectQuery, x string) *session.SelectQuery { return q.Column(x) },
 		[]string{"id", "x", "x.y", "x.y.z", "*", "x.*", "x.y.*"}},
 	{"ExcludeColumn", func(q *session.SelectQuery, x string) *session.SelectQuery { return q.ExcludeColumn(x) },
-		[]string{"id", "temperature"}},
+		[]string{"id", "temperature", "*"}},
 	{"Group", func(q *session.SelectQuery, x string) *session.SelectQuery { return q.Column("location_id").Group(x) },
 		[]string{"location_id", "x", "x.y", "x.y.z"}},
 	{"GroupBy", func(q *session.SelectQuery, x string) *session.SelectQuery {

@@ -371,6 +371,14 @@ func (s *Session) plan(ctx context.Context, op chooser.Op, mi *modelInfo, criter
 		if _, ok := mi.table.FieldMap[c.Column]; !ok {
 			return plan{}, fmt.Errorf("%w: WhereShardKey: model %s has no column %q", ErrInvalidArgument, mi.table.TypeName, c.Column)
 		}
+		for _, v := range c.Values {
+			// Bun writes such a string as an error marker inside the SQL
+			// rather than failing; PostgreSQL text cannot hold NUL.
+			if rv := reflect.ValueOf(v); rv.Kind() == reflect.String && strings.IndexByte(rv.String(), 0) >= 0 {
+				return plan{}, fmt.Errorf("%w: WhereShardKey(%q) on %s: the value %q holds a NUL byte, which PostgreSQL text cannot hold",
+					ErrInvalidArgument, c.Column, mi.table.TypeName, v)
+			}
+		}
 	}
 	criteria, err := typedCriteria(op, mi.table, criteria) // keys.go: choosers and SQL see the column's type
 	if err != nil {

@@ -267,11 +267,13 @@ func (u *UnitOfWork) scan(ctx context.Context, q *SelectQuery) error {
 		if err != nil {
 			return err
 		}
-		if len(r.Shards) != 1 {
+		if len(r.Shards) > 1 {
 			return fmt.Errorf("%w: model %s has no Token, so rows it loads from %d shards cannot be told apart; "+
 				"embed session.Token in it, or pin one shard", ErrInvalidArgument, q.mi.table.TypeName, len(r.Shards))
 		}
-		from = r.Shards[0]
+		if len(r.Shards) == 1 { // none: criteria that match no row
+			from = r.Shards[0]
+		}
 	}
 	err := q.scan(ctx)
 	if err != nil && !isPartial(err) {
