@@ -271,7 +271,7 @@ func (u *UnitOfWork) scan(ctx context.Context, q *SelectQuery) error {
 			return fmt.Errorf("%w: model %s has no Token, so rows it loads from %d shards cannot be told apart; "+
 				"embed session.Token in it, or pin one shard", ErrInvalidArgument, q.mi.table.TypeName, len(r.Shards))
 		}
-		if len(r.Shards) == 1 { // none: criteria that match no row
+		if len(r.Shards) == 1 { // no shard: WhereShardKey criteria that match no row
 			from = r.Shards[0]
 		}
 	}
