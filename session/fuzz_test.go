@@ -21,39 +21,40 @@ var builderInputs = []struct {
 	name  string
 	build func(q *session.SelectQuery, text string) *session.SelectQuery
 	valid []string
+	model any // (*weather.Report)(nil) when nil
 }{
 	{"Order", func(q *session.SelectQuery, x string) *session.SelectQuery { return q.Order(x) },
-		[]string{"id", "temperature DESC", "id NULLS FIRST", "id asc nulls last", `id COLLATE "C"`, `id COLLATE "POSIX" DESC NULLS LAST`, "id DESC NULLS FIRST"}},
+		[]string{"id", "temperature DESC", "id NULLS FIRST", "id asc nulls last", `id COLLATE "C"`, `id COLLATE "POSIX" DESC NULLS LAST`, "id DESC NULLS FIRST"}, nil},
 	{"Column", func(q *session.SelectQuery, x string) *session.SelectQuery { return q.Column(x) },
-		[]string{"id", "x", "x.y", "x.y.z", "*", "x.*", "x.y.*"}},
+		[]string{"id", "x", "x.y", "x.y.z", "*", "x.*", "x.y.*"}, nil},
 	{"ExcludeColumn", func(q *session.SelectQuery, x string) *session.SelectQuery { return q.ExcludeColumn(x) },
-		[]string{"id", "temperature", "*"}},
+		[]string{"id", "temperature", "*"}, nil},
 	{"Group", func(q *session.SelectQuery, x string) *session.SelectQuery { return q.Column("location_id").Group(x) },
-		[]string{"location_id", "x", "x.y", "x.y.z"}},
+		[]string{"location_id", "x", "x.y", "x.y.z"}, nil},
 	{"GroupBy", func(q *session.SelectQuery, x string) *session.SelectQuery {
 		return q.GroupBy(x).Aggregate(session.CountAll())
-	}, []string{"location_id"}},
+	}, []string{"location_id"}, nil},
 	{"Sum", func(q *session.SelectQuery, x string) *session.SelectQuery { return q.Aggregate(session.Sum(x)) },
-		[]string{"temperature", "id"}},
+		[]string{"temperature", "id"}, nil},
 	{"Max", func(q *session.SelectQuery, x string) *session.SelectQuery { return q.Aggregate(session.Max(x)) },
-		[]string{"temperature", "report_time"}},
+		[]string{"temperature", "report_time"}, nil},
 	{"As", func(q *session.SelectQuery, x string) *session.SelectQuery {
 		return q.GroupBy("location_id").Aggregate(session.Count("id").As(x))
-	}, []string{"n"}},
+	}, []string{"n"}, nil},
 	{"HavingAgg name", func(q *session.SelectQuery, x string) *session.SelectQuery {
 		return q.GroupBy("location_id").Aggregate(session.Count("id").As("n")).HavingAgg(x, ">", 1)
-	}, []string{"n"}},
+	}, []string{"n"}, nil},
 	{"HavingAgg op", func(q *session.SelectQuery, x string) *session.SelectQuery {
 		return q.GroupBy("location_id").Aggregate(session.Count("id").As("n")).HavingAgg("n", x, 1)
-	}, []string{">"}},
+	}, []string{">"}, nil},
 	{"grouped Order", func(q *session.SelectQuery, x string) *session.SelectQuery {
 		return q.GroupBy("location_id").Aggregate(session.Count("id").As("n")).Order(x)
-	}, []string{"n"}},
+	}, []string{"n"}, nil},
 	{"WhereShardKey column", func(q *session.SelectQuery, x string) *session.SelectQuery { return q.WhereShardKey(x, 1) },
-		[]string{"location_id", "id"}},
+		[]string{"location_id", "id"}, nil},
 	{"WhereShardKey value", func(q *session.SelectQuery, x string) *session.SelectQuery {
-		return q.WhereShardKey("location_id", x, x+"'")
-	}, []string{"x"}},
+		return q.WhereShardKey("continent", x, x+"'")
+	}, []string{"x"}, (*weather.Location)(nil)},
 }
 
 // skeleton replaces every double-quoted identifier of sql with "?" and every
@@ -96,6 +97,7 @@ func skeleton(sql string) string {
 func offlineSession(tb testing.TB) *session.Session {
 	db := bun.NewDB(sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN("postgres://fuzz@127.0.0.1:1/fuzz?sslmode=disable"))), pgdialect.New())
 	tb.Cleanup(func() { db.Close() })
+	weather.Register(db)
 	s, err := session.New(map[session.ShardID]bun.IDB{"a": db}, weather.ShardChooser, chooser.All, chooser.All)
 	if err != nil {
 		tb.Fatal(err)
@@ -114,7 +116,11 @@ func FuzzBuilderSQL(f *testing.F) {
 	ctx := context.Background()
 	s := offlineSession(f)
 	render := func(m int, text string) (string, error) {
-		q := builderInputs[m].build(s.NewSelect().Model((*weather.Report)(nil)), text)
+		model := builderInputs[m].model
+		if model == nil {
+			model = (*weather.Report)(nil)
+		}
+		q := builderInputs[m].build(s.NewSelect().Model(model), text)
 		return q.String(ctx, "a")
 	}
 	shapes := make([]map[string]bool, len(builderInputs))
