@@ -639,6 +639,20 @@ func toFloat(v any) float64 {
 	return 0
 }
 
+// compareIntFloat compares an integer with a float64 by their exact values,
+// as PostgreSQL compares numbers: rounding the integer to a float64 would make
+// 2^53+1 equal 2^53. NaN is above every number, as in PostgreSQL.
+func compareIntFloat(x *big.Int, f float64) int {
+	switch {
+	case math.IsNaN(f), math.IsInf(f, 1):
+		return -1
+	case math.IsInf(f, -1):
+		return 1
+	}
+	// SetInt with precision 0 takes x's bit length: exact, as is a float64.
+	return new(big.Float).SetInt(x).Cmp(big.NewFloat(f))
+}
+
 // compareAny orders two non-NULL values of the same column (and, for
 // HavingAgg, a column value and the caller's value).
 func compareAny(a, b any) int {
@@ -662,16 +676,26 @@ func compareAny(a, b any) int {
 			return cmp.Compare(x, y)
 		case *big.Int:
 			return big.NewInt(x).Cmp(y)
+		case float64:
+			return compareIntFloat(big.NewInt(x), y)
 		}
 		return compareFloat(float64(x), toFloat(b))
 	case *big.Int:
-		if y, ok := b.(int64); ok {
+		switch y := b.(type) {
+		case int64:
 			return x.Cmp(big.NewInt(y))
-		}
-		if y, ok := b.(*big.Int); ok {
+		case *big.Int:
 			return x.Cmp(y)
+		case float64:
+			return compareIntFloat(x, y)
 		}
 	case float64:
+		switch y := b.(type) {
+		case int64:
+			return -compareIntFloat(big.NewInt(y), x)
+		case *big.Int:
+			return -compareIntFloat(y, x)
+		}
 		return compareFloat(x, toFloat(b))
 	case time.Time:
 		return x.Compare(b.(time.Time))
