@@ -47,8 +47,8 @@ func IfNotExists() TableOption { return func(o *tableOptions) { o.ifNotExists = 
 // WithForeignKeys makes CreateTables add the foreign keys Bun derives from
 // the models' relations, as Bun's WithForeignKeys does, for relations whose
 // two tables are placed on the same shard; a foreign key cannot reach another
-// shard. Models are created in the order given, so list referenced models
-// first.
+// shard. Whatever order models are given in, a table is created after the
+// tables its foreign keys reference (see [Session.CreateTables]).
 func WithForeignKeys() TableOption { return func(o *tableOptions) { o.foreignKeys = true } }
 
 // IfExists makes DropTables skip tables that do not exist.
@@ -136,16 +136,23 @@ func (s *Session) Placement(ctx context.Context, models ...any) (map[ShardID][]P
 
 // CreateTables creates the tables of models on exactly the shards where the
 // session allows them, among the shards of a Using view or context pin if
-// there is one ([Session.Placement] says which and how they are named), creating the schema that a shard's search_path names first if it
-// does not exist. Each shard's tables are created in one transaction on the
-// shard's primary, in the order of models, so a shard gets all of them or
-// none; shards run in parallel. Placement DDL in one database is serialised
-// with an advisory lock, so that shards sharing a database (and concurrent
-// runs) do not race creating a schema.
+// there is one ([Session.Placement] says which and how they are named),
+// creating the schema that a shard's search_path names first if it does not
+// exist. Each shard's tables are created in one transaction on the shard's
+// primary, so a shard gets all of them or none; shards run in parallel.
+// Tables are created in the order of models, except that a table comes
+// after the tables its foreign keys reference (Bun's belongs-to and has-one
+// keys, and a many-to-many join table after both of its sides), so any
+// order of models works, RegisterModel's (join models first) included.
+// Placement DDL in one database is serialised with an advisory lock, so
+// that shards sharing a database (and concurrent runs) do not race creating
+// a schema.
 //
-// It fails as Placement does, before any DDL; and with the *ShardError of
-// every shard that failed, joined and sorted by shard (the other shards keep
-// their tables).
+// It fails as Placement does, before any DDL; with [ErrInvalidArgument],
+// before any DDL, when [WithForeignKeys] is given and the foreign keys of
+// tables on a shard form a cycle (no order can create them; the error names
+// it); and with the *ShardError of every shard that failed, joined and
+// sorted by shard (the other shards keep their tables).
 func (s *Session) CreateTables(ctx context.Context, models []any, opts ...TableOption) error {
 	var o tableOptions
 	for _, opt := range opts {
@@ -153,6 +160,9 @@ func (s *Session) CreateTables(ctx context.Context, models []any, opts ...TableO
 	}
 	placed, err := s.Placement(ctx, models...)
 	if err != nil {
+		return err
+	}
+	if placed, err = orderPlaced(s.order, placed, o.foreignKeys); err != nil {
 		return err
 	}
 	return s.each(ctx, placedShards(s.order, placed), "create tables", func(ctx context.Context, _ int, id ShardID, db bun.IDB) error {
@@ -223,9 +233,11 @@ func foreignKeys(q *bun.CreateTableQuery, t *schema.Table, placed map[*schema.Ta
 // DropTables drops the tables of models from exactly the shards where the
 // session allows them, among the shards of a Using view or context pin if
 // there is one (Using("a").DropTables touches no other shard), in the
-// reverse order of models, in one transaction per
-// shard on its primary. It leaves schemas in place. It fails as
-// [Session.CreateTables] does.
+// reverse of the order CreateTables creates them in (referencing tables
+// before the tables they reference), in one transaction per shard on its
+// primary. It leaves schemas in place. It fails as [Session.CreateTables]
+// does, except that a cycle of foreign keys is dropped in the reverse order
+// of models (it needs Cascade).
 func (s *Session) DropTables(ctx context.Context, models []any, opts ...TableOption) error {
 	var o tableOptions
 	for _, opt := range opts {
@@ -233,6 +245,9 @@ func (s *Session) DropTables(ctx context.Context, models []any, opts ...TableOpt
 	}
 	placed, err := s.Placement(ctx, models...)
 	if err != nil {
+		return err
+	}
+	if placed, err = orderPlaced(s.order, placed, false); err != nil {
 		return err
 	}
 	return s.each(ctx, placedShards(s.order, placed), "drop tables", func(ctx context.Context, _ int, id ShardID, db bun.IDB) error {
