@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log"
+	"os"
 	"testing/fstest"
 
 	"github.com/uptrace/bun"
@@ -73,24 +74,27 @@ func Example() {
 	// s3: applied, 2 applied, rerun group 0
 }
 
-// exampleShards opens a new database named name on each test server as
-// shards s0..s3; done closes and drops them.
-func exampleShards(ctx context.Context, name string) (migrate.DBs, func()) {
+// exampleShards opens a new database on each test server as shards s0..s3;
+// done closes and drops them. The names are unique per process and server
+// (external servers may be one server listed several times).
+func exampleShards(ctx context.Context, prefix string) (migrate.DBs, func()) {
 	dbs := migrate.DBs{}
 	servers := pgtest.Shared().Servers()
+	names := make([]string, len(servers))
 	for i, srv := range servers {
-		if err := srv.CreateDatabase(ctx, name); err != nil {
+		names[i] = fmt.Sprintf("%s_%d_%d", prefix, os.Getpid(), i)
+		if err := srv.CreateDatabase(ctx, names[i]); err != nil {
 			log.Fatal(err)
 		}
-		db := bun.NewDB(sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(srv.DSN(name)))), pgdialect.New())
+		db := bun.NewDB(sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(srv.DSN(names[i])))), pgdialect.New())
 		dbs[identity.ShardID(fmt.Sprintf("s%d", i))] = db
 	}
 	return dbs, func() {
 		for _, db := range dbs {
 			db.Close()
 		}
-		for _, srv := range servers {
-			if err := srv.DropDatabase(ctx, name); err != nil {
+		for i, srv := range servers {
+			if err := srv.DropDatabase(ctx, names[i]); err != nil {
 				log.Print(err)
 			}
 		}

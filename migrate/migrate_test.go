@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	bunmigrate "github.com/uptrace/bun/migrate"
 
@@ -320,5 +322,42 @@ func TestMigrateWithoutInit(t *testing.T) {
 		if st.State() != "unknown" || st.Err == nil {
 			t.Errorf("Status of %s = %q, Err %v; want unknown with an error", st.Shard, st.State(), st.Err)
 		}
+	}
+}
+
+// TestMigrateConcurrencyLimit: with WithConcurrency(2), no more than two
+// shards run a migration at the same time.
+func TestMigrateConcurrencyLimit(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	var mu sync.Mutex
+	running, most := 0, 0
+	ms := bunmigrate.NewMigrations()
+	ms.Add(bunmigrate.Migration{
+		Name: "20260101000030", Comment: "slow",
+		Up: func(ctx context.Context, _ *bunmigrate.Migrator, _ *bunmigrate.Migration) error {
+			mu.Lock()
+			running++
+			most = max(most, running)
+			mu.Unlock()
+			time.Sleep(300 * time.Millisecond)
+			mu.Lock()
+			running--
+			mu.Unlock()
+			return nil
+		},
+	})
+	m, err := migrate.New(f.dbs, ms, migrate.WithConcurrency(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if most > 2 || most < 1 {
+		t.Errorf("at most %d shards migrated at once; want 1 or 2", most)
 	}
 }
