@@ -101,8 +101,10 @@ func (d *decisions) ensure(ctx context.Context, s *Session) error {
 		return err
 	})
 	// Two processes creating the table at once: one of them gets a unique
-	// violation on the catalog, and the table exists.
-	if err != nil && sqlState(err) != "23505" && sqlState(err) != "42P07" {
+	// violation on the catalog (23505), "relation already exists" (42P07) or
+	// "type already exists" (42710, the table's row type; seen on pgx in
+	// TestRecoverRacingCommit), and the table exists.
+	if st := sqlState(err); err != nil && st != "23505" && st != "42P07" && st != "42710" {
 		return &ShardError{Shard: id, Op: "create " + decisionTable, Err: err}
 	}
 	d.ready = true
