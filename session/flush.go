@@ -279,6 +279,33 @@ func (u *UnitOfWork) unplace() {
 	}
 }
 
+// adoptHeld makes the object p (a pointer), held by e's relation, a new
+// object that e owns (ownerRel: the index of the relation in e's owned
+// relations, or -1 for a many-to-many relation, which decides only
+// placement), unless it is stored already: tracked but not new, or placed
+// on a shard by its Token. A tracked new object that no parent owns yet
+// gets e as its owner. An object whose model has no primary key (Bun
+// refuses such relations, so only what is not a model at all) is left out.
+func (u *UnitOfWork) adoptHeld(e *entry, p reflect.Value, ownerRel int32) {
+	if c, ok := u.lookup(p.Interface()); ok {
+		if c.state == statePending && c.owner == nil {
+			c.owner, c.ownerRel = e, ownerRel
+		}
+		return
+	}
+	mi, err := u.s.info(p.Type().Elem())
+	if err != nil || len(mi.table.PKs) == 0 {
+		return
+	}
+	if tok := mi.token(p.Elem()); tok != nil {
+		if _, stored := tok.Shard(); stored {
+			return
+		}
+	}
+	c := u.add(p, mi)
+	c.owner, c.ownerRel = e, ownerRel
+}
+
 // cascade tracks, as new objects, the untracked objects that tracked ones
 // reach: children in has-one and has-many relations that have no shard on
 // their Token (or no Token), which are then owned by their parent; and
@@ -299,25 +326,7 @@ func (u *UnitOfWork) cascade() {
 			u.cascadeM2M(e, um)
 		}
 		for ri, rel := range um.owned {
-			related(v, rel, func(p reflect.Value) {
-				if c, ok := u.lookup(p.Interface()); ok {
-					if c.state == statePending && c.owner == nil {
-						c.owner, c.ownerRel = e, int32(ri)
-					}
-					return
-				}
-				mi, err := u.s.info(p.Type().Elem())
-				if err != nil || len(mi.table.PKs) == 0 {
-					return
-				}
-				if tok := mi.token(p.Elem()); tok != nil {
-					if _, stored := tok.Shard(); stored {
-						return
-					}
-				}
-				c := u.add(p, mi)
-				c.owner, c.ownerRel = e, int32(ri)
-			})
+			related(v, rel, func(p reflect.Value) { u.adoptHeld(e, p, int32(ri)) })
 		}
 		for i, rel := range um.belongsTo {
 			mi := um.parentInfo[i]

@@ -29,27 +29,7 @@ type link struct {
 func (u *UnitOfWork) cascadeM2M(e *entry, um *unitModel) {
 	v := e.val()
 	for _, rel := range um.m2m {
-		related(v, rel, func(p reflect.Value) {
-			if c, ok := u.lookup(p.Interface()); ok {
-				if c.state == statePending && c.owner == nil {
-					c.owner, c.ownerRel = e, -1
-				}
-				return
-			}
-			// Bun refuses an m2m relation whose models lack a primary key,
-			// so this only fails for what is not a model at all.
-			mi, err := u.s.info(p.Type().Elem())
-			if err != nil || len(mi.table.PKs) == 0 {
-				return
-			}
-			if tok := mi.token(p.Elem()); tok != nil {
-				if _, stored := tok.Shard(); stored {
-					return
-				}
-			}
-			c := u.add(p, mi)
-			c.owner, c.ownerRel = e, -1
-		})
+		related(v, rel, func(p reflect.Value) { u.adoptHeld(e, p, -1) })
 	}
 }
 
