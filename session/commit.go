@@ -49,10 +49,30 @@ import (
 // ([ErrAborted], Decision "abort"); if the coordinator cannot be asked,
 // every shard is Pending and in doubt ([ErrInDoubt]) until Recover, which
 // decides the same way. A crash of the process at any point is resolved by
-// Recover. Steps 3 and 4 ignore the cancellation of ctx: once prepared, a
-// unit is driven to its outcome. On a *bun.DB shard, a two-phase unit's
-// transaction runs on a connection the unit holds (no COMMIT follows
-// PREPARE TRANSACTION); see [UnitOfWork.DB].
+// Recover. On a *bun.DB shard, a two-phase unit's transaction runs on a
+// connection the unit holds (no COMMIT follows PREPARE TRANSACTION); see
+// [UnitOfWork.DB].
+//
+// Every statement runs under ctx, and Commit returns by ctx's end (its
+// deadline, or its cancellation for the statements whose answer Commit
+// waits for without handing ctx to the driver: the COMMIT, COMMIT PREPARED
+// and ROLLBACK PREPARED statements go on in the background once sent, and
+// end when the shard answers). What a shard that does not answer in time
+// (a frozen server, a lost network) does to the outcome depends on the
+// phase; the error names the shard and matches ctx's error
+// (context.DeadlineExceeded):
+//   - before the decision (BEGIN, flush, the record, PREPARE): nothing
+//     commits. Every shard is rolled back; one that cannot be reached may
+//     keep its transaction prepared, listed as Pending, and Recover rolls
+//     it back (no decision was committed). A ctx that ends before step 3
+//     sends no decision.
+//   - the decision (step 3): a coordinator that does not answer its COMMIT
+//     leaves the outcome unknown: [ErrInDoubt], every shard Pending, and
+//     Recover follows what the coordinator did.
+//   - after the decision (step 4): the unit is committed; a shard that has
+//     not answered its COMMIT PREPARED is Pending, Decision "commit", and
+//     Recover commits it. A decision record left by a ctx that ended is
+//     deleted by the next Recover.
 //
 // A flush error, or a shard whose transaction failed earlier in the unit
 // (PostgreSQL aborted it, so it cannot commit), rolls back every shard and
@@ -200,62 +220,78 @@ func (u *UnitOfWork) commitTwoPhase(ctx context.Context, writers []ShardID) erro
 	if !local {
 		ct = &shardTx{}
 		if err := ct.begin(WithShardID(ctx, coord), coord, s.shards[coord], nil, true); err != nil {
-			return refuse(&ShardError{Shard: coord, Op: "begin", Err: err})
+			return refuse(&ShardError{Shard: coord, Op: "begin", Err: withCtxErr(ctx, err)})
 		}
 	}
 	fail := func(err error) error {
-		_ = ct.rollback(ctx)
+		_ = ct.end(ctx, false)
 		return refuse(err)
 	}
 
 	// Step 1: the record, inside the coordinator's transaction.
 	if err := s.decisions.record(WithShardID(ctx, coord), ct.db(), txid, writers); err != nil {
-		return fail(&ShardError{Shard: coord, Op: "record decision", Err: err})
+		return fail(&ShardError{Shard: coord, Op: "record decision", Err: withCtxErr(ctx, err)})
 	}
 
-	// Step 2: PREPARE TRANSACTION on the other shards, in parallel.
+	// Step 2: PREPARE TRANSACTION on the other shards, in parallel, each
+	// under ctx: a shard that does not answer by ctx's deadline fails the
+	// commit, which is not decided yet.
 	errs := make([]error, len(others))
 	var wg sync.WaitGroup
 	for i, id := range others {
 		wg.Go(func() {
 			if err := u.txs[id].prepare(WithShardID(ctx, id), gid(txid, id)); err != nil {
-				errs[i] = &ShardError{Shard: id, Op: "prepare", Err: err}
+				errs[i] = &ShardError{Shard: id, Op: "prepare", Err: withCtxErr(ctx, err)}
 			}
 		})
 	}
 	wg.Wait()
-	// Why WithoutCancel: from here on, the unit is driven to its outcome;
-	// giving up half-way would leave prepared transactions holding locks.
-	bg := context.WithoutCancel(ctx)
-	if err := errors.Join(errs...); err != nil {
-		_ = ct.rollback(bg) // the record goes with it: no commit is possible
+	if err := errors.Join(errs...); err != nil || ctx.Err() != nil {
+		if err == nil { // every shard prepared, but ctx ended: no decision is sent
+			err = fmt.Errorf("the context ended before the decision: %w", context.Cause(ctx))
+		}
+		// Why under ctx: the commit has failed and its caller must hear so
+		// by ctx's end. The rollbacks are sent even when ctx has ended, and
+		// those not answered by then finish on their own (see endTxs); a
+		// shard that cannot answer (frozen, unreachable) keeps its
+		// transaction prepared, listed as Pending, and Recover rolls it back,
+		// since no decision was committed.
+		_ = ct.end(ctx, false) // the record goes with it: no commit is possible
 		// A PREPARE that PostgreSQL answered with an error left nothing
-		// prepared; one whose connection broke may have.
+		// prepared; one whose connection broke or timed out may have.
 		var maybe []ShardID
 		for i, id := range others {
 			if errs[i] == nil || sqlState(errs[i]) == "" {
 				maybe = append(maybe, id)
 			}
 		}
-		left := u.rollbackPrepared(bg, txid, maybe)
-		_ = u.abort(bg, "its commit failed")
+		left := u.rollbackPrepared(ctx, txid, maybe)
+		_ = u.abort(ctx, "its commit failed")
 		return &CommitError{TwoPhase: true, Failed: writers, Pending: left, Err: fmt.Errorf(
 			"prepare failed, every shard rolled back (Recover rolls back those still prepared): %w", err)}
 	}
 	u.hook("prepared", "")
 
-	// Step 3: the decision is the coordinator's COMMIT.
-	if err := ct.commit(WithShardID(bg, coord)); err != nil {
+	// Step 3: the decision is the coordinator's COMMIT, bounded by ctx: a
+	// coordinator that does not answer by then leaves the outcome unknown,
+	// and Commit returns at once, in doubt, instead of waiting for it
+	// (the COMMIT, once sent, goes on in the background; see endTxs).
+	if err := ct.end(ctx, true); err != nil {
+		err = &ShardError{Shard: coord, Op: "commit decision", Err: err}
+		if ctx.Err() != nil { // no time left to ask the coordinator
+			return &CommitError{TwoPhase: true, Pending: writers, Err: fmt.Errorf(
+				"%w: the coordinator %s did not answer its COMMIT (the decision) in time: %w", ErrInDoubt, coord, err)}
+		}
 		// Whatever the error says, the COMMIT may have happened (a
 		// connection can break, or a backend be terminated, after the
 		// commit record): the probe tells, once the transaction has ended.
-		d, perr := s.decisions.probe(bg, s, []string{txid})
+		d, perr := s.decisions.probe(ctx, s, []string{txid})
 		if perr != nil {
 			return &CommitError{TwoPhase: true, Pending: writers, Err: fmt.Errorf("%w: %w",
-				ErrInDoubt, errors.Join(&ShardError{Shard: coord, Op: "commit decision", Err: err}, perr))}
+				ErrInDoubt, errors.Join(err, perr))}
 		}
 		if d[txid] != decisionCommit {
-			left := u.rollbackPrepared(bg, txid, others)
+			left := u.rollbackPrepared(ctx, txid, others)
 			u.unplace()
 			u.forgetInserts(writers)
 			return &CommitError{TwoPhase: true, Failed: writers, Pending: left, Decision: decisionAbort, Err: fmt.Errorf(
@@ -264,29 +300,36 @@ func (u *UnitOfWork) commitTwoPhase(ctx context.Context, writers []ShardID) erro
 	}
 	u.hook("decided", "")
 	if local {
-		s.wrote(bg, coord, s.shards[coord]) // a read-your-writes context learns of it
+		s.wrote(ctx, coord, s.shards[coord]) // a read-your-writes context learns of it
 	}
 
-	// Step 4: COMMIT PREPARED on the other shards, in parallel.
-	cerrs := make([]error, len(others))
+	// Step 4: COMMIT PREPARED on the other shards, in parallel, bounded by
+	// ctx. The unit is committed; a shard that does not answer by ctx's end
+	// is reported Pending, and Recover commits it (the COMMIT PREPARED
+	// already sent may well do it first).
+	ends := make([]func() error, len(others))
 	for i, id := range others {
-		wg.Go(func() {
+		bg := WithShardID(context.WithoutCancel(ctx), id)
+		ends[i] = func() error {
 			u.hook("commit", id)
 			// false, nil: a concurrent Recover committed it, following the
 			// decision.
-			if _, err := finishPrepared(WithShardID(bg, id), s.shards[id], "COMMIT PREPARED", gid(txid, id)); err != nil {
-				cerrs[i] = &ShardError{Shard: id, Op: "commit prepared", Err: err}
-				return
-			}
-			s.wrote(bg, id, s.shards[id])
-		})
+			_, err := finishPrepared(bg, s.shards[id], "COMMIT PREPARED", gid(txid, id))
+			return err
+		}
 	}
-	wg.Wait()
+	cerrs := endTxs(ctx, ends, true)
 	var committed, pending []ShardID
 	for _, id := range writers {
-		if i := slices.Index(others, id); i >= 0 && cerrs[i] != nil {
+		i := slices.Index(others, id)
+		switch {
+		case i >= 0 && cerrs[i] != nil:
 			pending = append(pending, id)
-		} else {
+			cerrs[i] = &ShardError{Shard: id, Op: "commit prepared", Err: cerrs[i]}
+		case i >= 0:
+			s.wrote(ctx, id, s.shards[id])
+			fallthrough
+		default:
 			committed = append(committed, id)
 		}
 	}
@@ -294,24 +337,26 @@ func (u *UnitOfWork) commitTwoPhase(ctx context.Context, writers []ShardID) erro
 		return &CommitError{TwoPhase: true, Committed: committed, Pending: pending, Decision: decisionCommit,
 			Err: fmt.Errorf("the decision is commit and Session.Recover will commit the rest: %w", errors.Join(cerrs...))}
 	}
-	// The record has done its job; one left behind (this fails) is removed
-	// by the next Recover.
-	_ = s.decisions.forget(bg, s, txid)
+	// The record has done its job; one left behind (this fails, or ctx has
+	// ended) is removed by the next Recover.
+	_ = s.decisions.forget(ctx, s, txid)
 	return nil
 }
 
 // rollbackPrepared rolls back the unit's prepared transactions on ids, in
-// parallel, and returns the shards where that failed (Recover rolls them
-// back later).
+// parallel, and returns the shards where that failed or had no answer by
+// ctx's end (Recover rolls them back later). The ROLLBACK PREPAREDs are
+// sent even when ctx has ended, and finish in the background (see endTxs).
 func (u *UnitOfWork) rollbackPrepared(ctx context.Context, txid string, ids []ShardID) []ShardID {
-	errs := make([]error, len(ids))
-	var wg sync.WaitGroup
+	ends := make([]func() error, len(ids))
 	for i, id := range ids {
-		wg.Go(func() {
-			_, errs[i] = finishPrepared(WithShardID(ctx, id), u.s.shards[id], "ROLLBACK PREPARED", gid(txid, id))
-		})
+		bg := WithShardID(context.WithoutCancel(ctx), id)
+		ends[i] = func() error {
+			_, err := finishPrepared(bg, u.s.shards[id], "ROLLBACK PREPARED", gid(txid, id))
+			return err
+		}
 	}
-	wg.Wait()
+	errs := endTxs(ctx, ends, false)
 	var left []ShardID
 	for i, id := range ids {
 		if errs[i] != nil {

@@ -93,13 +93,26 @@ func (d *decisions) ensure(ctx context.Context, s *Session) error {
 	created timestamptz NOT NULL DEFAULT now())`
 	// Durable, like the records: a table lost in a crash would fail every
 	// later Commit and Recover of this session, which believes it exists.
-	err := s.shards[id].RunInTx(WithShardID(ctx, id), nil, func(ctx context.Context, tx bun.Tx) error {
-		_, err := tx.ExecContext(ctx, "SELECT set_config('synchronous_commit', 'on', true) WHERE current_setting('synchronous_commit') = 'off'")
-		if err == nil {
-			_, err = tx.ExecContext(ctx, ddl)
-		}
-		return err
-	})
+	// Why a goroutine: RunInTx's COMMIT takes no context (the drivers send
+	// it with context.Background), so the wait for it is bounded by ctx
+	// here; the call left behind ends when the coordinator answers (or its
+	// statements' deadline, ctx's, passes).
+	done := make(chan error, 1)
+	go func() {
+		done <- s.shards[id].RunInTx(WithShardID(ctx, id), nil, func(ctx context.Context, tx bun.Tx) error {
+			_, err := tx.ExecContext(ctx, "SELECT set_config('synchronous_commit', 'on', true) WHERE current_setting('synchronous_commit') = 'off'")
+			if err == nil {
+				_, err = tx.ExecContext(ctx, ddl)
+			}
+			return err
+		})
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return &ShardError{Shard: id, Op: "create " + decisionTable, Err: fmt.Errorf("no answer before the context ended: %w", context.Cause(ctx))}
+	}
 	// Two processes creating the table at once: one of them gets a unique
 	// violation on the catalog (23505), "relation already exists" (42P07) or
 	// "type already exists" (42710, the table's row type; seen on pgx in

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -91,6 +92,13 @@ type prepared struct {
 // A shard that cannot be reached is reported (a *ShardError in the joined
 // error) and its transactions are listed as Left; the others are resolved,
 // and running Recover again later finishes the job.
+//
+// Every statement runs under ctx, each shard listed and resolved on its
+// own: a shard that does not answer by ctx's deadline (a frozen server)
+// fails alone, with a *ShardError naming it and matching ctx's error,
+// while the others are resolved meanwhile; the records of its units are
+// kept. A coordinator that does not answer fails the shards whose units
+// needed it.
 func (s *Session) Recover(ctx context.Context, opts ...RecoverOption) (Recovered, error) {
 	var cfg recoverConfig
 	for _, opt := range opts {
@@ -116,80 +124,68 @@ func (s *Session) Recover(ctx context.Context, opts ...RecoverOption) (Recovered
 		decided[r.TxID] = r.Decision
 	}
 
+	// Each shard is listed and resolved on its own, in parallel: a shard
+	// that does not answer by ctx's end fails alone, and the others are
+	// resolved meanwhile, rather than after the slowest one answered (by
+	// then ctx may have ended).
 	root := *s
 	root.unit, root.pin = nil, nil
 	found := make([][]*prepared, len(s.order))
 	listed := make([]bool, len(s.order))
-	listErr := root.each(ctx, s.order, "recover: list prepared", func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
+	decide := func(p *prepared) (string, bool) { // from the records alone
+		switch {
+		case !strings.HasSuffix(p.txid, coordTag(coord)):
+			return "", false // decided on another coordinator: its record is not here
+		case decided[p.txid] != "":
+			return decided[p.txid], true
+		}
+		return "", false
+	}
+	todo := make([]map[string]string, len(s.order)) // per shard: txid -> decision to apply
+	resolveErr := root.each(ctx, s.order, "recover", func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
 		var list []preparedRow
 		err := db.NewRaw("SELECT gid, extract(epoch FROM now() - prepared)::float8 AS age FROM pg_prepared_xacts "+
 			"WHERE database = current_database() AND starts_with(gid, ?)", gidPrefix).Scan(ctx, &list)
 		if err != nil {
-			return err
+			return fmt.Errorf("list prepared: %w", err)
 		}
-		for _, p := range list {
-			txid, ok := parseGID(p.GID)
+		todo[i] = map[string]string{}
+		var undecided []string
+		for _, row := range list {
+			txid, ok := parseGID(row.GID)
 			if !ok {
 				continue
 			}
-			found[i] = append(found[i], &prepared{gid: p.GID, txid: txid, shard: id, age: time.Duration(p.Age * float64(time.Second))})
+			p := &prepared{gid: row.GID, txid: txid, shard: id, age: time.Duration(row.Age * float64(time.Second))}
+			found[i] = append(found[i], p)
+			if d, ok := decide(p); ok {
+				todo[i][txid] = d
+			} else if strings.HasSuffix(txid, coordTag(coord)) && p.age >= cfg.minAge {
+				undecided = append(undecided, txid)
+			}
 		}
 		listed[i] = true
-		return nil
-	})
-	answered := map[ShardID]bool{}
-	for i, id := range s.order {
-		answered[id] = listed[i]
-	}
-	errs := []error{listErr}
-
-	// Decide what each unit's transactions become.
-	byTx := map[string][]*prepared{}
-	var txids []string
-	for _, list := range found {
-		for _, p := range list {
-			if _, ok := byTx[p.txid]; !ok {
-				txids = append(txids, p.txid)
+		var errs []error
+		if len(undecided) > 0 {
+			d, err := s.decisions.probe(ctx, s, undecided)
+			if err != nil {
+				errs = append(errs, err)
 			}
-			byTx[p.txid] = append(byTx[p.txid], p)
-		}
-	}
-	slices.Sort(txids)
-	todo := map[string]string{} // txid -> decision to apply
-	var undecided []string
-	for _, txid := range txids {
-		switch {
-		case !strings.HasSuffix(txid, coordTag(coord)):
-			// Decided on another coordinator: its record is not here.
-		case decided[txid] != "":
-			todo[txid] = decided[txid]
-		case !slices.ContainsFunc(byTx[txid], func(p *prepared) bool { return p.age < cfg.minAge }):
-			undecided = append(undecided, txid)
-		}
-	}
-	if len(undecided) > 0 {
-		d, err := s.decisions.probe(ctx, s, undecided)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		for _, txid := range undecided {
-			if v, ok := d[txid]; ok {
-				todo[txid] = v
-			} else if err == nil {
-				// Committed and its record deleted since the listing: its
-				// unit is finished, nothing of it is left prepared.
-				for _, p := range byTx[txid] {
+			for _, p := range found[i] {
+				if !slices.Contains(undecided, p.txid) {
+					continue
+				}
+				if v, ok := d[p.txid]; ok {
+					todo[i][p.txid] = v
+				} else if err == nil {
+					// Committed and its record deleted since the listing:
+					// its unit is finished, nothing of it is left prepared.
 					p.gone = true
 				}
 			}
 		}
-	}
-
-	// Apply the decisions, the shards in parallel.
-	applyErr := root.each(ctx, s.order, "recover: resolve", func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
-		var errs []error
 		for _, p := range found[i] {
-			d, ok := todo[p.txid]
+			d, ok := todo[i][p.txid]
 			if !ok {
 				continue
 			}
@@ -206,15 +202,31 @@ func (s *Session) Recover(ctx context.Context, opts ...RecoverOption) (Recovered
 		}
 		return errors.Join(errs...)
 	})
-	errs = append(errs, applyErr)
+	answered := map[ShardID]bool{}
+	for i, id := range s.order {
+		answered[id] = listed[i]
+	}
+	errs := []error{resolveErr}
 
+	byTx := map[string][]*prepared{}
+	var txids []string
+	for _, list := range found {
+		for _, p := range list {
+			if _, ok := byTx[p.txid]; !ok {
+				txids = append(txids, p.txid)
+			}
+			byTx[p.txid] = append(byTx[p.txid], p)
+		}
+	}
+	slices.Sort(txids)
+	decision := func(p *prepared) string { return todo[slices.Index(s.order, p.shard)][p.txid] }
 	for _, txid := range txids {
 		for _, p := range byTx[txid] {
 			switch {
 			case p.gone:
 			case !p.done:
 				out.Left = append(out.Left, p.gid)
-			case todo[txid] == decisionCommit:
+			case decision(p) == decisionCommit:
 				out.Committed = append(out.Committed, p.gid)
 			default:
 				out.RolledBack = append(out.RolledBack, p.gid)

@@ -106,14 +106,16 @@ func (st *shardTx) ender(ctx context.Context, commit bool) func() error {
 	return st.tx.Rollback
 }
 
-// commit commits st's transaction in one phase.
-func (st *shardTx) commit(ctx context.Context) error {
-	st.open = false
-	if h := st.held; h != nil {
-		st.held = nil
-		return endHeld(ctx, h.Conn, "COMMIT")
+// end commits (commit set) or rolls back st's transaction, waiting for
+// the shard's answer no longer than ctx: one not in by ctx's end is an
+// error wrapping ctx's, and the statement finishes in the background (see
+// endTxs). It is sent even when ctx has ended. A transaction not open is
+// left alone.
+func (st *shardTx) end(ctx context.Context, commit bool) error {
+	if !st.open {
+		return nil
 	}
-	return st.tx.Commit()
+	return endTxs(ctx, []func() error{st.ender(ctx, commit)}, commit)[0]
 }
 
 // rollback rolls st's transaction back.

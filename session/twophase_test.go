@@ -34,6 +34,10 @@ var tpShards = []session.ShardID{"a", "b", "c"}
 // server keeps what it committed and prepared, as a real crash would.
 type tpFixture struct {
 	set *pgtest.Set
+	// untimed opens the sessions' pools with no driver read or write
+	// timeout (pgdriver's default is 10 s), so that only the caller's
+	// context can end a statement on a frozen server.
+	untimed bool
 }
 
 func newTPFixture(t *testing.T, opts ...pgtest.Option) *tpFixture {
@@ -106,7 +110,16 @@ func (fx *tpFixture) newCase(t *testing.T, driver string, hook func(c *tpCase, s
 	shards := map[session.ShardID]bun.IDB{}
 	for i, id := range tpShards {
 		c.counts[id] = &counter{}
-		db := openDriver(t, driver, dsns[i]).WithQueryHook(c.counts[id])
+		var db *bun.DB
+		if fx.untimed && driver == "pgdriver" {
+			sqldb := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsns[i]), pgdriver.WithDialTimeout(2*time.Second),
+				pgdriver.WithReadTimeout(0), pgdriver.WithWriteTimeout(0)))
+			db = bun.NewDB(sqldb, tpDialect)
+			t.Cleanup(func() { db.Close() })
+		} else {
+			db = openDriver(t, driver, dsns[i]) // pgx has no read timeout
+		}
+		db = db.WithQueryHook(c.counts[id])
 		weather.Register(db)
 		if err := weather.CreateSchema(ctx, db); err != nil {
 			t.Fatal(err)
