@@ -268,7 +268,7 @@ func (u *UnitOfWork) commitTwoPhase(ctx context.Context, writers []ShardID) erro
 		left := u.rollbackPrepared(ctx, txid, maybe)
 		_ = u.abort(ctx, "its commit failed")
 		return &CommitError{TwoPhase: true, Failed: writers, Pending: left, Err: fmt.Errorf(
-			"prepare failed, every shard rolled back (Recover rolls back those still prepared): %w", err)}
+			"no decision was made, every shard rolled back (Recover rolls back those still prepared): %w", err)}
 	}
 	u.hook("prepared", "")
 

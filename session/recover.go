@@ -97,8 +97,8 @@ type prepared struct {
 // own: a shard that does not answer by ctx's deadline (a frozen server)
 // fails alone, with a *ShardError naming it and matching ctx's error,
 // while the others are resolved meanwhile; the records of its units are
-// kept. A coordinator that does not answer fails the shards whose units
-// needed it.
+// kept. A coordinator that does not answer fails the whole Recover by
+// ctx's deadline, naming it: the records are there.
 func (s *Session) Recover(ctx context.Context, opts ...RecoverOption) (Recovered, error) {
 	var cfg recoverConfig
 	for _, opt := range opts {
