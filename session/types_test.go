@@ -92,6 +92,27 @@ func (e *typedEnv) put(t *testing.T, rows []*Typed) {
 }
 
 // exec runs raw SQL on every shard and on the unsharded database.
+// checkOrder runs ORDER BY order across the shards and on the unsharded
+// database and fails unless both return the same ids in the same order.
+func (e *typedEnv) checkOrder(t *testing.T, order []string) {
+	t.Helper()
+	ctx := context.Background()
+	var got, want []Typed
+	if err := e.s.NewSelect().Model(&got).Order(order...).Scan(ctx); err != nil {
+		t.Fatalf("ORDER BY %v: sharded: %v", order, err)
+	}
+	w := e.single.NewSelect().Model(&want)
+	for _, o := range order {
+		w = w.OrderExpr(o)
+	}
+	if err := w.Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if g, w := typedIDs(got), typedIDs(want); !slices.Equal(g, w) {
+		t.Errorf("ORDER BY %v: ids %v; unsharded %v", order, g, w)
+	}
+}
+
 func (e *typedEnv) exec(t *testing.T, query string) {
 	t.Helper()
 	for _, db := range append([]*bun.DB{e.single}, e.shards...) {
@@ -204,20 +225,7 @@ func TestNumericOrder(t *testing.T) {
 	e.put(t, rows)
 	for _, order := range [][]string{{"dec", "id"}, {"dec DESC", "id"}, {"dec NULLS FIRST", "id"},
 		{"dec DESC NULLS LAST", "id"}, {"dec NULLS LAST", "id DESC"}} {
-		var got, want []Typed
-		if err := e.s.NewSelect().Model(&got).Order(order...).Scan(ctx); err != nil {
-			t.Fatalf("ORDER BY %v: sharded: %v", order, err)
-		}
-		w := e.single.NewSelect().Model(&want)
-		for _, o := range order {
-			w = w.OrderExpr(o)
-		}
-		if err := w.Scan(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if g, w := typedIDs(got), typedIDs(want); !slices.Equal(g, w) {
-			t.Errorf("ORDER BY %v: ids %v; unsharded %v", order, g, w)
-		}
+		e.checkOrder(t, order)
 	}
 	// A numeric scanned into a float64 cannot be ordered exactly in Go.
 	var got []Typed
@@ -283,20 +291,7 @@ func TestCharN(t *testing.T) {
 	rows = append(rows, &Typed{ID: 60, Part: 2})
 	e.put(t, rows)
 	for _, order := range [][]string{{`code COLLATE "C"`, "id"}, {`code COLLATE "C" DESC`, "id"}} {
-		var got, want []Typed
-		if err := e.s.NewSelect().Model(&got).Order(order...).Scan(ctx); err != nil {
-			t.Fatalf("ORDER BY %v: sharded: %v", order, err)
-		}
-		w := e.single.NewSelect().Model(&want)
-		for _, o := range order {
-			w = w.OrderExpr(o)
-		}
-		if err := w.Scan(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if g, w := typedIDs(got), typedIDs(want); !slices.Equal(g, w) {
-			t.Errorf("ORDER BY %v: ids %v; unsharded %v", order, g, w)
-		}
+		e.checkOrder(t, order)
 	}
 	for _, order := range []string{`code COLLATE "C"`, `code COLLATE "C" DESC`} {
 		var got []map[string]any
@@ -339,20 +334,7 @@ func TestNullzero(t *testing.T) {
 	// Real zeros written by SQL, where Bun would write NULL.
 	e.exec(t, "UPDATE typed SET lvl = 0, flat = 0 WHERE id IN (1, 6)")
 	for _, order := range [][]string{{"lvl", "id"}, {"lvl DESC", "id"}, {"lvl NULLS FIRST", "id"}, {"lvl DESC NULLS LAST", "id DESC"}} {
-		var got, want []Typed
-		if err := e.s.NewSelect().Model(&got).Order(order...).Scan(ctx); err != nil {
-			t.Fatalf("ORDER BY %v: sharded: %v", order, err)
-		}
-		w := e.single.NewSelect().Model(&want)
-		for _, o := range order {
-			w = w.OrderExpr(o)
-		}
-		if err := w.Scan(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if g, w := typedIDs(got), typedIDs(want); !slices.Equal(g, w) {
-			t.Errorf("ORDER BY %v: ids %v; unsharded %v", order, g, w)
-		}
+		e.checkOrder(t, order)
 	}
 	var got []Typed
 	err := e.s.NewSelect().Model(&got).Order("flat", "id").Scan(ctx)
@@ -390,20 +372,7 @@ func TestBareNulls(t *testing.T) {
 	}
 	e.put(t, rows)
 	for _, order := range [][]string{{"lvl NULLS FIRST", "id"}, {"lvl nulls last", "id"}} {
-		var got, want []Typed
-		if err := e.s.NewSelect().Model(&got).Order(order...).Scan(ctx); err != nil {
-			t.Fatalf("ORDER BY %v: sharded: %v", order, err)
-		}
-		w := e.single.NewSelect().Model(&want)
-		for _, o := range order {
-			w = w.OrderExpr(o)
-		}
-		if err := w.Scan(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if g, w := typedIDs(got), typedIDs(want); !slices.Equal(g, w) {
-			t.Errorf("ORDER BY %v: ids %v; unsharded %v", order, g, w)
-		}
+		e.checkOrder(t, order)
 		var groups, wantG []map[string]any
 		if err := e.s.NewSelect().Model((*Typed)(nil)).GroupBy("lvl").Aggregate(session.CountAll().As("n")).
 			Order(order[0]).Scan(ctx, &groups); err != nil {
