@@ -331,6 +331,16 @@ func (c *tpCase) recoverAndCheck(want bool) session.Recovered {
 // crashed is the panic value of a simulated crash of the committing process.
 type crashed struct{}
 
+// crashAt is a commit hook that makes the process "die" (panic with
+// crashed{}) when Commit reaches stage, on whichever shard.
+func crashAt(stage string) func(c *tpCase, stage string, id session.ShardID) {
+	return func(_ *tpCase, at string, _ session.ShardID) {
+		if at == stage {
+			panic(crashed{})
+		}
+	}
+}
+
 // commitCrashing runs Commit, which the hook makes panic with crashed{}, as
 // if the process died there: nothing after that point runs.
 func commitCrashing(t *testing.T, uow *session.UnitOfWork) {
@@ -453,11 +463,7 @@ func testTwoPhaseCommitFaults(t *testing.T, fx *tpFixture, driver string) {
 	})
 
 	t.Run("crash between prepare and decision", func(t *testing.T) {
-		c := fx.newCase(t, driver, func(c *tpCase, stage string, _ session.ShardID) {
-			if stage == "prepared" {
-				panic(crashed{})
-			}
-		})
+		c := fx.newCase(t, driver, crashAt("prepared"))
 		commitCrashing(t, c.unit(session.TwoPhase()))
 		c.killAll() // the process is dead: so are its connections, and the coordinator's open transaction
 		if got := c.prepared(); !slices.Equal(got, []int{0, 1, 1}) {
@@ -501,11 +507,7 @@ func testTwoPhaseCommitFaults(t *testing.T, fx *tpFixture, driver string) {
 	})
 
 	t.Run("crash between decision and commit", func(t *testing.T) {
-		c := fx.newCase(t, driver, func(c *tpCase, stage string, _ session.ShardID) {
-			if stage == "decided" {
-				panic(crashed{})
-			}
-		})
+		c := fx.newCase(t, driver, crashAt("decided"))
 		commitCrashing(t, c.unit(session.TwoPhase()))
 		if got := c.rows(); !slices.Equal(got, []int{2, 0, 0}) {
 			t.Errorf("rows visible before Recover = %v; want the coordinator's (it committed with the decision)", got)
@@ -616,11 +618,7 @@ func testTwoPhaseCommitFaults(t *testing.T, fx *tpFixture, driver string) {
 	})
 
 	t.Run("Recover from a session lacking a shard keeps the record for it", func(t *testing.T) {
-		c := fx.newCase(t, driver, func(c *tpCase, stage string, _ session.ShardID) {
-			if stage == "decided" {
-				panic(crashed{})
-			}
-		})
+		c := fx.newCase(t, driver, crashAt("decided"))
 		commitCrashing(t, c.unit(session.TwoPhase()))
 		part, err := c.session([]session.ShardID{"a", "b"}).Recover(ctx)
 		if err != nil || len(part.Committed) != 1 || !strings.HasSuffix(part.Committed[0], "_b") {
@@ -639,11 +637,7 @@ func testTwoPhaseCommitFaults(t *testing.T, fx *tpFixture, driver string) {
 	})
 
 	t.Run("Recover on another coordinator leaves the transactions alone", func(t *testing.T) {
-		c := fx.newCase(t, driver, func(c *tpCase, stage string, _ session.ShardID) {
-			if stage == "decided" {
-				panic(crashed{})
-			}
-		})
+		c := fx.newCase(t, driver, crashAt("decided"))
 		commitCrashing(t, c.unit(session.TwoPhase()))
 		other, err := c.session(tpShards, session.WithCoordinator("b")).Recover(ctx)
 		if err != nil || len(other.Left) != 2 || len(other.Committed)+len(other.RolledBack) != 0 {
@@ -653,11 +647,7 @@ func testTwoPhaseCommitFaults(t *testing.T, fx *tpFixture, driver string) {
 	})
 
 	t.Run("coordinator not written: a transaction of its own holds the decision", func(t *testing.T) {
-		c := fx.newCase(t, driver, func(c *tpCase, stage string, _ session.ShardID) {
-			if stage == "decided" {
-				panic(crashed{})
-			}
-		})
+		c := fx.newCase(t, driver, crashAt("decided"))
 		uow := c.s.Begin(session.TwoPhase())
 		for i, cont := range []string{"B", "C"} {
 			if err := uow.Add(&weather.Location{ID: int64(i + 1), Continent: cont, City: "x"}); err != nil {
