@@ -2,7 +2,9 @@
 // where it lives: the [ShardID] type, the [Token] a model embeds to remember
 // the shard its row came from (SQLAlchemy's identity token), the [Key] of an
 // object (model type, primary key, shard), the [Map] a unit of work keeps
-// its objects in, and shard-encoded IDs ([Layout], [Generator]).
+// its objects in, shard-encoded IDs ([Layout], [Generator]), and
+// [ShardError], the error of one shard that every bunshard package returns
+// (session.ShardError is the same type).
 //
 // identity is a leaf package: it imports only the standard library, so every
 // other bunshard package can use it.

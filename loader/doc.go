@@ -1,6 +1,5 @@
-// Package loader runs work on shards: the per-shard error type shared by the
-// whole library, and the loading of relations of objects already in memory,
-// grouped by the shard each object came from.
+// Package loader loads relations of objects already in memory, grouped by
+// the shard each object came from.
 //
 // [Load] loads one relation (has-one, belongs-to, has-many or m2m) of
 // parents that are addressable structs of one model: parents are grouped by
@@ -15,7 +14,7 @@
 //	// parents' Reports fields are set; loaded.Objects() are the reports,
 //	// for a nested load such as "Reports.Location".
 //
-// loader imports chooser, identity and merge, and nothing imports it but
-// session: users meet it through Session.LoadRelation and
-// UnitOfWork.LoadRelation, and its error type as session.ShardError.
+// Of this module, loader imports identity only (its error is
+// [identity.ShardError], re-exported as [ShardError]); session imports it,
+// and users meet it through Session.LoadRelation and UnitOfWork.LoadRelation.
 package loader

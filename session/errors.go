@@ -1,11 +1,13 @@
 package session
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
-	"github.com/bunshard/bunshard/loader"
+	"github.com/bunshard/bunshard/identity"
 )
 
 // The sentinel errors of package session. Every error the session returns
@@ -158,6 +160,30 @@ func (e *PartialError) Error() string {
 // Unwrap returns the per-shard errors, for errors.Is and errors.As.
 func (e *PartialError) Unwrap() []error { return e.Errors }
 
-// ShardError is an error that happened on one shard; see [loader.ShardError].
+// ShardError is an error that happened on one shard; see [identity.ShardError].
 // Use errors.As (or errors.AsType[*session.ShardError]) to learn the shard.
-type ShardError = loader.ShardError
+type ShardError = identity.ShardError
+
+// joinSorted joins errs (nils are dropped) after sorting the *ShardError ones
+// by shard, so that messages are stable from run to run. It returns nil when
+// every error is nil.
+func joinSorted(errs []error) error {
+	var out []error
+	for _, err := range errs {
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b error) int {
+		return cmp.Compare(shardOf(a), shardOf(b))
+	})
+	return errors.Join(out...)
+}
+
+// shardOf is the shard of err's *ShardError, or "" when it has none.
+func shardOf(err error) ShardID {
+	if se, ok := errors.AsType[*ShardError](err); ok {
+		return se.Shard
+	}
+	return ""
+}

@@ -9,8 +9,6 @@ import (
 
 	"github.com/uptrace/bun"
 	"golang.org/x/sync/errgroup"
-
-	"github.com/bunshard/bunshard/loader"
 )
 
 // shardFunc runs one shard's part of a statement. i is the shard's index in
@@ -201,7 +199,7 @@ func (s *Session) each(ctx context.Context, ids []ShardID, op string, fn shardFu
 		g.Go(func() error { run(i, id); return nil })
 	}
 	_ = g.Wait() // errors are in errs, one slot per shard
-	return loader.JoinSorted(errs)
+	return joinSorted(errs)
 }
 
 // shardErr finds the *ShardError of shard id inside a joined error.
