@@ -5,11 +5,13 @@ import (
 	"testing"
 
 	"github.com/bunshard/bunshard/chooser"
+	"github.com/bunshard/bunshard/identity"
 )
 
 // TestRoutingAllocatesNothing backs the claim in docs/routing.md: routing one
 // int64 or one string key allocates nothing, in each of the three roles, for
-// the choosers named there. A chooser that allocates fails here by name.
+// the choosers named there (ValueMap included: it allocated once per call when
+// it boxed each key to look it up). A chooser that allocates fails here by name.
 func TestRoutingAllocatesNothing(t *testing.T) {
 	must := func(c routing, err error) routing {
 		t.Helper()
@@ -35,6 +37,9 @@ func TestRoutingAllocatesNothing(t *testing.T) {
 		{"Hash", hash("id"), hash("slug"), 123456789, "acme-corporation"},
 		{"Jump", jump("id"), jump("slug"), 123456789, "acme-corporation"},
 		{"Ranges", must(chooser.NewRanges("id", idRanges...)), must(chooser.NewRanges("slug", slugRanges...)), 3<<40 + 12345, "hooli"},
+		{"ValueMap", chooser.NewValueMap("id", map[int64]identity.ShardID{123456789: benchShards[1], 7: benchShards[0]}),
+			chooser.NewValueMap("slug", map[string]identity.ShardID{"acme-corporation": benchShards[2], "hooli": benchShards[0]}),
+			123456789, "acme-corporation"},
 		{"First(Jump)", chooser.First(jump("id").(*chooser.Jump)), chooser.First(jump("slug").(*chooser.Jump)), 123456789, "acme-corporation"},
 	}
 	ctx := context.Background()

@@ -22,7 +22,7 @@ type byColumn struct {
 	targets []Target
 	// pick returns the index into targets of the shard that owns k, or an
 	// error naming k. It is only called with k.kind != kindNone.
-	pick func(table *schema.Table, k key) (int, error)
+	pick func(table *schema.Table, column string, k key) (int, error)
 }
 
 // distinct returns, for a list of shards with repeats, the index of each
@@ -104,7 +104,7 @@ func (c *byColumn) chooseShard(table *schema.Table, obj any) (identity.ShardID, 
 	if err != nil {
 		return "", err
 	}
-	i, err := c.pick(table, k)
+	i, err := c.pick(table, c.name, k)
 	if err != nil {
 		return "", err
 	}
@@ -136,7 +136,7 @@ func (c *byColumn) chooseIdentity(k Key) (Target, error) {
 	if err != nil {
 		return Target{}, err
 	}
-	j, err := c.pick(k.Table, kk)
+	j, err := c.pick(k.Table, c.name, kk)
 	if err != nil {
 		return Target{}, err
 	}
@@ -166,7 +166,7 @@ func (c *byColumn) chooseExecute(stmt *Statement) (Target, error) {
 		if err != nil {
 			return Target{}, err
 		}
-		i, err := c.pick(stmt.Table, k)
+		i, err := c.pick(stmt.Table, c.name, k)
 		if err != nil {
 			return Target{}, err
 		}
@@ -205,7 +205,7 @@ func (c *byColumn) splitValues(table *schema.Table, column string, values []any)
 		if err != nil {
 			return nil, err
 		}
-		i, err := c.pick(table, k)
+		i, err := c.pick(table, c.name, k)
 		if err != nil {
 			return nil, err
 		}

@@ -83,14 +83,14 @@ func NewFromID(column string, layout identity.Layout, assign []identity.ShardID)
 	return c, nil
 }
 
-func (c *FromID) pick(table *schema.Table, k key) (int, error) {
+func (c *FromID) pick(table *schema.Table, column string, k key) (int, error) {
 	var id int64
 	switch {
 	case k.kind == kindInt && int64(k.n) >= 0,
 		k.kind == kindUint && k.n <= math.MaxInt64:
 		id = int64(k.n)
 	default:
-		return 0, fmt.Errorf("chooser: %s: value %v is not an ID of layout %v; want a non-negative integer", at(table, c.col.name), k, c.layout)
+		return 0, fmt.Errorf("chooser: %s: value %v is not an ID of layout %v; want a non-negative integer", at(table, column), k, c.layout)
 	}
 	if id == 0 {
 		return 0, c.errZero
@@ -98,7 +98,7 @@ func (c *FromID) pick(table *schema.Table, k key) (int, error) {
 	b := c.layout.Bucket(id)
 	if b >= len(c.assign) {
 		return 0, fmt.Errorf("chooser: %s: ID %d is in bucket %d, which has no shard (buckets 0-%d are assigned): %w",
-			at(table, c.col.name), id, b, len(c.assign)-1, ErrNoOpinion)
+			at(table, column), id, b, len(c.assign)-1, ErrNoOpinion)
 	}
 	return int(c.shard[b]), nil
 }

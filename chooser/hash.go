@@ -85,18 +85,18 @@ func Spread(buckets int, shards ...identity.ShardID) []identity.ShardID {
 	return assign
 }
 
-func (h *Hash) pick(table *schema.Table, k key) (int, error) {
-	b, err := h.bucket(table, k)
+func (h *Hash) pick(table *schema.Table, column string, k key) (int, error) {
+	b, err := h.bucket(table, column, k)
 	if err != nil {
 		return 0, err
 	}
 	return int(h.shard[b]), nil
 }
 
-func (h *Hash) bucket(table *schema.Table, k key) (int, error) {
+func (h *Hash) bucket(table *schema.Table, column string, k key) (int, error) {
 	sum, ok := k.sum64()
 	if !ok {
-		return 0, fmt.Errorf("chooser: %s: value %v cannot be hashed; want %s", at(table, h.col.name), k, h.col.want)
+		return 0, fmt.Errorf("chooser: %s: value %v cannot be hashed; want %s", at(table, column), k, h.col.want)
 	}
 	return int(sum % uint64(len(h.assign))), nil
 }
@@ -111,7 +111,7 @@ func (h *Hash) Bucket(value any) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return h.bucket(nil, k)
+	return h.bucket(nil, h.col.name, k)
 }
 
 // Buckets returns a copy of the assignment: element b is the shard of bucket

@@ -74,10 +74,10 @@ func jumpHash(key uint64, n int) int {
 	return int(b)
 }
 
-func (j *Jump) pick(table *schema.Table, k key) (int, error) {
+func (j *Jump) pick(table *schema.Table, column string, k key) (int, error) {
 	sum, ok := k.sum64()
 	if !ok {
-		return 0, fmt.Errorf("chooser: %s: value %v cannot be hashed; want %s", at(table, j.col.name), k, j.col.want)
+		return 0, fmt.Errorf("chooser: %s: value %v cannot be hashed; want %s", at(table, column), k, j.col.want)
 	}
 	return jumpHash(sum, len(j.shards)), nil
 }

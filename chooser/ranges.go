@@ -104,16 +104,16 @@ func NewRanges[K cmp.Ordered](column string, ranges ...Range[K]) (*Ranges[K], er
 // false.
 func isNaN[K cmp.Ordered](x K) bool { return x != x }
 
-func (c *Ranges[K]) pick(table *schema.Table, k key) (int, error) {
+func (c *Ranges[K]) pick(table *schema.Table, column string, k key) (int, error) {
 	v, ok := toOrdered[K](k)
 	if !ok {
-		return 0, fmt.Errorf("chooser: %s: value %v cannot be a %s key", at(table, c.col.name), k, reflect.TypeFor[K]())
+		return 0, fmt.Errorf("chooser: %s: value %v cannot be a %s key", at(table, column), k, reflect.TypeFor[K]())
 	}
 	i := c.find(v)
 	if i >= 0 && (c.ranges[i].Unbounded || v < c.ranges[i].To) {
 		return int(c.shard[i]), nil
 	}
-	return 0, fmt.Errorf("chooser: %s: value %v lies in no range (%s): %w", at(table, c.col.name), k, c.near(i), ErrNoOpinion)
+	return 0, fmt.Errorf("chooser: %s: value %v lies in no range (%s): %w", at(table, column), k, c.near(i), ErrNoOpinion)
 }
 
 // find returns the index of the last range whose From is <= v, or -1.

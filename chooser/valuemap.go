@@ -3,8 +3,8 @@ package chooser
 import (
 	"context"
 	"fmt"
+	"math"
 	"reflect"
-	"slices"
 
 	"github.com/uptrace/bun/schema"
 
@@ -16,15 +16,20 @@ import (
 // [ShardChooser] (the object's column value picks its shard), an
 // [ExecuteChooser] (declared criteria on the column pick the shards, else
 // the parent's shard for a relation load, else every shard), an
-// [IdentityChooser] (exact when the column is the model's only primary key,
-// else the parent's shard for a relation load, else every shard) and a
-// [Splitter].
+// [IdentityChooser] (exact when the column is a primary-key column of the
+// model, else the parent's shard for a relation load, else every shard) and
+// a [Splitter].
 //
-// A value missing from the map is an error that names it. ValueMap is
-// immutable after [NewValueMap] and safe for concurrent use.
+// A key matches a map entry when it has the same value in the same family
+// (integers of any width and signedness, named or not, are one family;
+// strings and []byte another; floats a third), so int32(7) finds the entry
+// of int64(7). A value missing from the map, or of another family than K,
+// is an error that names it. Routing a single key allocates nothing.
+// ValueMap is immutable after [NewValueMap] and safe for concurrent use.
 type ValueMap[K comparable] struct {
-	column string
-	shards map[K]identity.ShardID
+	col   byColumn
+	index map[cacheKey]int32 // canonical key -> index into col.targets
+	keys  int                // len of the map given, for String
 }
 
 var (
@@ -36,120 +41,115 @@ var (
 
 // NewValueMap returns a chooser that routes rows whose column holds a key of
 // m to m[key]. The map is copied.
+//
+// NewValueMap panics, as a type mismatch would, when K is not an integer,
+// float, string or []byte-like type (a struct key cannot be read from a
+// column), when an entry maps to the empty shard ID, or when two keys of m
+// are one canonical key (two float keys 0 and -0).
 func NewValueMap[K comparable](column string, m map[K]identity.ShardID) *ValueMap[K] {
-	c := &ValueMap[K]{column: column, shards: make(map[K]identity.ShardID, len(m))}
-	for k, v := range m {
-		c.shards[k] = v
+	kt := reflect.TypeFor[K]()
+	fam := familyOf(keyOfValue(reflect.Zero(kt)).kind)
+	if fam == kindNone {
+		panic(fmt.Sprintf("chooser: NewValueMap(%q): key type %s cannot be a shard key; use an integer, float or string type", column, kt))
 	}
+	c := &ValueMap[K]{index: make(map[cacheKey]int32, len(m)), keys: len(m)}
+	seen := make(map[identity.ShardID]int32)
+	for k, id := range m {
+		if id == "" {
+			panic(fmt.Sprintf("chooser: NewValueMap(%q): key %v maps to the empty shard ID", column, k))
+		}
+		ck, ok := mapKey(keyOfValue(reflect.ValueOf(k)))
+		if !ok {
+			panic(fmt.Sprintf("chooser: NewValueMap(%q): key %v (%s) cannot be a shard key", column, k, kt))
+		}
+		if _, dup := c.index[ck]; dup {
+			panic(fmt.Sprintf("chooser: NewValueMap(%q): key %v appears twice once canonical", column, k))
+		}
+		j, ok := seen[id]
+		if !ok {
+			j = int32(len(c.col.targets))
+			seen[id] = j
+			c.col.targets = append(c.col.targets, Target{shards: []identity.ShardID{id}})
+		}
+		c.index[ck] = j
+	}
+	want := "a " + kt.String()
+	pick := func(table *schema.Table, column string, k key) (int, error) {
+		if familyOf(k.kind) != fam {
+			return 0, fmt.Errorf("chooser: %s: value %v cannot be a %s key", at(table, column), k, kt)
+		}
+		ck, _ := mapKey(k)
+		j, ok := c.index[ck]
+		if !ok {
+			return 0, fmt.Errorf("chooser: %s: value %v maps to no shard", at(table, column), k)
+		}
+		return int(j), nil
+	}
+	c.col.name, c.col.want, c.col.pick = column, want, pick
 	return c
 }
 
-// Column returns the column the chooser routes on.
-func (c *ValueMap[K]) Column() string { return c.column }
-
-// ChooseShard returns the shard mapped to obj's value of the column. It fails
-// if the model has no such column or the value is not in the map.
-func (c *ValueMap[K]) ChooseShard(_ context.Context, table *schema.Table, obj any) (identity.ShardID, error) {
-	f, ok := table.FieldMap[c.column]
-	if !ok {
-		return "", fmt.Errorf("chooser: model %s has no column %q to route on", table.TypeName, c.column)
+// familyOf returns the family a key kind belongs to for matching: unsigned
+// integers match signed ones, and []byte matches string.
+func familyOf(k keyKind) keyKind {
+	switch k {
+	case kindUint:
+		return kindInt
+	case kindBytes:
+		return kindString
 	}
-	v := reflect.ValueOf(obj)
-	if v.Kind() != reflect.Pointer || v.IsNil() {
-		return "", fmt.Errorf("chooser: %s: want a non-nil pointer to the model, got %T", table.TypeName, obj)
-	}
-	return c.lookup(table, f.Value(v.Elem()))
+	return k
 }
 
-// ChooseIdentity maps the key when the column is the model's only primary
-// key; otherwise it returns the parent's shard for a relation load
+// mapKey is canonical extended to floats, with -0 folded into 0; false for
+// NULL and NaN, which equal no key.
+func mapKey(k key) (cacheKey, bool) {
+	if k.kind != kindFloat {
+		return canonical(k)
+	}
+	f := math.Float64frombits(k.n)
+	if f != f {
+		return cacheKey{}, false
+	}
+	if f == 0 {
+		f = 0 // -0 == 0 as a map key of K
+	}
+	return cacheKey{kind: kindFloat, n: math.Float64bits(f)}, true
+}
+
+// Column returns the column the chooser routes on.
+func (c *ValueMap[K]) Column() string { return c.col.name }
+
+// ChooseShard returns the shard mapped to obj's value of the column. It fails
+// if the model has no such column or the value is NULL, of another family
+// than K, or not in the map.
+func (c *ValueMap[K]) ChooseShard(_ context.Context, table *schema.Table, obj any) (identity.ShardID, error) {
+	return c.col.chooseShard(table, obj)
+}
+
+// ChooseIdentity maps the key when the column is a primary-key column of
+// the model; otherwise it returns the parent's shard for a relation load
 // (key.LoadedFrom), else [AllShards].
 func (c *ValueMap[K]) ChooseIdentity(_ context.Context, key Key) (Target, error) {
-	if len(key.Table.PKs) != 1 || key.Table.PKs[0].Name != c.column || len(key.PK) != 1 {
-		return loadedFrom(key.LoadedFrom), nil
-	}
-	id, err := c.lookup(key.Table, reflect.ValueOf(key.PK[0]))
-	if err != nil {
-		return Target{}, err
-	}
-	return Shards(id), nil
+	return c.col.chooseIdentity(key)
 }
 
 // ChooseExecute returns the shards of the values declared on the column, in
 // the order of the values and without repeats. A statement that declares no
 // criterion on the column goes to the parent's shard when it loads a
-// relation (stmt.LoadedFrom), else to [AllShards].
+// relation (stmt.LoadedFrom), else to [AllShards]; an empty IN list goes to
+// [None].
 func (c *ValueMap[K]) ChooseExecute(_ context.Context, stmt *Statement) (Target, error) {
-	values, ok := stmt.Values(c.column)
-	if !ok {
-		return loadedFrom(stmt.LoadedFrom), nil
-	}
-	ids := make([]identity.ShardID, 0, len(values))
-	for _, v := range values {
-		id, err := c.lookup(stmt.Table, reflect.ValueOf(v))
-		if err != nil {
-			return Target{}, err
-		}
-		if !slices.Contains(ids, id) {
-			ids = append(ids, id)
-		}
-	}
-	return Target{shards: ids}, nil
+	return c.col.chooseExecute(stmt)
 }
 
 // SplitValues groups values by the shard they map to; it returns nil, nil for
 // any other column.
 func (c *ValueMap[K]) SplitValues(_ context.Context, table *schema.Table, column string, values []any) (map[identity.ShardID][]any, error) {
-	if column != c.column {
-		return nil, nil
-	}
-	parts := make(map[identity.ShardID][]any)
-	for _, v := range values {
-		id, err := c.lookup(table, reflect.ValueOf(v))
-		if err != nil {
-			return nil, err
-		}
-		parts[id] = append(parts[id], v)
-	}
-	return parts, nil
+	return c.col.splitValues(table, column, values)
 }
 
-func (c *ValueMap[K]) lookup(table *schema.Table, v reflect.Value) (identity.ShardID, error) {
-	k, ok := asKey[K](v)
-	if !ok {
-		var got any
-		if v.IsValid() {
-			got = v.Interface()
-		}
-		return "", fmt.Errorf("chooser: %s.%s: value %#v (%T) cannot be a %s key",
-			table.TypeName, c.column, got, got, reflect.TypeFor[K]())
-	}
-	id, ok := c.shards[k]
-	if !ok {
-		return "", fmt.Errorf("chooser: %s.%s: value %v maps to no shard", table.TypeName, c.column, k)
-	}
-	return id, nil
-}
-
-// asKey converts v to K, following pointers and converting between named
-// types that share an underlying type (type Continent string -> string).
-func asKey[K comparable](v reflect.Value) (K, bool) {
-	var zero K
-	for v.IsValid() && v.Kind() == reflect.Pointer {
-		if v.IsNil() {
-			return zero, false
-		}
-		v = v.Elem()
-	}
-	if !v.IsValid() {
-		return zero, false
-	}
-	kt := reflect.TypeFor[K]()
-	if v.Type() == kt {
-		return v.Interface().(K), true
-	}
-	if v.Type().ConvertibleTo(kt) && v.Kind() == kt.Kind() {
-		return v.Convert(kt).Interface().(K), true
-	}
-	return zero, false
+// String returns "chooser.ValueMap(column, N keys)".
+func (c *ValueMap[K]) String() string {
+	return fmt.Sprintf("chooser.ValueMap(%s, %d keys)", c.col.name, c.keys)
 }
