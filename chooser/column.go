@@ -13,7 +13,9 @@ import (
 // shares: reading the key from an object, a primary key or a statement, and
 // answering with a precomputed single-shard [Target], so that routing one
 // key allocates nothing. The strategy is the pick func, which maps a key to
-// an index into targets. A byColumn is immutable after construction.
+// an index into targets. A byColumn is immutable after construction; a
+// [Scheme] copies one under another column name (on) to route another model
+// by the same strategy.
 type byColumn struct {
 	name string
 	// want describes the accepted key types, for errors.
@@ -44,6 +46,15 @@ func distinct(shards []identity.ShardID, what string) (index []int32, targets []
 		index[i] = j
 	}
 	return index, targets, nil
+}
+
+// on returns a copy of c that routes on column: the same strategy (pick and
+// targets) reading another column, as [Scheme] needs for a model whose key
+// column has another name.
+func (c *byColumn) on(column string) byColumn {
+	d := *c
+	d.name = column
+	return d
 }
 
 func (c *byColumn) shardAt(i int) identity.ShardID { return c.targets[i].shards[0] }

@@ -40,6 +40,22 @@
 //   - [RoundRobin]: new rows without a natural key, placed on each shard in turn.
 //   - [First]: members asked in order, each role separately; [ErrNoOpinion] passes to the next.
 //
+// # Schemes
+//
+// A [Scheme] declares, per model, how its rows are spread: [Distributed] by
+// its own key column through a [Strategy] (Hash, Jump, Ranges, ValueMap,
+// FromID), [Reference] (a copy on every shard) or [RoutedBy] a chooser of
+// its own. One strategy over tenants.id, projects.tenant_id and
+// tasks.tenant_id keeps a tenant's rows on one shard. A model the scheme
+// does not declare fails with [ErrUndeclared], never a fan-out.
+//
+//	scheme, err := chooser.NewScheme(shards,
+//		chooser.Distributed((*Tenant)(nil), "id", byTenant),
+//		chooser.Distributed((*Project)(nil), "tenant_id", byTenant),
+//		chooser.Reference((*Plan)(nil)),
+//	)
+//	sess, err := session.New(dbs, scheme, scheme, scheme)
+//
 // # Routers
 //
 // A router answers routing questions about a model, as a Django database

@@ -12,3 +12,9 @@ import "errors"
 // A user-written chooser may return ErrNoOpinion (or wrap it) to say "not
 // mine" in the same way.
 var ErrNoOpinion = errors.New("chooser: no opinion")
+
+// ErrUndeclared is returned, wrapped, by a [Scheme] asked about a model it
+// has no declaration for. It does not wrap [ErrNoOpinion]: a model left out
+// of the scheme is a mistake to fix, never a cue to fall back on another
+// chooser or on every shard.
+var ErrUndeclared = errors.New("chooser: model not declared in the scheme")
