@@ -22,6 +22,7 @@ const (
 	opCommit
 	opRollback
 	opDB
+	opExec
 )
 
 var opNames = [...]string{
@@ -37,6 +38,7 @@ var opNames = [...]string{
 	opCommit:       "Commit",
 	opRollback:     "Rollback",
 	opDB:           "DB",
+	opExec:         "a statement's Exec",
 }
 
 func (op unitOp) String() string {

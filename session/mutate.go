@@ -85,6 +85,12 @@ func (m *mutation) exec(ctx context.Context, op chooser.Op, run func(ctx context
 	if m.err != nil {
 		return Result{}, m.err
 	}
+	if u := m.s.unit; u != nil {
+		if err := u.enter(opExec); err != nil {
+			return Result{}, err
+		}
+		defer u.leave()
+	}
 	if m.mi == nil {
 		return Result{}, fmt.Errorf("%w: %s has no model; call Model((*Model)(nil))", ErrInvalidArgument, op)
 	}

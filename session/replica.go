@@ -568,6 +568,10 @@ func (t *tracker) raise(id ShardID, lsn LSN) {
 // The setting is read on another connection of the same pool than the
 // write's, so it assumes the pool's connections share it.
 func (s *Session) wrote(ctx context.Context, id ShardID, primary bun.IDB) {
+	if s.unit != nil { // a unit's statement: its Commit must commit the shard
+		s.unit.wrote(id)
+		return
+	}
 	rs := s.replicas
 	if rs == nil || rs.byShard[id] == nil || !s.shardHandle(id, primary) {
 		return // a write inside a transaction is recorded when it commits

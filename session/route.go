@@ -40,7 +40,11 @@ func (s *Session) route(ctx context.Context, o *stmtOptions, what string, choose
 		return Route{}, err
 	}
 	if ids != nil {
-		return s.checked(ids, by, what)
+		r, err := s.checked(ids, by, what)
+		if err == nil && s.unit != nil {
+			err = s.unit.outside(r.Shards, by, what)
+		}
+		return r, err
 	}
 	t, err := choose()
 	if err != nil {

@@ -19,6 +19,11 @@ import (
 // unit, or objects' pending changes, past its return; if it ends the unit
 // itself, the Commit that follows fails with [ErrUnitDone].
 //
+// Only what fn runs through uow is inside the unit: statements run on s
+// itself (s.Insert, s.NewUpdate, ...) or on s.DB(id) autocommit and stay
+// written when the unit rolls back, as a statement on the *bun.DB does
+// inside Bun's RunInTx.
+//
 // The rollback runs even when ctx has ended (it is what frees the shards'
 // connections): it ignores ctx's cancellation.
 func (s *Session) RunInTx(ctx context.Context, opts []UnitOption, fn func(ctx context.Context, uow *UnitOfWork) error) error {

@@ -126,6 +126,11 @@ func (s *Session) Shards() []ShardID { return slices.Clone(s.order) }
 
 // DB returns the bun.IDB of shard id, for statements the session does not
 // cover. It fails with [ErrUnknownShard] for an id the session lacks.
+//
+// Statements on it autocommit, like the Session's own methods: inside
+// [Session.RunInTx] or a [UnitOfWork] they are outside the unit, and stay
+// written when it rolls back. Use [UnitOfWork.DB] for the unit's
+// transaction on a shard.
 func (s *Session) DB(id ShardID) (bun.IDB, error) {
 	db, ok := s.shards[id]
 	if !ok {

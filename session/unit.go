@@ -32,6 +32,19 @@ import (
 // are written. Objects loaded by a partial select (Column, ColumnExpr,
 // ExcludeColumn) are not tracked: see [UnitOfWork.NewSelect].
 //
+// Only what runs through the unit is inside its transactions: its own
+// methods, its builders ([UnitOfWork.NewSelect], [UnitOfWork.NewUpdate],
+// [UnitOfWork.NewDelete]) and the handles of [UnitOfWork.DB]. The Session's own
+// methods autocommit, each statement in its own transaction on its shard,
+// and so does whatever runs on [Session.DB]'s handles: called inside
+// [Session.RunInTx] they are outside the unit, and stay written when it
+// rolls back.
+//
+// A unit begun on a [Session.Using] view keeps the view's routing: a
+// statement of the unit that routes elsewhere (a [SetShardID] option naming
+// another shard) fails with [ErrInvalidArgument] naming the shard and the
+// statement's model or object, and nothing is sent.
+//
 // A UnitOfWork is not safe for concurrent use: use it from one goroutine,
 // like *pgx.Conn or a database/sql Tx. (Its fan-outs use several goroutines
 // internally.) The Session it came from stays safe for concurrent use, and
@@ -292,6 +305,9 @@ func (u *UnitOfWork) end(why string) {
 func (u *UnitOfWork) conn(ctx context.Context, id ShardID) (bun.IDB, error) {
 	if u.done != nil {
 		return nil, u.done
+	}
+	if err := u.outside([]ShardID{id}, "its route", "a statement of the unit (or UnitOfWork.DB)"); err != nil {
+		return nil, err // a safety net: routes are checked before anything is sent
 	}
 	st := u.txs[id]
 	st.mu.Lock()

@@ -243,6 +243,9 @@ func (s *Session) write(ctx context.Context, op string, model any, opts []Statem
 			at = -1
 		}
 		id, err := s.placeObject(ctx, op, mi, obj, pin, at)
+		if err == nil && s.unit != nil {
+			err = s.unit.outside([]ShardID{id}, pin.by, op+" "+describe(mi, obj, at))
+		}
 		if err != nil {
 			return err
 		}
