@@ -1,5 +1,10 @@
 package identity
 
+import (
+	"reflect"
+	"unsafe"
+)
+
 // ShardID names one shard. It is the key of the session's shard map and the
 // identity token of every object loaded from or written to that shard.
 type ShardID string
@@ -49,4 +54,48 @@ func ShardOf(obj any) (ShardID, bool) {
 		return t.Shard()
 	}
 	return "", false
+}
+
+var tokenType = reflect.TypeFor[Token]()
+
+// TokenFunc returns the function that finds the Token a model embeds, given
+// an addressable struct of type t, or nil when t embeds no Token (t is the
+// struct type, not a pointer to it). The function returns nil for a struct
+// whose way to its Token goes through a nil embedded pointer. Working out
+// where the Token sits is the costly part: call TokenFunc once per type and
+// keep the function, which is safe for concurrent use.
+func TokenFunc(t reflect.Type) func(v reflect.Value) *Token {
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var idx []int
+	for _, f := range reflect.VisibleFields(t) {
+		if f.Anonymous && f.Type == tokenType {
+			idx = f.Index
+			break
+		}
+	}
+	if idx == nil {
+		return nil
+	}
+	off, cur := uintptr(0), t
+	for _, i := range idx {
+		if cur.Kind() != reflect.Struct {
+			// An embedded pointer on the way: follow it on every call.
+			return func(v reflect.Value) *Token {
+				f, err := v.FieldByIndexErr(idx)
+				if err != nil { // a nil embedded pointer: no token
+					return nil
+				}
+				return f.Addr().Interface().(*Token)
+			}
+		}
+		sf := cur.Field(i)
+		off += sf.Offset
+		cur = sf.Type
+	}
+	return func(v reflect.Value) *Token {
+		// UnsafeAddr, not Addr: Addr looks up the pointer type on every call.
+		return (*Token)(unsafe.Add(unsafe.Pointer(v.UnsafeAddr()), off))
+	}
 }

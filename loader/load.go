@@ -15,34 +15,85 @@ import (
 	"github.com/bunshard/bunshard/identity"
 )
 
-// Env is what [Load] needs from the session that runs it. The session
-// builds one per call; the loader keeps nothing between calls.
-type Env struct {
-	// Conn returns the handle statements on shard id run on (the shard's
-	// database, or a unit of work's transaction on it) and the context to
-	// run them with (which carries the shard for Bun hooks).
-	Conn func(ctx context.Context, id identity.ShardID) (context.Context, bun.IDB, error)
-
-	// Route returns where the relation query for parents of shard from
-	// runs: the statement's pin, the parent's own shard when the parent was
-	// loaded by a pinned statement (pinned), or the ExecuteChooser's answer
-	// to a Statement whose LoadedFrom is from. from is "" for parents whose
-	// shard is unknown; Route then needs a pin or fails.
-	Route func(ctx context.Context, table *schema.Table, from identity.ShardID, pinned bool) (Route, error)
-
-	// Tokens returns the function that finds the identity.Token of an
-	// addressable struct of model type t, or nil when the model has none.
-	Tokens func(t reflect.Type) func(v reflect.Value) *identity.Token
-
-	// Tracker, when not nil, is the identity map of a unit of work: loaded
-	// objects are merged into it, and belongs-to targets it already tracks
-	// are taken from it without a statement.
-	Tracker Tracker
-
-	// Concurrency bounds how many shard queries run at once; < 1 means no
-	// bound.
-	Concurrency int
+// Conns gives the handle statements on one shard run on. [Shards] is the
+// plain one; package session's gives a unit of work's transactions.
+type Conns interface {
+	// Conn returns the handle for shard id (a shard's database, or a
+	// transaction on it) and the context to run its statements with. An
+	// error fails the load with a *ShardError naming id.
+	Conn(ctx context.Context, id identity.ShardID) (context.Context, bun.IDB, error)
 }
+
+// Shards is a [Conns] of plain shard handles, one per shard; a *bun.DB and
+// a bun.Tx both fit. Conn fails for a shard the map does not hold.
+type Shards map[identity.ShardID]bun.IDB
+
+// Conn returns the handle of shard id, or an error naming the shard when
+// the map has none.
+func (s Shards) Conn(ctx context.Context, id identity.ShardID) (context.Context, bun.IDB, error) {
+	db, ok := s[id]
+	if !ok {
+		return ctx, nil, fmt.Errorf("loader: unknown shard %q", id)
+	}
+	return ctx, db, nil
+}
+
+var _ Conns = Shards(nil)
+
+// Router says where the relation query for the parents of one shard runs.
+// Without one ([WithRouter]), [Load] sends each group to its parents' own
+// shard ([ParentShard]).
+type Router interface {
+	// Route returns where the relation query of table's rows for the
+	// parents of shard from runs. from is "" for parents whose shard is
+	// unknown (no Token, or one never set); pinned says the parents were
+	// loaded by a pinned statement ([identity.Token.PinShard]). An error
+	// fails the load before any statement is sent.
+	Route(ctx context.Context, table *schema.Table, from identity.ShardID, pinned bool) (Route, error)
+}
+
+// RouterFunc adapts a function to a [Router].
+type RouterFunc func(ctx context.Context, table *schema.Table, from identity.ShardID, pinned bool) (Route, error)
+
+// Route calls f.
+func (f RouterFunc) Route(ctx context.Context, table *schema.Table, from identity.ShardID, pinned bool) (Route, error) {
+	return f(ctx, table, from, pinned)
+}
+
+// ParentShard is the default [Router]: each relation lives on its parents'
+// shard, and the pin of pinned parents propagates to what they load. It
+// fails for parents whose shard is unknown.
+var ParentShard Router = RouterFunc(parentShard)
+
+func parentShard(_ context.Context, table *schema.Table, from identity.ShardID, pinned bool) (Route, error) {
+	if from == "" {
+		return Route{}, fmt.Errorf("the parents have no shard on their Token (their model %s has no identity.Token, or it was never set), and no Router says where %s lives",
+			table.TypeName, table.TypeName)
+	}
+	return Route{Shards: []identity.ShardID{from}, Pinned: pinned}, nil
+}
+
+// Option is an optional setting of [Load].
+type Option func(*config)
+
+type config struct {
+	router      Router
+	tracker     Tracker
+	concurrency int
+}
+
+// WithRouter makes [Load] ask r where each group of parents' relation
+// lives, instead of [ParentShard].
+func WithRouter(r Router) Option { return func(c *config) { c.router = r } }
+
+// WithTracker makes [Load] merge loaded objects into t, a unit of work's
+// identity map, and take belongs-to targets t already holds from it without
+// a statement.
+func WithTracker(t Tracker) Option { return func(c *config) { c.tracker = t } }
+
+// WithConcurrency bounds how many shard queries of one [Load] run at once;
+// n < 1 (the default) means no bound.
+func WithConcurrency(n int) Option { return func(c *config) { c.concurrency = n } }
 
 // Route is where one group of relation loads runs.
 type Route struct {
@@ -74,9 +125,9 @@ type Tracker interface {
 // gives the objects it loaded, so that a nested relation can be loaded from
 // them.
 //
-// Parents are grouped by the shard on their Token; each group's query runs
-// where env.Route says (the parents' shard unless a pin or a chooser says
-// otherwise), with the keys of all the group's parents in one IN list: one
+// Statements run on the handles conns gives. Parents are grouped by the
+// shard on their [identity.Token]; each group's query runs where the
+// [Router] says (by default the parents' own shard), with the keys of all the group's parents in one IN list: one
 // statement per parent shard and target shard, never one per parent. Each
 // loaded object's Token records the shard it came from. Has-many and m2m
 // fields are replaced by what was found (an empty, non-nil slice when
@@ -86,7 +137,7 @@ type Tracker interface {
 // Queries on several shards run concurrently; the first failure cancels the
 // others and is returned as a *ShardError. On error the parents are left
 // untouched.
-func Load(ctx context.Context, env *Env, table *schema.Table, parents []reflect.Value, rel string) (*Loaded, error) {
+func Load(ctx context.Context, conns Conns, table *schema.Table, parents []reflect.Value, rel string, opts ...Option) (*Loaded, error) {
 	r, ok := table.Relations[rel]
 	if !ok {
 		names := make([]string, 0, len(table.Relations))
@@ -99,7 +150,10 @@ func Load(ctx context.Context, env *Env, table *schema.Table, parents []reflect.
 	if err := checkField(table, r); err != nil {
 		return nil, err
 	}
-	l := &load{env: env, table: table, rel: r, parents: parents}
+	l := &load{conns: conns, cfg: config{router: ParentShard}, table: table, rel: r, parents: parents}
+	for _, o := range opts {
+		o(&l.cfg)
+	}
 	if err := l.plan(ctx); err != nil {
 		return nil, err
 	}
@@ -146,7 +200,8 @@ func checkField(table *schema.Table, r *schema.Relation) error {
 
 // load is one call of Load.
 type load struct {
-	env     *Env
+	conns   Conns
+	cfg     config
 	table   *schema.Table
 	rel     *schema.Relation
 	parents []reflect.Value
@@ -187,7 +242,7 @@ type found struct {
 }
 
 func (l *load) plan(ctx context.Context) error {
-	tok := l.env.Tokens(l.table.Type)
+	tok := identity.TokenFunc(l.table.Type)
 	index := map[[2]any]*group{}
 	for i, p := range l.parents {
 		var from identity.ShardID
@@ -214,7 +269,7 @@ func (l *load) plan(ctx context.Context) error {
 		if len(g.parents) == 0 {
 			continue
 		}
-		r, err := l.env.Route(ctx, l.rel.JoinTable, g.from, g.pinned)
+		r, err := l.cfg.router.Route(ctx, l.rel.JoinTable, g.from, g.pinned)
 		if err != nil {
 			return fmt.Errorf("loader: %s.%s: %w", l.table.TypeName, l.rel.Field.GoName, err)
 		}
@@ -266,7 +321,7 @@ func (l *load) childKeyFields() []*schema.Field {
 
 // probe takes belongs-to targets the tracker already holds out of the query.
 func (l *load) probe(ctx context.Context, g *group) error {
-	if l.env.Tracker == nil || l.rel.Type != schema.BelongsToRelation || g.from == "" {
+	if l.cfg.tracker == nil || l.rel.Type != schema.BelongsToRelation || g.from == "" {
 		return nil
 	}
 	kept := g.parents[:0]
@@ -276,7 +331,7 @@ func (l *load) probe(ctx context.Context, g *group) error {
 			kept = append(kept, i)
 			continue
 		}
-		obj, found, err := l.env.Tracker.Lookup(ctx, l.rel.JoinTable, g.from, pk)
+		obj, found, err := l.cfg.tracker.Lookup(ctx, l.rel.JoinTable, g.from, pk)
 		if err != nil {
 			return fmt.Errorf("loader: %s.%s: %w", l.table.TypeName, l.rel.Field.GoName, err)
 		}
@@ -301,8 +356,8 @@ func (l *load) run(ctx context.Context) error {
 		return l.exec(ctx, l.tasks[0])
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	if l.env.Concurrency > 0 {
-		g.SetLimit(l.env.Concurrency)
+	if l.cfg.concurrency > 0 {
+		g.SetLimit(l.cfg.concurrency)
 	}
 	for _, t := range l.tasks {
 		g.Go(func() error { return l.exec(gctx, t) })
@@ -314,7 +369,7 @@ func (l *load) run(ctx context.Context) error {
 // (each task owns its slot: no locking).
 func (l *load) exec(ctx context.Context, t *task) error {
 	op := "load " + l.table.TypeName + "." + l.rel.Field.GoName
-	ctx, db, err := l.env.Conn(ctx, t.target)
+	ctx, db, err := l.conns.Conn(ctx, t.target)
 	if err != nil {
 		return &ShardError{Shard: t.target, Op: op, Err: err}
 	}
@@ -452,9 +507,9 @@ func m2mTarget(rel *schema.Relation) (*schema.Relation, error) {
 // (pinned when the route is a pin), and a unit of work's tracker adopts it.
 // It returns the object to keep.
 func (l *load) stamper(jt *schema.Table, t *task) func(p unsafe.Pointer) unsafe.Pointer {
-	tok := l.env.Tokens(jt.Type)
+	tok := identity.TokenFunc(jt.Type)
 	pinned := t.g.route.Pinned
-	tr := l.env.Tracker
+	tr := l.cfg.tracker
 	return func(p unsafe.Pointer) unsafe.Pointer {
 		if tok == nil && tr == nil {
 			return p

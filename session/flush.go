@@ -330,7 +330,7 @@ func (u *UnitOfWork) cascade() {
 		}
 		for i, rel := range um.belongsTo {
 			mi := um.parentInfo[i]
-			if mi == nil || mi.tokenIdx == nil || len(mi.table.PKs) == 0 {
+			if mi == nil || mi.tokenOf == nil || len(mi.table.PKs) == 0 {
 				continue // no Token: nothing says whether the row exists
 			}
 			related(v, rel, func(p reflect.Value) {

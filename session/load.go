@@ -52,14 +52,17 @@ func (s *Session) loadRelation(ctx context.Context, parents any, relation string
 	}
 	objs, _ := objectsOf(reflect.ValueOf(parents).Elem(), kind) // nil elements have nothing to load
 	o := options(opts)
-	env := s.loaderEnv(&o, u)
+	lopts := []loader.Option{loader.WithRouter(loadRouter{s: s, o: &o}), loader.WithConcurrency(s.cfg.concurrency)}
+	if u != nil {
+		lopts = append(lopts, loader.WithTracker(unitTracker{u: u, o: &o}))
+	}
 	table := mi.table
 	names := strings.Split(relation, ".")
 	for i, name := range names {
 		if len(objs) == 0 {
 			return nil
 		}
-		loaded, err := loader.Load(ctx, env, table, objs, name)
+		loaded, err := loader.Load(ctx, loadConns{s}, table, objs, name, lopts...)
 		if err != nil {
 			return err
 		}
@@ -70,43 +73,38 @@ func (s *Session) loadRelation(ctx context.Context, parents any, relation string
 	return nil
 }
 
-// loaderEnv is what the loader needs: the session's shard handles (a
-// unit's transactions), its routing rules and Tokens, and for a unit its
-// identity map.
-func (s *Session) loaderEnv(o *stmtOptions, u *UnitOfWork) *loader.Env {
-	env := &loader.Env{
-		Conn: func(ctx context.Context, id ShardID) (context.Context, bun.IDB, error) {
-			db, err := s.conn(ctx, id)
-			return WithShardID(ctx, id), db, err
-		},
-		Route: func(ctx context.Context, t *schema.Table, from ShardID, pinned bool) (loader.Route, error) {
-			what := "load " + t.TypeName
-			if pinned && len(o.shards) == 0 && len(s.pin) == 0 {
-				r, err := s.checked([]ShardID{from}, "option", what)
-				return loader.Route{Shards: r.Shards, Pinned: true}, err
-			}
-			r, err := s.route(ctx, o, what, func() (chooser.Target, error) {
-				if from == "" {
-					return chooser.Target{}, fmt.Errorf("%w: the parents have no shard on their Token (not loaded or written "+
-						"through the session, or their model has no Token); pin one with SetShardID", ErrInvalidArgument)
-				}
-				return s.executeChooser.ChooseExecute(ctx, &chooser.Statement{Op: chooser.OpSelect, Table: t, LoadedFrom: from})
-			})
-			return loader.Route{Shards: r.Shards, Pinned: r.pinned(), Shared: r.By != "chooser"}, err
-		},
-		Tokens: func(t reflect.Type) func(reflect.Value) *identity.Token {
-			mi, err := s.info(t)
-			if err != nil || mi.tokenIdx == nil {
-				return nil
-			}
-			return mi.token
-		},
-		Concurrency: s.cfg.concurrency,
+// loadConns gives the loader the session's shard handles (a unit's
+// transactions on them), with the shard in the context for Bun hooks.
+type loadConns struct{ s *Session }
+
+func (c loadConns) Conn(ctx context.Context, id ShardID) (context.Context, bun.IDB, error) {
+	db, err := c.s.conn(ctx, id)
+	return WithShardID(ctx, id), db, err
+}
+
+// loadRouter routes relation loads by the session's rules: the statement's
+// or view's pin, the parents' propagated pin, the pin in ctx, else the
+// ExecuteChooser told LoadedFrom.
+type loadRouter struct {
+	s *Session
+	o *stmtOptions
+}
+
+func (r loadRouter) Route(ctx context.Context, t *schema.Table, from ShardID, pinned bool) (loader.Route, error) {
+	s, o := r.s, r.o
+	what := "load " + t.TypeName
+	if pinned && len(o.shards) == 0 && len(s.pin) == 0 {
+		rt, err := s.checked([]ShardID{from}, "option", what)
+		return loader.Route{Shards: rt.Shards, Pinned: true}, err
 	}
-	if u != nil {
-		env.Tracker = unitTracker{u: u, o: o}
-	}
-	return env
+	rt, err := s.route(ctx, o, what, func() (chooser.Target, error) {
+		if from == "" {
+			return chooser.Target{}, fmt.Errorf("%w: the parents have no shard on their Token (not loaded or written "+
+				"through the session, or their model has no Token); pin one with SetShardID", ErrInvalidArgument)
+		}
+		return s.executeChooser.ChooseExecute(ctx, &chooser.Statement{Op: chooser.OpSelect, Table: t, LoadedFrom: from})
+	})
+	return loader.Route{Shards: rt.Shards, Pinned: rt.pinned(), Shared: rt.By != "chooser"}, err
 }
 
 // unitTracker is a unit of work's identity map as the loader sees it.

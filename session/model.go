@@ -5,7 +5,6 @@ import (
 	"reflect"
 	"strings"
 	"sync"
-	"unsafe"
 
 	"github.com/uptrace/bun/schema"
 
@@ -16,17 +15,13 @@ import (
 type modelInfo struct {
 	typ   reflect.Type // the struct type
 	table *schema.Table
-	// tokenOff is the byte offset of the embedded identity.Token, or -1 when
-	// the model has none (or reaches it through an embedded pointer, which
-	// tokenIdx then handles).
-	tokenOff uintptr
-	tokenIdx []int
+	// tokenOf finds the model's embedded identity.Token; nil when the model
+	// has none.
+	tokenOf func(v reflect.Value) *identity.Token
 
 	unitOnce sync.Once
 	unitInfo *unitModel // what a unit of work needs; see unit()
 }
-
-var tokenType = reflect.TypeFor[identity.Token]()
 
 // destKind is the shape of a destination or model argument.
 type destKind uint8
@@ -79,7 +74,7 @@ func (s *Session) info(t reflect.Type) (*modelInfo, error) {
 	if mi, ok := s.models.Load(t); ok {
 		return mi.(*modelInfo), nil
 	}
-	mi := &modelInfo{typ: t, tokenOff: ^uintptr(0)}
+	mi := &modelInfo{typ: t}
 	var err error
 	func() {
 		defer func() { // Bun panics on types it cannot map
@@ -95,25 +90,7 @@ func (s *Session) info(t reflect.Type) (*modelInfo, error) {
 	if err := s.checkTableNames(mi.table); err != nil {
 		return nil, err
 	}
-	for _, f := range reflect.VisibleFields(t) {
-		if f.Anonymous && f.Type == tokenType {
-			mi.tokenIdx = f.Index
-			break
-		}
-	}
-	if mi.tokenIdx != nil {
-		off, cur := uintptr(0), t
-		for _, i := range mi.tokenIdx {
-			sf := cur.Field(i)
-			if cur.Kind() != reflect.Struct {
-				off = ^uintptr(0)
-				break
-			}
-			off += sf.Offset
-			cur = sf.Type
-		}
-		mi.tokenOff = off
-	}
+	mi.tokenOf = identity.TokenFunc(t)
 	got, _ := s.models.LoadOrStore(t, mi)
 	return got.(*modelInfo), nil
 }
@@ -121,18 +98,10 @@ func (s *Session) info(t reflect.Type) (*modelInfo, error) {
 // token returns the Token of v (an addressable struct of the model), or nil
 // if the model has none.
 func (mi *modelInfo) token(v reflect.Value) *identity.Token {
-	switch {
-	case mi.tokenIdx == nil:
-		return nil
-	case mi.tokenOff != ^uintptr(0):
-		// UnsafeAddr, not Addr: Addr looks up the pointer type on every call.
-		return (*identity.Token)(unsafe.Add(unsafe.Pointer(v.UnsafeAddr()), mi.tokenOff))
-	}
-	f, err := v.FieldByIndexErr(mi.tokenIdx)
-	if err != nil { // a nil embedded pointer on the way: no token
+	if mi.tokenOf == nil {
 		return nil
 	}
-	return f.Addr().Interface().(*identity.Token)
+	return mi.tokenOf(v)
 }
 
 // relTree is the set of relation paths a statement loads: "Reports.Location"
@@ -201,7 +170,7 @@ func (s *Session) stampAny(v reflect.Value, mi *modelInfo, rels relTree, id mark
 
 // stampAll stamps every element of a destination.
 func (s *Session) stampAll(dst reflect.Value, kind destKind, mi *modelInfo, rels relTree, id mark) {
-	if mi.tokenIdx == nil && len(rels) == 0 {
+	if mi.tokenOf == nil && len(rels) == 0 {
 		return
 	}
 	switch kind {

@@ -262,7 +262,7 @@ func (u *UnitOfWork) scan(ctx context.Context, q *SelectQuery) error {
 			"the tracked objects; got %T (use UnitOfWork.Get for one row)", ErrInvalidArgument, q.mi.typ.Name(), q.model)
 	}
 	var from ShardID
-	if q.mi != nil && q.mi.tokenIdx == nil {
+	if q.mi != nil && q.mi.tokenOf == nil {
 		r, err := q.Route(ctx)
 		if err != nil {
 			return err
