@@ -34,8 +34,8 @@ import (
 	"github.com/uptrace/bun/schema"
 
 	"github.com/bunshard/bunshard/chooser"
-	"github.com/bunshard/bunshard/internal/pgtest"
 	"github.com/bunshard/bunshard/session"
+	"github.com/bunshard/bunshard/shardtest"
 )
 
 // WeatherLocation is a city; its continent decides its shard.
@@ -312,7 +312,7 @@ func shardDSNs(w io.Writer) (dsns []string, cleanup func(), err error) {
 		return dsns, func() {}, nil
 	}
 	fmt.Fprintln(w, "starting 4 temporary PostgreSQL servers (set BUNSHARD_DEMO_DSNS to use your own)")
-	set, err := pgtest.Start(len(shardIDs))
+	set, err := shardtest.Start(len(shardIDs))
 	if err != nil {
 		return nil, nil, err
 	}

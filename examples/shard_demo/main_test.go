@@ -8,7 +8,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/bunshard/bunshard/internal/pgtest"
+	"github.com/bunshard/bunshard/shardtest"
 )
 
 // TestDemo runs the demo on its embedded default (temporary servers it
@@ -48,7 +48,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // here ones without prepared transactions: it uses them, and says that it
 // commits in one phase.
 func TestDemoOnOwnServers(t *testing.T) {
-	set, err := pgtest.Start(4, pgtest.WithSetting("max_prepared_transactions", "0"))
+	set, err := shardtest.Start(4, shardtest.WithSetting("max_prepared_transactions", "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestDemoOnOwnServers(t *testing.T) {
 		dsns = append(dsns, set.Server(i%set.Len()).DSN("postgres"))
 	}
 	if set.External() {
-		t.Skip("external servers (" + pgtest.EnvVar + ") share databases between shards; this test needs four")
+		t.Skip("external servers (" + shardtest.EnvVar + ") share databases between shards; this test needs four")
 	}
 	t.Setenv("BUNSHARD_DEMO_DSNS", strings.Join(dsns, ","))
 	var out bytes.Buffer

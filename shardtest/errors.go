@@ -1,4 +1,4 @@
-package pgtest
+package shardtest
 
 import "errors"
 
@@ -8,9 +8,9 @@ const EnvVar = "BUNSHARD_TEST_PG"
 
 // ErrExternal is returned (wrapped, naming the server and the operation) by [Server.Stop],
 // [Server.Kill], [Server.Start] and [Server.StartReplica] on a server named in
-// BUNSHARD_TEST_PG: pgtest did not start it and cannot stop or copy it.
-var ErrExternal = errors.New("pgtest: external server (named in " + EnvVar + ") cannot be stopped, killed, restarted or replicated")
+// BUNSHARD_TEST_PG: shardtest did not start it and cannot stop or copy it.
+var ErrExternal = errors.New("shardtest: external server (named in " + EnvVar + ") cannot be stopped, killed, restarted or replicated")
 
 // ErrClosed is returned (wrapped, naming the server) by operations on a server whose [Set]
 // has been closed.
-var ErrClosed = errors.New("pgtest: set is closed")
+var ErrClosed = errors.New("shardtest: set is closed")

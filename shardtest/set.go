@@ -1,4 +1,4 @@
-package pgtest
+package shardtest
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// tempPrefix starts the name of every temporary directory pgtest makes, so that Start can
+// tempPrefix starts the name of every temporary directory shardtest makes, so that Start can
 // find and remove those that crashed runs left behind.
 const tempPrefix = "bunshard-pgtest-"
 
@@ -48,7 +48,7 @@ func WithBinDir(dir string) Option {
 	return func(o *options) { o.binDir = dir }
 }
 
-// WithSetting passes "-c name=value" to every server of the set, on top of pgtest's own
+// WithSetting passes "-c name=value" to every server of the set, on top of shardtest's own
 // configuration (for example WithSetting("shared_buffers", "256MB") in a benchmark). A bad
 // name or value makes the servers fail to start, with PostgreSQL's complaint in the error.
 // External servers ignore it.
@@ -82,7 +82,7 @@ type Set struct {
 // of its log).
 func Start(n int, opts ...Option) (*Set, error) {
 	if n < 1 {
-		return nil, fmt.Errorf("pgtest: Start(%d): the number of servers must be at least 1", n)
+		return nil, fmt.Errorf("shardtest: Start(%d): the number of servers must be at least 1", n)
 	}
 	o := options{startTimeout: 60 * time.Second}
 	for _, opt := range opts {
@@ -176,7 +176,7 @@ func (s *Set) Close() error {
 	// Replicas first: a primary's fast shutdown would otherwise wait for their walsenders.
 	errs := []error{stopAll(replicas), stopAll(s.servers)}
 	if err := os.RemoveAll(s.root); err != nil {
-		errs = append(errs, fmt.Errorf("pgtest: remove %s: %w", s.root, err))
+		errs = append(errs, fmt.Errorf("shardtest: remove %s: %w", s.root, err))
 	}
 	releaseTemplate(s.bin)
 	return errors.Join(errs...)
@@ -204,11 +204,11 @@ func stopAll(servers []*Server) error {
 func newTempRoot(acct account) (string, error) {
 	root, err := os.MkdirTemp(tempBase(acct), tempPrefix)
 	if err != nil {
-		return "", fmt.Errorf("pgtest: make temporary directory: %w", err)
+		return "", fmt.Errorf("shardtest: make temporary directory: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(root, ownerFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		_ = os.RemoveAll(root)
-		return "", fmt.Errorf("pgtest: write %s: %w", filepath.Join(root, ownerFile), err)
+		return "", fmt.Errorf("shardtest: write %s: %w", filepath.Join(root, ownerFile), err)
 	}
 	// The directory is 0700; with its owner changed to postgres, only postgres and root
 	// can enter it, which is what the servers need.
@@ -367,7 +367,7 @@ func releaseTemplate(bin string) {
 // serverConf is appended to every cluster's postgresql.conf. The port and socket directory
 // are given on the command line instead, since copies of one template differ only there.
 const serverConf = `
-# Added by bunshard internal/pgtest: a throwaway test cluster, durability off for speed.
+# Added by bunshard shardtest: a throwaway test cluster, durability off for speed.
 listen_addresses = '127.0.0.1'
 fsync = off
 synchronous_commit = off
@@ -383,31 +383,31 @@ log_timezone = 'UTC'
 `
 
 // hbaConf trusts every local and 127.0.0.1 connection, replication included.
-const hbaConf = `# Written by bunshard internal/pgtest: trust local and loopback connections.
+const hbaConf = `# Written by bunshard shardtest: trust local and loopback connections.
 local   all          all                 trust
 host    all          all   127.0.0.1/32  trust
 local   replication  all                 trust
 host    replication  all   127.0.0.1/32  trust
 `
 
-// configure writes pgtest's settings into the data directory made by initdb. Writing into
+// configure writes shardtest's settings into the data directory made by initdb. Writing into
 // the existing files keeps their owner.
 func configure(data string) error {
 	conf := filepath.Join(data, "postgresql.conf")
 	f, err := os.OpenFile(conf, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
-		return fmt.Errorf("pgtest: configure template: %w", err)
+		return fmt.Errorf("shardtest: configure template: %w", err)
 	}
 	_, err = f.WriteString(serverConf)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("pgtest: configure template: write %s: %w", conf, err)
+		return fmt.Errorf("shardtest: configure template: write %s: %w", conf, err)
 	}
 	hba := filepath.Join(data, "pg_hba.conf")
 	if err := os.WriteFile(hba, []byte(hbaConf), 0o600); err != nil {
-		return fmt.Errorf("pgtest: configure template: write %s: %w", hba, err)
+		return fmt.Errorf("shardtest: configure template: write %s: %w", hba, err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package pgtest
+package shardtest
 
 import (
 	"context"
@@ -24,12 +24,12 @@ import (
 const loopback = "127.0.0.1"
 
 // logName is the server's log file, in its data directory.
-const logName = "pgtest.log"
+const logName = "shardtest.log"
 
 // errPortInUse marks a start that failed because another process took the port first.
-var errPortInUse = errors.New("pgtest: port already in use")
+var errPortInUse = errors.New("shardtest: port already in use")
 
-// Server is one PostgreSQL server of a [Set]: a cluster that pgtest started, a replica of
+// Server is one PostgreSQL server of a [Set]: a cluster that shardtest started, a replica of
 // one, or an external server from BUNSHARD_TEST_PG. It is safe for concurrent use; Start,
 // Stop, Kill and StartReplica's setup of a replica are serialised per server.
 type Server struct {
@@ -176,11 +176,9 @@ func (s *Server) Kill() error {
 	}
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
-	s.mu.Lock()
-	p := s.p
-	s.mu.Unlock()
-	if p == nil || p.exited() {
-		return fmt.Errorf("pgtest: Kill %s: the server is not running", s.name)
+	p, err := s.running("Kill")
+	if err != nil {
+		return err
 	}
 	s.killProc(p)
 	return nil
@@ -199,7 +197,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
 	if s.set.isClosed() {
-		return fmt.Errorf("pgtest: Start %s: %w", s.name, ErrClosed)
+		return fmt.Errorf("shardtest: Start %s: %w", s.name, ErrClosed)
 	}
 	if s.Running() {
 		return nil
@@ -216,7 +214,7 @@ func (s *Server) create(tmpl string) error {
 	// cp -a keeps the owner (postgres, when running as root) and the 0700 mode that
 	// postgres insists on.
 	if err := runHelper(ctx, s.set.acct, s.set.root, false, "cp", "-a", tmpl, s.dataDir); err != nil {
-		return fmt.Errorf("pgtest: %s: copy template data directory: %w", s.name, err)
+		return fmt.Errorf("shardtest: %s: copy template data directory: %w", s.name, err)
 	}
 	return s.launchOnFreePort(context.Background())
 }
@@ -235,7 +233,7 @@ func freePort() (int, error) {
 	for range 20 {
 		l, err := net.Listen("tcp", net.JoinHostPort(loopback, "0"))
 		if err != nil {
-			return 0, fmt.Errorf("pgtest: find a free port on %s: %w", loopback, err)
+			return 0, fmt.Errorf("shardtest: find a free port on %s: %w", loopback, err)
 		}
 		port := l.Addr().(*net.TCPAddr).Port
 		_ = l.Close()
@@ -247,7 +245,7 @@ func freePort() (int, error) {
 			return port, nil
 		}
 	}
-	return 0, fmt.Errorf("pgtest: find a free port on %s: only ports already handed out were offered", loopback)
+	return 0, fmt.Errorf("shardtest: find a free port on %s: only ports already handed out were offered", loopback)
 }
 
 // launchOnFreePort starts the server on a newly chosen free port, choosing another when a
@@ -275,7 +273,7 @@ func (s *Server) launch(ctx context.Context) error {
 	logPath := s.LogPath()
 	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return fmt.Errorf("pgtest: %s: open log: %w", s.name, err)
+		return fmt.Errorf("shardtest: %s: open log: %w", s.name, err)
 	}
 	defer logf.Close() // the child has its own copy of the descriptor
 	if err := s.set.acct.chown(logPath); err != nil {
@@ -297,7 +295,7 @@ func (s *Server) launch(ctx context.Context) error {
 	cmd.Stderr = logf
 	cmd.SysProcAttr = serverAttr(s.set.acct.cred)
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("pgtest: %s: run %s: %w", s.name, cmd.Path, err)
+		return fmt.Errorf("shardtest: %s: run %s: %w", s.name, cmd.Path, err)
 	}
 	p := &proc{cmd: cmd, done: make(chan struct{})}
 	// This goroutine reaps the postmaster; it ends when the process does, which Stop,
@@ -348,7 +346,7 @@ func (s *Server) waitReady(ctx context.Context, p *proc, standby bool) error {
 	var lastErr error
 	for {
 		if p.exited() {
-			return fmt.Errorf("pgtest: %s (port %d): postgres exited while starting (%v); log %s:\n%s",
+			return fmt.Errorf("shardtest: %s (port %d): postgres exited while starting (%v); log %s:\n%s",
 				s.name, s.Port(), p.cmd.ProcessState, s.LogPath(), logTail(s.LogPath()))
 		}
 		attempt, stop := context.WithTimeout(ctx, 2*time.Second)
@@ -370,7 +368,7 @@ func (s *Server) waitReady(ctx context.Context, p *proc, standby bool) error {
 			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				why = fmt.Sprintf("gave up waiting for it to accept connections (%v)", ctx.Err())
 			}
-			return fmt.Errorf("pgtest: %s (port %d) %s; last error: %v; log %s:\n%s",
+			return fmt.Errorf("shardtest: %s (port %d) %s; last error: %v; log %s:\n%s",
 				s.name, s.Port(), why, lastErr, s.LogPath(), logTail(s.LogPath()))
 		case <-tick.C:
 		}
@@ -393,7 +391,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		s.killProc(p)
-		return fmt.Errorf("pgtest: stop %s: fast shutdown did not finish (%w), so it was killed", s.name, ctx.Err())
+		return fmt.Errorf("shardtest: stop %s: fast shutdown did not finish (%w), so it was killed", s.name, ctx.Err())
 	}
 }
 
@@ -423,6 +421,18 @@ func (s *Server) Thaw() error {
 	return s.signalAll("Thaw", syscall.SIGCONT)
 }
 
+// running returns the server's running postmaster, or an error naming op when it is not
+// running. The caller holds opMu.
+func (s *Server) running(op string) (*proc, error) {
+	s.mu.Lock()
+	p := s.p
+	s.mu.Unlock()
+	if p == nil || p.exited() {
+		return nil, fmt.Errorf("shardtest: %s %s: the server is not running", op, s.name)
+	}
+	return p, nil
+}
+
 // signalAll sends sig to the postmaster and its children. The postmaster goes first on
 // SIGSTOP (a stopped postmaster forks no new child while the children are listed), and
 // last on SIGCONT (its children are running again when it resumes forking).
@@ -432,16 +442,14 @@ func (s *Server) signalAll(op string, sig syscall.Signal) error {
 	}
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
-	s.mu.Lock()
-	p := s.p
-	s.mu.Unlock()
-	if p == nil || p.exited() {
-		return fmt.Errorf("pgtest: %s %s: the server is not running", op, s.name)
+	p, err := s.running(op)
+	if err != nil {
+		return err
 	}
 	pid := p.cmd.Process.Pid
 	if sig == syscall.SIGSTOP {
 		if err := syscall.Kill(pid, sig); err != nil {
-			return fmt.Errorf("pgtest: %s %s: %w", op, s.name, err)
+			return fmt.Errorf("shardtest: %s %s: %w", op, s.name, err)
 		}
 	}
 	for _, k := range children(pid) {
@@ -449,7 +457,7 @@ func (s *Server) signalAll(op string, sig syscall.Signal) error {
 	}
 	if sig != syscall.SIGSTOP {
 		if err := syscall.Kill(pid, sig); err != nil {
-			return fmt.Errorf("pgtest: %s %s: %w", op, s.name, err)
+			return fmt.Errorf("shardtest: %s %s: %w", op, s.name, err)
 		}
 	}
 	return nil

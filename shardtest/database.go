@@ -1,4 +1,4 @@
-package pgtest
+package shardtest
 
 import (
 	"context"
@@ -24,10 +24,10 @@ const maxIdent = 63
 // cannot be reached.
 func (s *Server) CreateDatabase(ctx context.Context, name string) error {
 	if err := checkIdent(name); err != nil {
-		return fmt.Errorf("pgtest: create database on %s: %w", s.name, err)
+		return fmt.Errorf("shardtest: create database on %s: %w", s.name, err)
 	}
 	if err := s.adminExec(ctx, "CREATE DATABASE "+quoteIdent(name)); err != nil {
-		return fmt.Errorf("pgtest: create database %q on %s: %w", name, s.name, err)
+		return fmt.Errorf("shardtest: create database %q on %s: %w", name, s.name, err)
 	}
 	return nil
 }
@@ -37,10 +37,10 @@ func (s *Server) CreateDatabase(ctx context.Context, name string) error {
 // nothing. It fails when the name is invalid and when the server cannot be reached.
 func (s *Server) DropDatabase(ctx context.Context, name string) error {
 	if err := checkIdent(name); err != nil {
-		return fmt.Errorf("pgtest: drop database on %s: %w", s.name, err)
+		return fmt.Errorf("shardtest: drop database on %s: %w", s.name, err)
 	}
 	if err := s.adminExec(ctx, "DROP DATABASE IF EXISTS "+quoteIdent(name)+" WITH (FORCE)"); err != nil {
-		return fmt.Errorf("pgtest: drop database %q on %s: %w", name, s.name, err)
+		return fmt.Errorf("shardtest: drop database %q on %s: %w", name, s.name, err)
 	}
 	return nil
 }
@@ -59,13 +59,21 @@ func (s *Server) adminExec(ctx context.Context, query string) error {
 // the server index, such as orders_1f2e3d4c_0, so concurrent tests and round-robin external
 // servers never share one. tb.Cleanup drops them again (WITH (FORCE), skipping servers that
 // are stopped then). It calls tb.Fatal, after dropping what it created, when a database
-// cannot be created.
+// cannot be created. [Set.NewShards] gives ready *bun.DB handles instead.
 func (s *Set) NewDatabases(ctx context.Context, tb testing.TB, prefix string) []string {
 	tb.Helper()
-	names := databaseNames(prefix, len(s.servers))
-	errs := make([]error, len(s.servers))
+	return s.newDatabases(ctx, tb, "NewDatabases", prefix, s.servers)
+}
+
+// newDatabases creates database i on servers[i] (a server may appear more than once) and
+// returns their DSNs, dropped again by tb.Cleanup; caller names the exported function for
+// messages.
+func (s *Set) newDatabases(ctx context.Context, tb testing.TB, caller, prefix string, servers []*Server) []string {
+	tb.Helper()
+	names := databaseNames(prefix, len(servers))
+	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
-	for i, srv := range s.servers {
+	for i, srv := range servers {
 		wg.Go(func() { errs[i] = srv.CreateDatabase(ctx, names[i]) })
 	}
 	wg.Wait()
@@ -73,7 +81,7 @@ func (s *Set) NewDatabases(ctx context.Context, tb testing.TB, prefix string) []
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		var errs []error
-		for i, srv := range s.servers {
+		for i, srv := range servers {
 			if !srv.Running() || s.isClosed() {
 				continue // its data goes with the set
 			}
@@ -85,15 +93,15 @@ func (s *Set) NewDatabases(ctx context.Context, tb testing.TB, prefix string) []
 	}
 	if err := errors.Join(errs...); err != nil {
 		_ = drop()
-		tb.Fatalf("pgtest: NewDatabases(%q): %v", prefix, err)
+		tb.Fatalf("shardtest: %s(%q): %v", caller, prefix, err)
 	}
 	tb.Cleanup(func() {
 		if err := drop(); err != nil {
-			tb.Errorf("pgtest: drop the databases of NewDatabases(%q): %v", prefix, err)
+			tb.Errorf("shardtest: drop the databases of %s(%q): %v", caller, prefix, err)
 		}
 	})
-	dsns := make([]string, len(s.servers))
-	for i, srv := range s.servers {
+	dsns := make([]string, len(servers))
+	for i, srv := range servers {
 		dsns[i] = srv.DSN(names[i])
 	}
 	return dsns

@@ -1,4 +1,4 @@
-package pgtest
+package shardtest
 
 import (
 	"fmt"
@@ -13,7 +13,7 @@ var shared atomic.Pointer[Set]
 // Main starts n servers (or takes them from BUNSHARD_TEST_PG), makes them available through
 // [Shared], runs the tests and closes the servers; it returns the exit code for os.Exit:
 //
-//	func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, 4)) }
+//	func TestMain(m *testing.M) { os.Exit(shardtest.Main(m, 4)) }
 //
 // When the servers cannot be started it runs no test, prints why (and how to install
 // PostgreSQL or name servers) to standard error, and returns 1: tests never skip for lack
@@ -54,7 +54,7 @@ func Main(m *testing.M, n int, after ...func() error) int {
 func Shared() *Set {
 	set := shared.Load()
 	if set == nil {
-		panic("pgtest: Shared called outside pgtest.Main; start the servers with `func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, N)) }`")
+		panic("shardtest: Shared called outside shardtest.Main; start the servers with `func TestMain(m *testing.M) { os.Exit(shardtest.Main(m, N)) }`")
 	}
 	return set
 }

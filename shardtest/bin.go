@@ -1,4 +1,4 @@
-package pgtest
+package shardtest
 
 import (
 	"bytes"
@@ -15,7 +15,9 @@ import (
 )
 
 // installHint tells the reader how to provide PostgreSQL when none is found.
-const installHint = "install the server with `apt-get install postgresql` (Debian/Ubuntu; any version from 13 on), " +
+const installHint = "install the PostgreSQL server (any version from 13 on): " +
+	"`apt-get install postgresql` or a version such as `apt-get install postgresql-15` (Debian, Ubuntu), " +
+	"`dnf install postgresql-server` (Fedora, RHEL), `brew install postgresql@15` (macOS); " +
 	"or set " + EnvVar + " to a comma-separated list of superuser DSNs of running servers, e.g. " +
 	EnvVar + "=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
@@ -26,7 +28,7 @@ const installHint = "install the server with `apt-get install postgresql` (Debia
 func findBinDir(dir string) (string, error) {
 	if dir != "" {
 		if !hasServerBinaries(dir) {
-			return "", fmt.Errorf("pgtest: WithBinDir(%q): no initdb and postgres executables there; %s", dir, installHint)
+			return "", fmt.Errorf("shardtest: WithBinDir(%q): no initdb and postgres executables there; %s", dir, installHint)
 		}
 		return dir, nil
 	}
@@ -56,7 +58,7 @@ func findBinDir(dir string) (string, error) {
 		}
 	}
 	tried = append(tried, "PATH")
-	return "", fmt.Errorf("pgtest: no PostgreSQL server binaries (initdb, postgres) found in %s: %s",
+	return "", fmt.Errorf("shardtest: no PostgreSQL server binaries (initdb, postgres) found in %s: %s",
 		strings.Join(tried, ", "), installHint)
 }
 
@@ -91,14 +93,14 @@ func currentAccount() (account, error) {
 	}
 	u, err := user.Lookup("postgres")
 	if err != nil {
-		return account{}, fmt.Errorf("pgtest: running as root, and PostgreSQL refuses to run as root, "+
+		return account{}, fmt.Errorf("shardtest: running as root, and PostgreSQL refuses to run as root, "+
 			"but there is no OS user postgres to run it as (%v): create one (`useradd --system postgres`) "+
 			"or install the server with `apt-get install postgresql`, which creates it", err)
 	}
 	uid, err1 := strconv.Atoi(u.Uid)
 	gid, err2 := strconv.Atoi(u.Gid)
 	if err1 != nil || err2 != nil {
-		return account{}, fmt.Errorf("pgtest: OS user postgres has non-numeric uid %q or gid %q", u.Uid, u.Gid)
+		return account{}, fmt.Errorf("shardtest: OS user postgres has non-numeric uid %q or gid %q", u.Uid, u.Gid)
 	}
 	return account{cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, uid: uid, gid: gid}, nil
 }
@@ -109,13 +111,13 @@ func (a account) chown(path string) error {
 		return nil
 	}
 	if err := os.Chown(path, a.uid, a.gid); err != nil {
-		return fmt.Errorf("pgtest: give %s to OS user postgres: %w", path, err)
+		return fmt.Errorf("shardtest: give %s to OS user postgres: %w", path, err)
 	}
 	return nil
 }
 
 // childEnv returns the environment for PostgreSQL programs: the current one without PG*
-// variables (PGPORT, PGDATA and the like would override the flags pgtest passes), in the C
+// variables (PGPORT, PGDATA and the like would override the flags shardtest passes), in the C
 // locale.
 func childEnv() []string {
 	var env []string
@@ -143,7 +145,7 @@ func runHelper(ctx context.Context, acct account, dir string, asUser bool, name 
 	}
 	cmd.SysProcAttr = helperAttr(cred)
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("pgtest: %s %s: %w\n%s", filepath.Base(name), strings.Join(args, " "), err, tailString(out.String(), 3000))
+		return fmt.Errorf("shardtest: %s %s: %w\n%s", filepath.Base(name), strings.Join(args, " "), err, tailString(out.String(), 3000))
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package pgtest_test
+package shardtest_test
 
 import (
 	"context"
@@ -6,14 +6,14 @@ import (
 	"fmt"
 	"log"
 
-	"github.com/bunshard/bunshard/internal/pgtest"
+	"github.com/bunshard/bunshard/shardtest"
 	"github.com/uptrace/bun/driver/pgdriver"
 )
 
-// Start is for programs (the demo, benchmarks); tests use pgtest.Main and pgtest.Shared.
+// Start is for programs (the demo, benchmarks); tests use shardtest.Main and shardtest.Shared.
 // This example is compiled, not run: it starts real servers.
 func ExampleStart() {
-	set, err := pgtest.Start(4)
+	set, err := shardtest.Start(4)
 	if err != nil {
 		log.Fatal(err) // the error says how to install PostgreSQL or name servers
 	}

@@ -1,4 +1,4 @@
-package pgtest
+package shardtest
 
 import (
 	"context"
@@ -20,13 +20,13 @@ func (s *Server) StartReplica(ctx context.Context) (*Server, error) {
 		return nil, fmt.Errorf("%w: cannot StartReplica of %s", ErrExternal, s.name)
 	}
 	if !s.Running() {
-		return nil, fmt.Errorf("pgtest: StartReplica of %s: the server is not running; Start it first", s.name)
+		return nil, fmt.Errorf("shardtest: StartReplica of %s: the server is not running; Start it first", s.name)
 	}
 	set := s.set
 	set.mu.Lock()
 	if set.closed {
 		set.mu.Unlock()
-		return nil, fmt.Errorf("pgtest: StartReplica of %s: %w", s.name, ErrClosed)
+		return nil, fmt.Errorf("shardtest: StartReplica of %s: %w", s.name, ErrClosed)
 	}
 	set.nreplicas++
 	name := s.name + "-replica" + strconv.Itoa(set.nreplicas)
@@ -42,14 +42,14 @@ func (s *Server) StartReplica(ctx context.Context) (*Server, error) {
 		"-h", loopback, "-p", strconv.Itoa(s.Port()), "-U", "postgres", "-D", r.dataDir,
 		"-R", "-X", "stream", "-c", "fast", "--no-sync")
 	if err != nil {
-		return nil, fmt.Errorf("pgtest: StartReplica of %s: %w", s.name, err)
+		return nil, fmt.Errorf("shardtest: StartReplica of %s: %w", s.name, err)
 	}
 	// The backup copied the primary's log; the replica starts its own.
 	if err := os.Remove(r.LogPath()); err != nil && !os.IsNotExist(err) {
-		return nil, fmt.Errorf("pgtest: StartReplica of %s: %w", s.name, err)
+		return nil, fmt.Errorf("shardtest: StartReplica of %s: %w", s.name, err)
 	}
 	if err := r.launchOnFreePort(ctx); err != nil {
-		return nil, fmt.Errorf("pgtest: StartReplica of %s: %w", s.name, err)
+		return nil, fmt.Errorf("shardtest: StartReplica of %s: %w", s.name, err)
 	}
 	return r, nil
 }

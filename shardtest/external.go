@@ -1,4 +1,4 @@
-package pgtest
+package shardtest
 
 import (
 	"context"
@@ -30,21 +30,21 @@ func parseExternal(v string) ([]*url.URL, error) {
 			if errors.As(err, &uerr) {
 				err = uerr.Err
 			}
-			return nil, fmt.Errorf("pgtest: %s entry %d is not a valid URL: %w", EnvVar, i+1, err)
+			return nil, fmt.Errorf("shardtest: %s entry %d is not a valid URL: %w", EnvVar, i+1, err)
 		}
 		if (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Hostname() == "" {
-			return nil, fmt.Errorf("pgtest: %s entry %d (%s) must look like postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
+			return nil, fmt.Errorf("shardtest: %s entry %d (%s) must look like postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
 				EnvVar, i+1, u.Redacted())
 		}
 		if p := u.Port(); p != "" {
 			if _, err := strconv.Atoi(p); err != nil {
-				return nil, fmt.Errorf("pgtest: %s entry %d (%s) has a bad port %q", EnvVar, i+1, u.Redacted(), p)
+				return nil, fmt.Errorf("shardtest: %s entry %d (%s) has a bad port %q", EnvVar, i+1, u.Redacted(), p)
 			}
 		}
 		urls = append(urls, u)
 	}
 	if len(urls) == 0 {
-		return nil, fmt.Errorf("pgtest: %s is set but names no server; give comma-separated DSNs or unset it", EnvVar)
+		return nil, fmt.Errorf("shardtest: %s is set but names no server; give comma-separated DSNs or unset it", EnvVar)
 	}
 	return urls, nil
 }
@@ -75,7 +75,7 @@ func startExternal(n int, v string, o options) (*Set, error) {
 			db := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(s.adminDSN())))
 			defer db.Close()
 			if err := db.PingContext(ctx); err != nil {
-				errs[i] = fmt.Errorf("pgtest: %s server %d (%s) does not answer: %w", EnvVar, i+1, s.ext.Redacted(), err)
+				errs[i] = fmt.Errorf("shardtest: %s server %d (%s) does not answer: %w", EnvVar, i+1, s.ext.Redacted(), err)
 			}
 		})
 	}
