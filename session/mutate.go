@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 
 	"github.com/uptrace/bun"
 
@@ -41,6 +42,7 @@ type mutation struct {
 	opts     []StatementOption
 	subs     []subquery // Bun queries among the arguments: vetted against the route
 	err      error
+	inUnit   bool // a reference table's statement, already inside its two-phase unit
 }
 
 // NewUpdate starts a statement-form UPDATE. To update loaded objects by
@@ -94,9 +96,28 @@ func (m *mutation) exec(ctx context.Context, op chooser.Op, run func(ctx context
 	if m.mi == nil {
 		return Result{}, fmt.Errorf("%w: %s has no model; call Model((*Model)(nil))", ErrInvalidArgument, op)
 	}
+	if m.s.reference(m.mi) && !m.inUnit {
+		// reference.go: every shard, in one two-phase unit (or the caller's)
+		var res Result
+		o := options(m.opts)
+		err := m.s.referenceWrite(ctx, &o, op.String()+" "+m.mi.table.TypeName, func(ctx context.Context, v *Session) error {
+			r := *m
+			// Every shard is the point of a reference write: the scatter
+			// guard does not apply.
+			r.s, r.inUnit, r.opts = v, true, append(slices.Clone(m.opts), AllowScatter())
+			var err error
+			res, err = r.exec(ctx, op, run)
+			return err
+		})
+		return res, err
+	}
 	p, err := m.s.plan(ctx, op, m.mi, m.criteria, m.opts)
 	if err != nil {
 		return Result{}, err
+	}
+	if m.inUnit && len(p.Shards) > 0 && !slices.Equal(p.Shards, m.s.order) {
+		return Result{}, fmt.Errorf("%w: %s %s: a reference table is written on every shard %v, but the ExecuteChooser "+
+			"sends the statement to %v", ErrInvalidArgument, op, m.mi.table.TypeName, m.s.order, p.Shards)
 	}
 	if err := m.s.vetSubqueries(m.subs, p.Shards, op.String()+" "+m.mi.table.TypeName); err != nil {
 		return Result{}, err
@@ -107,6 +128,9 @@ func (m *mutation) exec(ctx context.Context, op chooser.Op, run func(ctx context
 		rows[i] = n
 		if err == nil {
 			m.s.wrote(ctx, id, db)
+			if m.s.unit != nil { // a write in the unit's transaction: Commit must commit it
+				m.s.unit.wrote(id)
+			}
 		}
 		return err
 	})

@@ -230,6 +230,9 @@ func (s *Session) write(ctx context.Context, op string, model any, opts []Statem
 		return nil
 	}
 
+	if s.reference(mi) { // reference.go: every shard, in one two-phase unit
+		return s.writeReference(ctx, op, mi, objs, &o, run)
+	}
 	pin, err := s.pinned(ctx, &o, op+" "+mi.table.TypeName)
 	if err != nil {
 		return err
