@@ -33,8 +33,9 @@ import (
 // ExcludeColumn) are not tracked: see [UnitOfWork.NewSelect].
 //
 // Only what runs through the unit is inside its transactions: its own
-// methods, its builders ([UnitOfWork.NewSelect], [UnitOfWork.NewUpdate],
-// [UnitOfWork.NewDelete]) and the handles of [UnitOfWork.DB]. The Session's own
+// methods, its builders ([UnitOfWork.NewSelect], [UnitOfWork.NewInsert],
+// [UnitOfWork.NewUpdate], [UnitOfWork.NewDelete], [UnitOfWork.NewRaw]) and
+// the handles of [UnitOfWork.DB]. The Session's own
 // methods autocommit, each statement in its own transaction on its shard,
 // and so does whatever runs on [Session.DB]'s handles: called inside
 // [Session.RunInTx] they are outside the unit, and stay written when it
