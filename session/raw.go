@@ -40,7 +40,9 @@ func (s *Session) NewRaw(query string, args ...any) *RawQuery {
 // unit's transactions. Every shard it runs on counts as written, Scan's
 // included (a raw statement may write, with RETURNING), so Commit commits
 // what it did.
-func (u *UnitOfWork) NewRaw(query string, args ...any) *RawQuery { return u.view.NewRaw(query, args...) }
+func (u *UnitOfWork) NewRaw(query string, args ...any) *RawQuery {
+	return u.view.NewRaw(query, args...)
+}
 
 // ShardKey declares to the ExecuteChooser that the statement only touches
 // rows of model (a (*T)(nil)) whose column is one of values, as
