@@ -7,19 +7,20 @@
 // the merged result. For that to be right, every shard must be asked for
 // the first offset+limit rows (OFFSET 0, LIMIT offset+limit), because any of
 // them may hold all the rows that the global offset skips.
-// [GroupMerge] folds per-shard partial aggregates of a GROUP BY.
 //
 // Rows are ordered by a comparator shaped like the one of
-// [slices.SortFunc]. [By] combines several ORDER BY keys, [Reverse] turns
-// ASC into DESC, and [NullsLast] and [NullsFirst] compare nullable columns
-// the way PostgreSQL does by default. Rows that compare equal come out in
-// input order, rows of input 0 first, so a merge gives the same result as a
-// stable sort of the inputs' concatenation.
+// [slices.SortFunc], which must order them as the shards' ORDER BY does
+// (bunshard's session builds it from the ORDER BY terms and the columns'
+// SQL types). Rows that compare equal come out in input order, rows of
+// input 0 first, so a merge gives the same result as a stable sort of the
+// inputs' concatenation.
 //
-//	byHottest := merge.By(
-//		merge.Reverse(func(a, b Reading) int { return cmp.Compare(a.Temp, b.Temp) }),
-//		func(a, b Reading) int { return cmp.Compare(a.ID, b.ID) },
-//	)
+//	byHottest := func(a, b Reading) int { // ORDER BY temp DESC, id
+//		if c := cmp.Compare(b.Temp, a.Temp); c != 0 {
+//			return c
+//		}
+//		return cmp.Compare(a.ID, b.ID)
+//	}
 //	// perShard holds one iter.Seq2[Reading, error] per shard, each
 //	// running ... ORDER BY temp DESC, id LIMIT 10.
 //	for r, err := range merge.Sorted(perShard, byHottest, 0, 10) {

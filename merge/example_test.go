@@ -14,10 +14,12 @@ type Reading struct {
 }
 
 // hottest is ORDER BY temp DESC, id.
-var hottest = merge.By(
-	merge.Reverse(func(a, b Reading) int { return cmp.Compare(a.Temp, b.Temp) }),
-	func(a, b Reading) int { return cmp.Compare(a.ID, b.ID) },
-)
+func hottest(a, b Reading) int {
+	if c := cmp.Compare(b.Temp, a.Temp); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ID, b.ID)
+}
 
 func ExampleSlices() {
 	// Each shard ran SELECT ... ORDER BY temp DESC, id LIMIT 4 (offset 1 +
@@ -73,51 +75,4 @@ func ExampleSorted() {
 	// 1 31.5
 	// 5 31.5
 	// error: merge: input not sorted: input 2, row 1 sorts before row 0; the input's order (ORDER BY, collation) must agree with cmp
-}
-
-func ExampleNullsLast() {
-	type city struct {
-		Name string
-		Rain *float64 // NULL when unknown
-	}
-	mm := func(v float64) *float64 { return &v } // millimetres
-	// ORDER BY rain DESC: PostgreSQL puts NULLs first.
-	rainiestFirst := merge.Reverse(func(a, b city) int { return merge.NullsLast(a.Rain, b.Rain) })
-	shards := [][]city{
-		{{"Lima", nil}, {"Bergen", mm(2250)}},
-		{{"Oslo", mm(763)}, {"Cairo", mm(18)}},
-	}
-	for _, c := range merge.Slices(shards, rainiestFirst, 0, -1) {
-		fmt.Print(c.Name, " ")
-	}
-	fmt.Println()
-	// Output:
-	// Lima Bergen Oslo Cairo
-}
-
-func ExampleGroupMerge() {
-	// SELECT continent, count(*), sum(temp) ... GROUP BY continent, per shard.
-	type group struct {
-		Continent string
-		N         int
-		Sum       float64
-	}
-	shards := [][]group{
-		{{"Europe", 2, 30}, {"Asia", 1, 25}},
-		{{"Asia", 3, 90}, {"Africa", 1, 33}},
-	}
-	merged := merge.GroupMerge(shards,
-		func(g group) string { return g.Continent },
-		func(acc, next group) group {
-			acc.N += next.N
-			acc.Sum += next.Sum
-			return acc
-		})
-	for _, g := range merged {
-		fmt.Printf("%s count=%d avg=%.2f\n", g.Continent, g.N, g.Sum/float64(g.N))
-	}
-	// Output:
-	// Europe count=2 avg=15.00
-	// Asia count=4 avg=28.75
-	// Africa count=1 avg=33.00
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/schema"
 
+	"github.com/bunshard/bunshard/internal/planner"
 	"github.com/bunshard/bunshard/merge"
 )
 
@@ -73,7 +74,7 @@ func Iter[T any](ctx context.Context, q *SelectQuery) iter.Seq2[*T, error] {
 		var rows iter.Seq2[*T, error]
 		if len(q.order) > 0 && len(p.Shards) > 1 {
 			cmp := func(a, b *T) int {
-				return compareRows(q.order, reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem())
+				return planner.CompareRows(q.order, reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem())
 			}
 			rows = merge.Sorted(typed, cmp, q.offset, limit)
 		} else {

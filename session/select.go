@@ -11,6 +11,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/bunshard/bunshard/chooser"
+	"github.com/bunshard/bunshard/internal/planner"
 	"github.com/bunshard/bunshard/merge"
 )
 
@@ -31,7 +32,7 @@ type SelectQuery struct {
 	ops      []func(*bun.SelectQuery) *bun.SelectQuery
 	rels     relTree
 	criteria []chooser.Criterion
-	order    []orderKey
+	order    []planner.Key
 	limit    int
 	offset   int
 	grouped  bool // Group, Having or Distinct: per-shard groups, not merged
@@ -43,7 +44,7 @@ type SelectQuery struct {
 	aggregating bool
 	groupBy     []string
 	aggs        []Aggregate
-	having      []havingCond
+	having      []planner.Having
 	opts        []StatementOption
 	subs        []subquery // Bun queries among the arguments: vetted against the route
 	err         error
@@ -231,9 +232,9 @@ func (q *SelectQuery) Order(orders ...string) *SelectQuery {
 		return q.fail(fmt.Errorf("%w: call Model before Order", ErrInvalidArgument))
 	}
 	for _, o := range orders {
-		k, err := parseOrder(q.mi.table, o)
+		k, err := planner.ParseOrder(q.mi.table, o)
 		if err != nil {
-			return q.fail(err)
+			return q.fail(fromPlan(err))
 		}
 		q.order = append(q.order, k)
 	}
@@ -245,7 +246,7 @@ func (q *SelectQuery) Order(orders ...string) *SelectQuery {
 // statement with one runs on a single shard or fails with ErrUnsupported.
 func (q *SelectQuery) OrderExpr(query string, args ...any) *SelectQuery {
 	q.subs = subqueriesIn(q.subs, "OrderExpr", args)
-	q.order = append(q.order, orderKey{expr: query, args: args, raw: true})
+	q.order = append(q.order, planner.Key{Expr: query, Args: args, Raw: true})
 	return q
 }
 
@@ -351,9 +352,9 @@ func (q *SelectQuery) plan(ctx context.Context) (plan, error) {
 	}
 	if !q.aggregating {
 		for _, k := range q.order {
-			if !k.raw && k.field == nil {
+			if !k.Raw && k.Field == nil {
 				return plan{}, fmt.Errorf("%w: Order(%q): model %s has no column %q; order by a column of the model, "+
-					"or write the term with OrderExpr and placeholders", ErrInvalidArgument, k.expr, q.mi.table.TypeName, k.name)
+					"or write the term with OrderExpr and placeholders", ErrInvalidArgument, k.Expr, q.mi.table.TypeName, k.Name)
 			}
 		}
 	}
@@ -467,7 +468,7 @@ func (q *SelectQuery) build(db bun.IDB, p *plan, id ShardID, model any, n int, p
 		return b
 	}
 	for _, k := range q.order {
-		b = k.apply(b)
+		b = applyOrder(b, k)
 	}
 	switch {
 	case n == 1:
@@ -499,11 +500,11 @@ func (q *SelectQuery) String(ctx context.Context, id ShardID) (string, error) {
 	}
 	b := q.build(db, &p, id, q.model, len(p.Shards), true)
 	if q.aggregating {
-		ap, err := q.aggPlan()
+		gp, err := q.groupPlan()
 		if err != nil {
 			return "", err
 		}
-		b = q.buildAggregate(db, &p, id, ap)
+		b = q.buildAggregate(db, &p, id, gp)
 	}
 	sql, err := b.AppendQuery(b.DB().QueryGen(), nil)
 	if err != nil {
@@ -624,7 +625,7 @@ func (q *SelectQuery) combine(parts []reflect.Value, ids []ShardID, typ reflect.
 		limit = q.limit
 	}
 	if len(q.order) > 0 {
-		cmp := func(a, b reflect.Value) int { return compareRows(q.order, a, b) }
+		cmp := rowOrder(q.order)
 		var rows [][]reflect.Value
 		for i, part := range parts {
 			if !part.IsValid() { // a failed shard, under AllowPartial

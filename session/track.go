@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/schema"
@@ -78,7 +79,7 @@ func byValue(t reflect.Type) bool {
 	case reflect.Array:
 		return byValue(t.Elem())
 	case reflect.Struct:
-		if t == timeType { // its *Location is immutable
+		if t == reflect.TypeFor[time.Time]() { // its *Location is immutable
 			return true
 		}
 		for i := range t.NumField() {

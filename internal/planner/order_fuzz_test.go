@@ -1,4 +1,4 @@
-package session
+package planner
 
 import (
 	"cmp"
@@ -168,15 +168,15 @@ func FuzzMergeTypes(f *testing.F) {
 			specs = append(specs, fuzzOrders[int(in.next())%len(fuzzOrders)])
 		}
 		specs = append(specs, "id")
-		var keys []orderKey
+		var keys []Key
 		for _, s := range specs {
-			k, err := parseOrder(table, s)
+			k, err := ParseOrder(table, s)
 			if err != nil {
-				t.Fatalf("parseOrder(%q): %v", s, err)
+				t.Fatalf("ParseOrder(%q): %v", s, err)
 			}
 			keys = append(keys, k)
 		}
-		if err := mergeable(keys); err != nil {
+		if err := Mergeable(keys); err != nil {
 			t.Fatalf("ORDER BY %v: %v", specs, err)
 		}
 		ref := func(a, b fuzzRow) int {
@@ -203,7 +203,7 @@ func FuzzMergeTypes(f *testing.F) {
 			}
 		}
 		slices.SortFunc(all, ref)
-		got := merge.Slices(vparts, func(a, b reflect.Value) int { return compareRows(keys, a, b) }, 0, -1)
+		got := merge.Slices(vparts, func(a, b reflect.Value) int { return CompareRows(keys, a, b) }, 0, -1)
 		if len(got) != len(all) {
 			t.Fatalf("ORDER BY %v: merged %d rows; want %d", specs, len(got), len(all))
 		}
@@ -279,11 +279,11 @@ func TestMergeableTypes(t *testing.T) {
 		{"cit", false, "citext"}, {`cit COLLATE "C"`, false, "citext"}, {"flat", false, "pointer"},
 		{"seen", true, ""}, {"raw", true, ""}, {"money", false, "money"},
 	} {
-		k, err := parseOrder(table, c.spec)
+		k, err := ParseOrder(table, c.spec)
 		if err != nil {
-			t.Fatalf("parseOrder(%q): %v", c.spec, err)
+			t.Fatalf("ParseOrder(%q): %v", c.spec, err)
 		}
-		err = mergeable([]orderKey{k})
+		err = Mergeable([]Key{k})
 		switch {
 		case c.ok && err != nil:
 			t.Errorf("ORDER BY %s: %v; want it merged", c.spec, err)

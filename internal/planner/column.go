@@ -1,9 +1,10 @@
-package session
+package planner
 
 import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"time"
@@ -13,26 +14,61 @@ import (
 	"github.com/bunshard/bunshard/internal/numeric"
 )
 
-// colType is how the merge compares a column's values: chosen from the
+// Type is how the merge compares a column's values: chosen from the
 // column's SQL type (Bun's schema.Field.DiscoveredSQLType, which is the
 // `type:` tag when there is one) and its Go type, so that numeric held in
 // a Go string compares as a number and char(n) without trailing spaces.
-type colType uint8
+type Type uint8
+
+// The column types the merge tells apart.
+const (
+	TypeUnknown Type = iota // not yet classified (a zero Key)
+	TypeOther               // nothing the merge can compare exactly
+	TypeInt
+	TypeUint
+	TypeFloat
+	TypeText    // varchar, text: PostgreSQL orders by collation; exact only with COLLATE "C"
+	TypeBpchar  // char(n): as text, with trailing spaces ignored
+	TypeNumeric // numeric, decimal: exact decimal comparison
+	TypeUUID    // uuid: byte order of its canonical text
+	TypeBool
+	TypeTime
+	TypeBytes // bytea: byte order
+)
+
+// kind is the family of a Go type.
+type kind uint8
 
 const (
-	ctUnknown colType = iota // not yet classified (a zero orderKey)
-	ctOther                  // nothing the merge can compare exactly
-	ctInt
-	ctUint
-	ctFloat
-	ctText    // varchar, text: PostgreSQL orders by collation; exact only with COLLATE "C"
-	ctBpchar  // char(n): as text, with trailing spaces ignored
-	ctNumeric // numeric, decimal: exact decimal comparison
-	ctUUID    // uuid: byte order of its canonical text
-	ctBool
-	ctTime
-	ctBytes // bytea: byte order
+	kindOther kind = iota
+	kindInt
+	kindUint
+	kindFloat
+	kindText
+	kindBool
+	kindTime
 )
+
+var timeType = reflect.TypeFor[time.Time]()
+
+func kindOf(t reflect.Type) kind {
+	if t == timeType {
+		return kindTime
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return kindInt
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return kindUint
+	case reflect.Float32, reflect.Float64:
+		return kindFloat
+	case reflect.String:
+		return kindText
+	case reflect.Bool:
+		return kindBool
+	}
+	return kindOther
+}
 
 // sqlBase returns the lower-case SQL type name without modifiers:
 // "numeric(10,2)" -> "numeric", "timestamp(3) with time zone" ->
@@ -53,101 +89,94 @@ func sqlBase(t string) string {
 	return strings.Join(strings.Fields(t), " ")
 }
 
-// sqlClass classifies a SQL type by how PostgreSQL compares its values.
-func sqlClass(base string) colType {
-	switch base {
+// SQLClass classifies a SQL type name, such as "numeric(10,2)" or
+// "character varying", by how PostgreSQL compares its values; a type the
+// merge cannot compare exactly (jsonb, arrays, citext, money) is TypeOther.
+func SQLClass(sqlType string) Type {
+	switch sqlBase(sqlType) {
 	case "smallint", "integer", "int", "int2", "int4", "int8", "bigint", "smallserial", "serial", "bigserial",
 		"serial2", "serial4", "serial8":
-		return ctInt
+		return TypeInt
 	case "real", "float4", "float8", "double precision", "float":
-		return ctFloat
+		return TypeFloat
 	case "numeric", "decimal":
-		return ctNumeric
+		return TypeNumeric
 	case "varchar", "character varying", "text":
-		return ctText
+		return TypeText
 	case "char", "character", "bpchar":
-		return ctBpchar
+		return TypeBpchar
 	case "uuid":
-		return ctUUID
+		return TypeUUID
 	case "boolean", "bool":
-		return ctBool
+		return TypeBool
 	case "timestamp", "timestamptz", "timestamp with time zone", "timestamp without time zone", "date":
-		return ctTime
+		return TypeTime
 	case "bytea", "blob":
-		return ctBytes
+		return TypeBytes
 	}
-	return ctOther
+	return TypeOther
 }
 
-// typeOf returns how the merge compares values of f held in f's Go type, or
-// ctOther (with the reason) when it cannot do so exactly.
-func typeOf(f *schema.Field) (colType, string) {
-	sql := sqlClass(sqlBase(f.DiscoveredSQLType))
+// TypeOf returns how the merge compares values of f held in f's Go type, or
+// TypeOther with the reason when it cannot do so exactly (numeric in a
+// float64, jsonb, a SQL type and a Go type that do not match).
+func TypeOf(f *schema.Field) (Type, string) {
+	sql := SQLClass(f.DiscoveredSQLType)
 	goType := f.IndirectType
 	mismatch := fmt.Sprintf("SQL type %s held in Go type %s", f.DiscoveredSQLType, goType)
 	switch kindOf(goType) {
 	case kindInt, kindUint:
 		// A numeric scans into an integer only when it is one: exact.
-		if sql == ctInt || sql == ctNumeric {
+		if sql == TypeInt || sql == TypeNumeric {
 			if kindOf(goType) == kindUint {
-				return ctUint, ""
+				return TypeUint, ""
 			}
-			return ctInt, ""
+			return TypeInt, ""
 		}
 	case kindFloat:
 		switch sql {
-		case ctFloat:
-			return ctFloat, ""
-		case ctNumeric:
-			return ctOther, mismatch + ": numeric rounded to a float64 cannot be ordered exactly " +
+		case TypeFloat:
+			return TypeFloat, ""
+		case TypeNumeric:
+			return TypeOther, mismatch + ": numeric rounded to a float64 cannot be ordered exactly " +
 				"(hold it in a string field)"
 		}
 	case kindText:
 		switch sql {
-		case ctText, ctBpchar, ctNumeric, ctUUID:
+		case TypeText, TypeBpchar, TypeNumeric, TypeUUID:
 			return sql, ""
 		}
 	case kindBool:
-		if sql == ctBool {
-			return ctBool, ""
+		if sql == TypeBool {
+			return TypeBool, ""
 		}
 	case kindTime:
-		if sql == ctTime {
-			return ctTime, ""
+		if sql == TypeTime {
+			return TypeTime, ""
 		}
 	default:
-		if sql == ctBytes && goType.Kind() == reflect.Slice && goType.Elem().Kind() == reflect.Uint8 {
-			return ctBytes, ""
+		if sql == TypeBytes && goType.Kind() == reflect.Slice && goType.Elem().Kind() == reflect.Uint8 {
+			return TypeBytes, ""
 		}
 	}
-	return ctOther, mismatch
-}
-
-// compareType returns how the merge compares the key's column, classifying
-// it if parseOrder did not (a key made elsewhere, such as ScanPage's primary key).
-func (k orderKey) compareType() colType {
-	if k.typ != ctUnknown {
-		return k.typ
-	}
-	t, _ := typeOf(k.field)
-	return t
+	return TypeOther, mismatch
 }
 
 // compareValues orders two non-NULL values of a column of type t, held in
 // Go values of the column's field type (pointers already followed).
-func compareValues(t colType, a, b reflect.Value) int {
+func compareValues(t Type, a, b reflect.Value) int {
 	switch t {
-	case ctInt:
+	case TypeInt:
 		return cmp.Compare(a.Int(), b.Int())
-	case ctUint:
+	case TypeUint:
 		return cmp.Compare(a.Uint(), b.Uint())
-	case ctFloat:
+	case TypeFloat:
 		return compareFloat(a.Float(), b.Float())
-	case ctText, ctUUID:
+	case TypeText, TypeUUID:
 		return strings.Compare(a.String(), b.String())
-	case ctBpchar:
+	case TypeBpchar:
 		return compareBpchar(a.String(), b.String())
-	case ctNumeric:
+	case TypeNumeric:
 		switch a.Kind() {
 		case reflect.String:
 			return compareNumericText(a.String(), b.String())
@@ -156,11 +185,11 @@ func compareValues(t colType, a, b reflect.Value) int {
 		default:
 			return cmp.Compare(a.Uint(), b.Uint())
 		}
-	case ctBool:
+	case TypeBool:
 		return cmp.Compare(b2i(a.Bool()), b2i(b.Bool()))
-	case ctTime:
+	case TypeTime:
 		return a.Interface().(time.Time).Compare(b.Interface().(time.Time))
-	case ctBytes:
+	case TypeBytes:
 		return bytes.Compare(a.Bytes(), b.Bytes())
 	}
 	return 0
@@ -187,4 +216,26 @@ func compareNumericText(a, b string) int {
 		return 1
 	}
 	return strings.Compare(a, b)
+}
+
+// compareFloat orders as PostgreSQL does: NaN is equal to itself and greater
+// than every other value (cmp.Compare puts it first).
+func compareFloat(a, b float64) int {
+	an, bn := math.IsNaN(a), math.IsNaN(b)
+	switch {
+	case an && bn:
+		return 0
+	case an:
+		return 1
+	case bn:
+		return -1
+	}
+	return cmp.Compare(a, b)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
