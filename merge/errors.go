@@ -12,6 +12,11 @@ import (
 // are *[UnsortedError] values; test for it with errors.Is.
 var ErrUnsorted = errors.New("merge: input not sorted")
 
+// ErrRowReused means an input of [Sorted] yielded a row in the memory of
+// its previous row (the same pointer, slice or map), which would defeat the
+// order check: copy each row before yielding it.
+var ErrRowReused = errors.New("merge: input reused a row's memory")
+
 // UnsortedError says which input went backwards, and where. Its Unwrap
 // returns [ErrUnsorted].
 type UnsortedError struct {

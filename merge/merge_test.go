@@ -400,3 +400,202 @@ func TestSortedRangeTwice(t *testing.T) {
 		t.Errorf("ranging twice gave %v, %v then %v, %v; want the same two rows", first, err1, second, err2)
 	}
 }
+
+// reusing is an input that yields every row in one buffer of type *int,
+// overwriting it for the next row, as a scanner reusing its destination
+// would.
+func reusing(vals ...int) iter.Seq2[*int, error] {
+	return func(yield func(*int, error) bool) {
+		buf := new(int)
+		for _, v := range vals {
+			*buf = v
+			if !yield(buf, nil) {
+				return
+			}
+		}
+	}
+}
+
+// fresh yields every row in memory of its own.
+func fresh(vals ...int) iter.Seq2[*int, error] {
+	return func(yield func(*int, error) bool) {
+		for _, v := range vals {
+			if !yield(&v, nil) {
+				return
+			}
+		}
+	}
+}
+
+// TestSortedReusedMemory: an input 5, 1, 3 (out of order) through a reused
+// buffer once merged to [2 4 5 1 3] with no error, since each row was
+// compared with itself. A row in the previous row's memory is now an error,
+// for pointers, slices and maps; the same input with fresh rows is
+// ErrUnsorted, and a value type that the input reuses is still checked.
+func TestSortedReusedMemory(t *testing.T) {
+	byVal := func(a, b *int) int { return cmp.Compare(*a, *b) }
+	for _, inputs := range [][]iter.Seq2[*int, error]{
+		{fresh(2, 4), reusing(5, 1, 3)},
+		{reusing(5, 1, 3)},
+		{reusing(1, 2, 3), fresh(0)}, // in order, but unchecked all the same
+	} {
+		var got []int
+		var err error
+		for p, e := range merge.Sorted(inputs, byVal, 0, -1) {
+			if e != nil {
+				err = e
+				break
+			}
+			got = append(got, *p)
+		}
+		if !errors.Is(err, merge.ErrRowReused) {
+			t.Errorf("Sorted(%d inputs, one reusing its buffer) = %v, %v; want ErrRowReused", len(inputs), got, err)
+		}
+	}
+	for _, inputs := range [][]iter.Seq2[*int, error]{{fresh(2, 4), fresh(5, 1, 3)}, {fresh(5, 1, 3)}} {
+		var err error
+		for _, e := range merge.Sorted(inputs, byVal, 0, -1) {
+			if e != nil {
+				err = e
+			}
+		}
+		if !errors.Is(err, merge.ErrUnsorted) {
+			t.Errorf("Sorted(%d inputs, 5 1 3 in fresh rows) error = %v; want ErrUnsorted", len(inputs), err)
+		}
+	}
+
+	sliceIn := func(yield func([]int, error) bool) {
+		buf := make([]int, 1)
+		for _, v := range []int{5, 1, 3} {
+			buf[0] = v
+			if !yield(buf, nil) {
+				return
+			}
+		}
+	}
+	var err error
+	for _, e := range merge.Sorted([]iter.Seq2[[]int, error]{sliceIn}, func(a, b []int) int { return cmp.Compare(a[0], b[0]) }, 0, -1) {
+		if e != nil {
+			err = e
+		}
+	}
+	if !errors.Is(err, merge.ErrRowReused) {
+		t.Errorf("Sorted(a reused []int buffer) error = %v; want ErrRowReused", err)
+	}
+
+	mapIn := func(yield func(map[string]int, error) bool) {
+		buf := map[string]int{}
+		for _, v := range []int{5, 1, 3} {
+			buf["k"] = v
+			if !yield(buf, nil) {
+				return
+			}
+		}
+	}
+	err = nil
+	for _, e := range merge.Sorted([]iter.Seq2[map[string]int, error]{mapIn, mapIn}, func(a, b map[string]int) int { return cmp.Compare(a["k"], b["k"]) }, 0, -1) {
+		if e != nil {
+			err = e
+		}
+	}
+	if !errors.Is(err, merge.ErrRowReused) {
+		t.Errorf("Sorted(a reused map) error = %v; want ErrRowReused", err)
+	}
+
+	// A value type is copied: an input reusing one variable is still checked.
+	valIn := func(yield func(row, error) bool) {
+		var r row
+		for _, v := range []int{5, 1, 3} {
+			r.key = v
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
+	err = nil
+	for _, e := range merge.Sorted([]iter.Seq2[row, error]{valIn, seq([]row{{key: 2}})}, byKey, 0, -1) {
+		if e != nil {
+			err = e
+		}
+	}
+	if !errors.Is(err, merge.ErrUnsorted) {
+		t.Errorf("Sorted(a reused value) error = %v; want ErrUnsorted", err)
+	}
+}
+
+// TestSortedGoroutines: what the doc says of goroutines. One input runs in
+// the consumer's goroutine; with several, each runs in an iter.Pull2
+// coroutine while the merge is under way, and none is left once the range
+// returns, however it returns.
+func TestSortedGoroutines(t *testing.T) {
+	parts := makeParts([]int{1, 4, 7}, []int{2, 5, 8}, []int{3, 6, 9})
+	t.Run("one input starts none", func(t *testing.T) {
+		n := 0
+		for _, err := range merge.Sorted(seqs(parts[:1]), byKey, 0, -1) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n++; n == 2 {
+				if err := goleak.Find(); err != nil {
+					t.Errorf("a goroutine runs while Sorted merges one input: %v", err)
+				}
+			}
+		}
+		if n != 3 {
+			t.Fatalf("Sorted(one input) yielded %d rows; want 3", n)
+		}
+	})
+	t.Run("several inputs run in coroutines", func(t *testing.T) {
+		n := 0
+		for _, err := range merge.Sorted(seqs(parts), byKey, 0, -1) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n++; n == 2 && goleak.Find() == nil {
+				t.Errorf("no goroutine runs while Sorted merges 3 inputs; the doc says each runs in an iter.Pull2 coroutine")
+			}
+		}
+		if n != 9 {
+			t.Fatalf("Sorted yielded %d rows; want 9", n)
+		}
+	})
+	boom := errors.New("boom")
+	for name, run := range map[string]func(){
+		"end of rows": func() {
+			for range merge.Sorted(seqs(parts), byKey, 0, -1) {
+			}
+		},
+		"limit": func() {
+			for range merge.Sorted(seqs(parts), byKey, 0, 4) {
+			}
+		},
+		"break": func() {
+			for range merge.Sorted(seqs(parts), byKey, 0, -1) {
+				break
+			}
+		},
+		"input error": func() {
+			ps, in := probes(parts)
+			ps[1].failAt, ps[1].failErr = 1, boom
+			for range merge.Sorted(in, byKey, 0, -1) {
+			}
+		},
+		"input unsorted": func() {
+			for range merge.Sorted(seqs(makeParts([]int{1, 0}, []int{2})), byKey, 0, -1) {
+			}
+		},
+		"panic in the loop body": func() {
+			defer func() { _ = recover() }()
+			for range merge.Sorted(seqs(parts), byKey, 0, -1) {
+				panic("consumer")
+			}
+		},
+	} {
+		t.Run("none left after "+name, func(t *testing.T) {
+			run()
+			if err := goleak.Find(); err != nil {
+				t.Errorf("after %s: %v", name, err)
+			}
+		})
+	}
+}

@@ -1,18 +1,27 @@
 package merge
 
-import "iter"
+import (
+	"fmt"
+	"iter"
+	"reflect"
+)
 
 // Sorted merges inputs, each already sorted by cmp, into one sequence sorted
 // by cmp, skipping the first offset rows and yielding at most limit rows. A
 // negative limit means no limit; a negative offset counts as 0. Rows that
 // compare equal keep the order of inputs, as in [Slices].
 //
-// The inputs are pulled lazily, one row at a time, with [iter.Pull2]: Sorted
-// holds one row per input and nothing else, and starts no goroutine. An
-// input's next row is pulled only after its previous row has been consumed
-// (skipped, or yielded and the consumer's loop body has returned), so an input
-// may reuse a row's memory for its next row, as long as the consumer copies
-// what it keeps. With limit 0 no input is started at all.
+// The inputs are pulled lazily, one row at a time: Sorted holds one row per
+// input and nothing else. An input's next row is pulled only after its
+// previous row has been consumed (skipped, or yielded and the consumer's
+// loop body has returned). With limit 0 no input is started at all.
+//
+// Goroutines: a single input is ranged over directly. With two or more,
+// each input is pulled through [iter.Pull2], which runs it in a coroutine:
+// a goroutine of its own that the runtime switches to and from, never in
+// parallel with the consumer. Every one of them has ended by the time the
+// range over the result returns, however it returns (the end of the rows,
+// the limit, a break, an error, a panic in the loop body).
 //
 // Iteration ends, and every input that was started is stopped, as soon as
 // the limit is reached, the consumer breaks out of its loop, an input yields
@@ -27,11 +36,21 @@ import "iter"
 // matches [ErrUnsorted]) instead of returning rows in a wrong order. The
 // check costs one call of cmp per row.
 //
+// That check compares each row with the one before it from the same input,
+// so an input must not overwrite a row when it yields the next one (at
+// least not the part that cmp reads): a reused buffer would compare each
+// row with itself and let any order through. A row of pointer, slice or
+// map type that is the previous row's memory again (the same pointer, the
+// same first element, the same map) fails the merge with an error matching
+// [ErrRowReused]; an input that reuses memory must yield a copy of each
+// row. Rows of other types (structs, numbers, strings) are copied by
+// Sorted itself.
+//
 // Each range over the result ranges over the inputs afresh, so the result
 // can be ranged over again if the inputs can.
 func Sorted[T any](inputs []iter.Seq2[T, error], cmp func(a, b T) int, offset, limit int) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
-		m := merger[T]{cmp: cmp, skip: max(offset, 0), left: limit, yield: yield}
+		m := merger[T]{cmp: cmp, same: sameMemory[T](), skip: max(offset, 0), left: limit, yield: yield}
 		switch {
 		case limit == 0 || len(inputs) == 0:
 		case len(inputs) == 1:
@@ -45,8 +64,9 @@ func Sorted[T any](inputs []iter.Seq2[T, error], cmp func(a, b T) int, offset, l
 // merger is the state of one range over the result of Sorted.
 type merger[T any] struct {
 	cmp   func(a, b T) int
-	skip  int // rows still to skip
-	left  int // rows still to yield; negative means no limit
+	same  func(a, b T) bool // whether two rows share memory; nil for types that cannot
+	skip  int               // rows still to skip
+	left  int               // rows still to yield; negative means no limit
 	yield func(T, error) bool
 }
 
@@ -73,6 +93,40 @@ func (m *merger[T]) fail(err error) {
 	m.yield(zero, err)
 }
 
+// check fails the merge and reports false if row n of input src, row,
+// does not follow prev, the row before it: because it is prev's memory
+// again, or sorts before it.
+func (m *merger[T]) check(prev, row T, src, n int) bool {
+	if m.same != nil && m.same(prev, row) {
+		m.fail(fmt.Errorf("%w: input %d yielded row %d in the memory of row %d; yield a copy of each row",
+			ErrRowReused, src, n, n-1))
+		return false
+	}
+	if m.cmp(prev, row) > 0 {
+		m.fail(&UnsortedError{Input: src, Row: n})
+		return false
+	}
+	return true
+}
+
+// sameMemory returns a function reporting whether two values of T share
+// memory, for the kinds of T that can: pointers (the same non-nil pointer),
+// slices (the same first element) and maps (the same non-nil map). For
+// other kinds it returns nil: copying a row copies it.
+func sameMemory[T any]() func(a, b T) bool {
+	switch reflect.TypeFor[T]().Kind() {
+	case reflect.Pointer, reflect.UnsafePointer, reflect.Chan:
+		var zero T
+		return func(a, b T) bool { return any(a) == any(b) && any(a) != any(zero) }
+	case reflect.Slice, reflect.Map:
+		return func(a, b T) bool {
+			x, y := reflect.ValueOf(a), reflect.ValueOf(b)
+			return x.Len() > 0 && y.Len() > 0 && x.Pointer() == y.Pointer()
+		}
+	}
+	return nil
+}
+
 // one handles a single input without the heap: ranging over it directly
 // stops it on return, like Pull2's stop would.
 func (m *merger[T]) one(in iter.Seq2[T, error]) {
@@ -83,8 +137,7 @@ func (m *merger[T]) one(in iter.Seq2[T, error]) {
 			m.fail(err)
 			return
 		}
-		if n > 0 && m.cmp(prev, row) > 0 {
-			m.fail(&UnsortedError{Input: 0, Row: n})
+		if n > 0 && !m.check(prev, row, 0, n) {
 			return
 		}
 		if !m.emit(row) {
@@ -141,8 +194,7 @@ func (m *merger[T]) many(inputs []iter.Seq2[T, error]) {
 		case err != nil:
 			m.fail(err)
 			return
-		case m.cmp(prev, row) > 0:
-			m.fail(&UnsortedError{Input: top.src, Row: top.n + 1})
+		case !m.check(prev, row, top.src, top.n+1):
 			return
 		default:
 			top.row = row
