@@ -45,6 +45,38 @@ import (
 // (with [ProbeConcurrent]). A shard that fails gives a *ShardError. A pin to
 // no shard (Using(), WithShardID(ctx, "")) is [ErrInvalidArgument].
 func (s *Session) Get(ctx context.Context, dst any, pk ...any) error {
+	return s.get(ctx, stmtOptions{}, dst, pk)
+}
+
+// GetWith is [Session.Get] with statement options: [SetShardID] and
+// [SetShardIDs] pin the shards probed (over a Using view and the
+// context), [AllowScatter] lets a Get the IdentityChooser sends to every
+// shard run under [WithScatterGuard] (and [DenyScatter] refuses one);
+// others have no effect but [AllowPartial], which is [ErrInvalidArgument]: a
+// key might live on the shard that failed, so a Get never answers from
+// part of its candidates. The options are a slice of their own, not
+// mixed into pk, because an option value there could not be told from a
+// key value.
+func (s *Session) GetWith(ctx context.Context, opts []StatementOption, dst any, pk ...any) error {
+	o, err := getOptions(opts)
+	if err != nil {
+		return err
+	}
+	return s.get(ctx, o, dst, pk)
+}
+
+// getOptions reads the statement options of a Get, refusing those that
+// do not apply.
+func getOptions(opts []StatementOption) (stmtOptions, error) {
+	o := options(opts)
+	if o.partial {
+		return o, fmt.Errorf("%w: Get: AllowPartial does not apply: the key might live on a shard that failed, "+
+			"so a Get never answers from part of its candidates", ErrInvalidArgument)
+	}
+	return o, nil
+}
+
+func (s *Session) get(ctx context.Context, o stmtOptions, dst any, pk []any) error {
 	mi, kind, err := s.dest(dst)
 	if err != nil {
 		return fmt.Errorf("session: Get: %w", err)
@@ -55,12 +87,11 @@ func (s *Session) Get(ctx context.Context, dst any, pk ...any) error {
 	t := mi.table
 	target := reflect.ValueOf(dst).Elem()
 	if len(pk) == 0 {
-		return s.reget(ctx, mi, target, dst)
+		return s.reget(ctx, &o, mi, target, dst)
 	}
 	if pk, err = typedPK(mi, pk); err != nil {
 		return err
 	}
-	var o stmtOptions
 	r, err := s.route(ctx, &o, "Get "+t.TypeName, func() (chooser.Target, error) {
 		return s.identityChooser.ChooseIdentity(ctx, chooser.Key{Table: t, PK: pk})
 	})
@@ -80,7 +111,7 @@ func (s *Session) Get(ctx context.Context, dst any, pk ...any) error {
 
 // reget is Get with no key values: it reads dst's own key again, from the
 // shard dst's Token records when it records one.
-func (s *Session) reget(ctx context.Context, mi *modelInfo, target reflect.Value, dst any) error {
+func (s *Session) reget(ctx context.Context, o *stmtOptions, mi *modelInfo, target reflect.Value, dst any) error {
 	t := mi.table
 	what := "Get " + t.TypeName
 	pk := make([]any, len(t.PKs))
@@ -95,9 +126,8 @@ func (s *Session) reget(ctx context.Context, mi *modelInfo, target reflect.Value
 	if tok := mi.token(target); tok != nil {
 		home, _ = tok.Shard()
 	}
-	var o stmtOptions
 	if home == "" {
-		r, err := s.route(ctx, &o, what, func() (chooser.Target, error) {
+		r, err := s.route(ctx, o, what, func() (chooser.Target, error) {
 			return s.identityChooser.ChooseIdentity(ctx, chooser.Key{Table: t, PK: pk})
 		})
 		if err != nil {
@@ -109,7 +139,7 @@ func (s *Session) reget(ctx context.Context, mi *modelInfo, target reflect.Value
 	if _, ok := s.shards[home]; !ok {
 		return s.unknown(home, what+" (the object's token)")
 	}
-	pin, by, err := s.pinOf(ctx, &o, what)
+	pin, by, err := s.pinOf(ctx, o, what)
 	if err != nil {
 		return err
 	}

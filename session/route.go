@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/bunshard/bunshard/chooser"
 )
@@ -63,8 +64,12 @@ func (s *Session) route(ctx context.Context, o *stmtOptions, what string, choose
 	}
 	guard := o.scatter == scatterDeny || (s.cfg.noScatter && o.scatter != scatterAllow)
 	if guard && len(s.order) > 1 && len(r.Shards) == len(s.order) {
+		how := "AllowScatter"
+		if strings.HasPrefix(what, "Get ") {
+			how = "GetWith(ctx, []StatementOption{AllowScatter()}, ...)"
+		}
 		return Route{}, fmt.Errorf("%w: %s: the chooser sends it to all %d shards; declare a shard key "+
-			"(WhereShardKey), pin a shard, or allow it with AllowScatter", ErrScatter, what, len(s.order))
+			"(WhereShardKey), pin a shard, or allow it with %s", ErrScatter, what, len(s.order), how)
 	}
 	return r, nil
 }

@@ -595,6 +595,20 @@ func (u *UnitOfWork) detach(e *entry) {
 // An object the unit has marked for deletion is not found: the error
 // satisfies errors.Is(err, sql.ErrNoRows), as for a key found nowhere.
 func (u *UnitOfWork) Get(ctx context.Context, dst any, pk ...any) error {
+	return u.get(ctx, stmtOptions{}, dst, pk)
+}
+
+// GetWith is [UnitOfWork.Get] with statement options, as
+// [Session.GetWith] takes them.
+func (u *UnitOfWork) GetWith(ctx context.Context, opts []StatementOption, dst any, pk ...any) error {
+	o, err := getOptions(opts)
+	if err != nil {
+		return err
+	}
+	return u.get(ctx, o, dst, pk)
+}
+
+func (u *UnitOfWork) get(ctx context.Context, o stmtOptions, dst any, pk []any) error {
 	if err := u.enter(opGet); err != nil {
 		return err
 	}
@@ -612,7 +626,6 @@ func (u *UnitOfWork) Get(ctx context.Context, dst any, pk ...any) error {
 		return err
 	}
 	t := mi.table
-	var o stmtOptions
 	r, err := u.view.route(ctx, &o, "Get "+t.TypeName, func() (chooser.Target, error) {
 		return u.s.identityChooser.ChooseIdentity(ctx, chooser.Key{Table: t, PK: pk})
 	})
