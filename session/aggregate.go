@@ -177,8 +177,10 @@ func (q *SelectQuery) scanAggregate(ctx context.Context, p *plan, dest any) erro
 // aggregates of every group.
 func (q *SelectQuery) buildAggregate(db bun.IDB, p *plan, id ShardID, gp *planner.Grouped) *bun.SelectQuery {
 	b := db.NewSelect().Model(q.tableModel())
-	for _, fn := range q.ops {
-		b = fn(b)
+	for i, fn := range q.ops {
+		if !p.skip[i] {
+			b = fn(b)
+		}
 	}
 	p.where(id, func(s string, args ...any) { b = b.Where(s, args...) })
 	for _, pt := range gp.Partials {

@@ -42,7 +42,8 @@ type mutation struct {
 	opts     []StatementOption
 	subs     []subquery // Bun queries among the arguments: vetted against the route
 	err      error
-	inUnit   bool // a reference table's statement, already inside its two-phase unit
+	inUnit   bool       // a reference table's statement, already inside its two-phase unit
+	wk       whereScope // plain Wheres on the shard key (wherekey.go)
 }
 
 // NewUpdate starts a statement-form UPDATE. To update loaded objects by
@@ -111,10 +112,12 @@ func (m *mutation) exec(ctx context.Context, op chooser.Op, run func(ctx context
 		})
 		return res, err
 	}
-	p, err := m.s.plan(ctx, op, m.mi, m.criteria, m.opts)
+	criteria, skip := m.s.whereCriteria(m.mi, &m.wk, m.criteria)
+	p, err := m.s.plan(ctx, op, m.mi, criteria, m.opts)
 	if err != nil {
 		return Result{}, err
 	}
+	p.skip = skip
 	if m.inUnit && len(p.Shards) > 0 && !slices.Equal(p.Shards, m.s.order) {
 		return Result{}, fmt.Errorf("%w: %s %s: a reference table is written on every shard %v, but the ExecuteChooser "+
 			"sends the statement to %v", ErrInvalidArgument, op, m.mi.table.TypeName, m.s.order, p.Shards)
@@ -162,6 +165,9 @@ func (q *UpdateQuery) Set(query string, args ...any) *UpdateQuery {
 // Where adds a condition, as bun.UpdateQuery.Where does.
 func (q *UpdateQuery) Where(query string, args ...any) *UpdateQuery {
 	q.subs = subqueriesIn(q.subs, "Where", args)
+	if q.mi != nil {
+		q.wk.note(q.mi.table, len(q.ops), query, args)
+	}
 	q.ops = append(q.ops, func(b *bun.UpdateQuery) *bun.UpdateQuery { return b.Where(query, args...) })
 	return q
 }
@@ -169,6 +175,7 @@ func (q *UpdateQuery) Where(query string, args ...any) *UpdateQuery {
 // WhereOr adds an OR condition, as bun.UpdateQuery.WhereOr does.
 func (q *UpdateQuery) WhereOr(query string, args ...any) *UpdateQuery {
 	q.subs = subqueriesIn(q.subs, "WhereOr", args)
+	q.wk.opaque = true
 	q.ops = append(q.ops, func(b *bun.UpdateQuery) *bun.UpdateQuery { return b.WhereOr(query, args...) })
 	return q
 }
@@ -182,6 +189,7 @@ func (q *UpdateQuery) WhereShardKey(column string, values ...any) *UpdateQuery {
 
 // Apply calls fn on every per-shard Bun query.
 func (q *UpdateQuery) Apply(fn func(*bun.UpdateQuery) *bun.UpdateQuery) *UpdateQuery {
+	q.wk.opaque = true
 	q.ops = append(q.ops, fn)
 	return q
 }
@@ -198,8 +206,10 @@ func (q *UpdateQuery) Options(opts ...StatementOption) *UpdateQuery {
 func (q *UpdateQuery) Exec(ctx context.Context) (Result, error) {
 	return q.exec(ctx, chooser.OpUpdate, func(ctx context.Context, db bun.IDB, p *plan, id ShardID) (int64, error) {
 		b := db.NewUpdate().Model(reflect.Zero(reflect.PointerTo(q.mi.typ)).Interface())
-		for _, fn := range q.ops {
-			b = fn(b)
+		for i, fn := range q.ops {
+			if !p.skip[i] {
+				b = fn(b)
+			}
 		}
 		p.where(id, func(s string, args ...any) { b = b.Where(s, args...) })
 		return affected(b.Exec(ctx))
@@ -212,6 +222,9 @@ func (q *DeleteQuery) Model(model any) *DeleteQuery { q.model(model); return q }
 // Where adds a condition, as bun.DeleteQuery.Where does.
 func (q *DeleteQuery) Where(query string, args ...any) *DeleteQuery {
 	q.subs = subqueriesIn(q.subs, "Where", args)
+	if q.mi != nil {
+		q.wk.note(q.mi.table, len(q.ops), query, args)
+	}
 	q.ops = append(q.ops, func(b *bun.DeleteQuery) *bun.DeleteQuery { return b.Where(query, args...) })
 	return q
 }
@@ -219,6 +232,7 @@ func (q *DeleteQuery) Where(query string, args ...any) *DeleteQuery {
 // WhereOr adds an OR condition, as bun.DeleteQuery.WhereOr does.
 func (q *DeleteQuery) WhereOr(query string, args ...any) *DeleteQuery {
 	q.subs = subqueriesIn(q.subs, "WhereOr", args)
+	q.wk.opaque = true
 	q.ops = append(q.ops, func(b *bun.DeleteQuery) *bun.DeleteQuery { return b.WhereOr(query, args...) })
 	return q
 }
@@ -232,6 +246,7 @@ func (q *DeleteQuery) WhereShardKey(column string, values ...any) *DeleteQuery {
 
 // Apply calls fn on every per-shard Bun query.
 func (q *DeleteQuery) Apply(fn func(*bun.DeleteQuery) *bun.DeleteQuery) *DeleteQuery {
+	q.wk.opaque = true
 	q.ops = append(q.ops, fn)
 	return q
 }
@@ -247,8 +262,10 @@ func (q *DeleteQuery) Options(opts ...StatementOption) *DeleteQuery {
 func (q *DeleteQuery) Exec(ctx context.Context) (Result, error) {
 	return q.exec(ctx, chooser.OpDelete, func(ctx context.Context, db bun.IDB, p *plan, id ShardID) (int64, error) {
 		b := db.NewDelete().Model(reflect.Zero(reflect.PointerTo(q.mi.typ)).Interface())
-		for _, fn := range q.ops {
-			b = fn(b)
+		for i, fn := range q.ops {
+			if !p.skip[i] {
+				b = fn(b)
+			}
 		}
 		p.where(id, func(s string, args ...any) { b = b.Where(s, args...) })
 		return affected(b.Exec(ctx))

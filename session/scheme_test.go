@@ -75,6 +75,7 @@ var schShards = []session.ShardID{"s0", "s1", "s2", "s3"}
 type schFixture struct {
 	sess   *session.Session
 	hash   *chooser.Hash
+	scheme *chooser.Scheme
 	shards map[session.ShardID]bun.IDB
 	counts map[session.ShardID]*counter
 	single *bun.DB
@@ -107,6 +108,7 @@ func newSchFixture(t *testing.T, opts ...session.Option) *schFixture {
 		chooser.Reference((*SchPlan)(nil)),
 	)
 	must(t, err)
+	f.scheme = scheme
 	f.sess, err = session.New(f.shards, scheme, scheme, scheme, append([]session.Option{session.WithShardOrder(schShards...)}, opts...)...)
 	must(t, err)
 	models := []any{(*SchPlan)(nil), (*SchTenant)(nil), (*SchProject)(nil), (*SchTask)(nil), (*SchOther)(nil)}

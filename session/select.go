@@ -47,6 +47,7 @@ type SelectQuery struct {
 	having      []planner.Having
 	opts        []StatementOption
 	subs        []subquery // Bun queries among the arguments: vetted against the route
+	wk          whereScope // plain Wheres on the shard key (wherekey.go)
 	err         error
 }
 
@@ -107,22 +108,33 @@ func (q *SelectQuery) ExcludeColumn(columns ...string) *SelectQuery {
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.ExcludeColumn(columns...) })
 }
 
-// Where adds a condition, as bun.SelectQuery.Where does. Choosers cannot see
-// it: declare shard-key conditions with WhereShardKey.
+// Where adds a condition, as bun.SelectQuery.Where does. Two forms on the
+// model's shard-key column (the one the ExecuteChooser names, such as a
+// chooser.Scheme's key column) route the statement as WhereShardKey does,
+// when every top-level condition is ANDed: Where("col = ?", v) and
+// Where("col IN (?)", bun.List(vs)); see docs/routing.md for the forms that
+// do and do not. Call Model first. Choosers cannot see any other condition.
 func (q *SelectQuery) Where(query string, args ...any) *SelectQuery {
 	q.subs = subqueriesIn(q.subs, "Where", args)
+	if q.mi != nil {
+		q.wk.note(q.mi.table, len(q.ops), query, args)
+	}
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Where(query, args...) })
 }
 
 // WhereOr adds an OR condition, as bun.SelectQuery.WhereOr does.
 func (q *SelectQuery) WhereOr(query string, args ...any) *SelectQuery {
 	q.subs = subqueriesIn(q.subs, "WhereOr", args)
+	q.wk.opaque = true // an OR at the top level: no Where routes
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.WhereOr(query, args...) })
 }
 
 // WhereGroup adds a parenthesised group of conditions, as
 // bun.SelectQuery.WhereGroup does.
 func (q *SelectQuery) WhereGroup(sep string, fn func(*bun.SelectQuery) *bun.SelectQuery) *SelectQuery {
+	if strings.Contains(strings.ToUpper(sep), "OR") {
+		q.wk.opaque = true
+	}
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.WhereGroup(sep, fn) })
 }
 
@@ -175,6 +187,9 @@ func (q *SelectQuery) Relation(name string, apply ...func(*bun.SelectQuery) *bun
 	q.rels.add(name)
 	if len(apply) > 0 && q.s.narrows(q.mi, name, apply) {
 		q.projected = true
+	}
+	if len(apply) > 0 && (q.mi == nil || joinsApply(q.mi.table, name)) {
+		q.wk.opaque = true // Bun runs a joined relation's apply on the main query
 	}
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Relation(name, apply...) })
 }
@@ -316,6 +331,7 @@ func badName(name string, star bool) bool {
 // does not wrap. fn must not set ORDER BY, LIMIT or OFFSET (use the
 // session's, which are merged across shards).
 func (q *SelectQuery) Apply(fn func(*bun.SelectQuery) *bun.SelectQuery) *SelectQuery {
+	q.wk.opaque = true // its conditions are not seen
 	return q.op(fn)
 }
 
@@ -332,6 +348,9 @@ type plan struct {
 	partial bool
 	stats   *Stats
 	values  map[ShardID]map[string][]any // shard -> column -> its values
+	// skip holds the ops (by index) of plain Wheres that became criteria
+	// (wherekey.go): where renders them instead, with each shard's values.
+	skip map[int]bool
 	// criteria are the declared criteria with typed values (keys.go), one
 	// per column (mergeCriteria); where renders them.
 	criteria []chooser.Criterion
@@ -358,7 +377,9 @@ func (q *SelectQuery) plan(ctx context.Context) (plan, error) {
 			}
 		}
 	}
-	p, err := q.s.plan(ctx, chooser.OpSelect, q.mi, q.criteria, q.opts)
+	criteria, skip := q.s.whereCriteria(q.mi, &q.wk, q.criteria)
+	p, err := q.s.plan(ctx, chooser.OpSelect, q.mi, criteria, q.opts)
+	p.skip = skip
 	if err == nil {
 		err = q.s.vetSubqueries(q.subs, p.Shards, "select "+q.mi.table.TypeName)
 	}
@@ -460,8 +481,10 @@ func (p *plan) where(id ShardID, add func(string, ...any)) {
 // and the merge applies the global window.
 func (q *SelectQuery) build(db bun.IDB, p *plan, id ShardID, model any, n int, paging bool) *bun.SelectQuery {
 	b := db.NewSelect().Model(model)
-	for _, fn := range q.ops {
-		b = fn(b)
+	for i, fn := range q.ops {
+		if !p.skip[i] {
+			b = fn(b)
+		}
 	}
 	p.where(id, func(s string, args ...any) { b = b.Where(s, args...) })
 	if !paging {
