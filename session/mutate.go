@@ -88,7 +88,7 @@ func (m *mutation) exec(ctx context.Context, op chooser.Op, run func(ctx context
 	if m.err != nil {
 		return Result{}, m.err
 	}
-	if u := m.s.unit; u != nil {
+	if u := m.s.unit; u != nil && !m.inUnit { // inUnit: the outer exec of a reference write holds the unit
 		if err := u.enter(opExec); err != nil {
 			return Result{}, err
 		}
