@@ -318,6 +318,9 @@ func TestMigrateWithoutInit(t *testing.T) {
 	wantIn(t, err, "shard s0", "shard s3", "bun_migration")
 	sts, err := m.Status(context.Background())
 	wantIn(t, err, "shard s0", "shard s3", "bun_migrations")
+	if len(sts) != len(shardIDs) {
+		t.Fatalf("Status = %d shard statuses; want one per shard, %d", len(sts), len(shardIDs))
+	}
 	for _, st := range sts {
 		if st.State() != "unknown" || st.Err == nil {
 			t.Errorf("Status of %s = %q, Err %v; want unknown with an error", st.Shard, st.State(), st.Err)

@@ -96,6 +96,11 @@ func TestIterBreakStopsShardQueries(t *testing.T) {
 					t.Errorf("%s: %d queries still active after Iter returned (err %v); want none", id, active, err)
 				}
 			}
+			// Ordered, the merge reads one row of every shard before the
+			// first; unordered, the first shard in route order gives it.
+			if wantShards := map[bool]int{true: len(weather.Shards), false: 1}[ordered]; len(st.RowsRead()) != wantShards {
+				t.Errorf("stats of the Iter name %v; want %d shards", st.RowsRead(), wantShards)
+			}
 			for id, read := range st.RowsRead() {
 				if read > 1 {
 					t.Errorf("%s: Iter scanned %d rows; want at most 1", id, read)

@@ -25,6 +25,9 @@ func TestIterMatchesUnsharded(t *testing.T) {
 		Order("temperature DESC", "id").Offset(17).Limit(50).Scan(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if len(want) != 50 {
+		t.Fatalf("the unsharded database gave %d rows; want 50 of the 240 seeded", len(want))
+	}
 	var got []*weather.Report
 	q := s.NewSelect().Model((*weather.Report)(nil)).Relation("Location").Order("temperature DESC", "id").Offset(17).Limit(50)
 	for r, err := range session.Iter[weather.Report](ctx, q) {
@@ -122,6 +125,9 @@ func TestIterStopsEarly(t *testing.T) {
 	}
 	if len(top) != 10 || !slices.IsSortedFunc(top, func(a, b float64) int { return cmp.Compare(b, a) }) || top[0] != 1000.02 {
 		t.Errorf("top 10 = %v; want 10 rows from 1000.02 down", top)
+	}
+	if len(st.RowsRead()) != len(weather.Shards) {
+		t.Errorf("stats of the Iter name %v; want every one of the %d shards", st.RowsRead(), len(weather.Shards))
 	}
 	for id, n := range st.RowsRead() {
 		if n > 10 {

@@ -98,6 +98,9 @@ func TestLoadRelationOneStatementPerShardPerRelation(t *testing.T) {
 	if err := s.NewSelect().Model(&locs).Scan(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if len(locs) != len(d.Locations) || len(want) != len(d.Locations) {
+		t.Fatalf("read %d locations (%d unsharded); want the %d seeded", len(locs), len(want), len(d.Locations))
+	}
 	for _, rel := range []string{"Reports", "Tags"} {
 		f.reset()
 		if err := s.LoadRelation(ctx, &locs, rel); err != nil {
@@ -140,6 +143,9 @@ func TestLoadRelationOneStatementPerShardPerRelation(t *testing.T) {
 	if c := f.perShard(); !slices.Equal(c, []int{1, 1, 1, 1}) {
 		t.Errorf("LoadRelation(Location) ran %v statements; want one per shard", c)
 	}
+	if len(reps) != len(d.Reports) {
+		t.Fatalf("read %d reports; want the %d seeded", len(reps), len(d.Reports))
+	}
 	byLoc := map[int64]*weather.Location{}
 	for _, r := range reps {
 		if r.Location == nil || r.Location.ID != r.LocationID {
@@ -163,7 +169,13 @@ func TestLoadRelationOneStatementPerShardPerRelation(t *testing.T) {
 	if c := f.perShard(); !slices.Equal(c, []int{2, 2, 2, 2}) {
 		t.Errorf("LoadRelation(Reports.Location) ran %v statements; want [2 2 2 2]", c)
 	}
+	if len(some) != 8 {
+		t.Fatalf("read %d locations with id <= 8; want 8", len(some))
+	}
 	for _, l := range some {
+		if len(l.Reports) != 3 {
+			t.Errorf("location %d has %d reports loaded; want its 3", l.ID, len(l.Reports))
+		}
 		for _, r := range l.Reports {
 			if r.Location == nil || r.Location.City != l.City {
 				t.Errorf("report %d of %s: Location = %v", r.ID, l.City, r.Location)
@@ -198,6 +210,9 @@ func TestLoadRelationHasOne(t *testing.T) {
 	}
 	if c := f.perShard(); !slices.Equal(c, []int{1, 1, 1, 1}) {
 		t.Errorf("has-one load ran %v statements; want one per shard", c)
+	}
+	if len(locs) != 8 {
+		t.Fatalf("read %d locations; want the 8 seeded", len(locs))
 	}
 	for _, l := range locs {
 		if l.Only == nil || l.Only.LocationID != l.ID {
@@ -372,6 +387,9 @@ func TestUnitLoadRelationUsesIdentityMap(t *testing.T) {
 	}
 	if c := f.perShard(); !slices.Equal(c, zero4) {
 		t.Errorf("belongs-to load of tracked parents ran %v statements; want none", c)
+	}
+	if len(reps) != 24 || len(locs) != 8 {
+		t.Fatalf("the unit read %d locations and %d reports; want the 8 and 24 seeded", len(locs), len(reps))
 	}
 	for _, r := range reps {
 		if r.Location == nil || !slices.Contains(locs, r.Location) {

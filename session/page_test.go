@@ -31,6 +31,9 @@ func TestKeysetPagination(t *testing.T) {
 		if err != nil {
 			t.Fatalf("page %d: %v", pages, err)
 		}
+		if len(st.RowsRead()) != len(weather.Shards) {
+			t.Errorf("page %d: stats name %v; want every one of the %d shards", pages, st.RowsRead(), len(weather.Shards))
+		}
 		for id, n := range st.RowsRead() {
 			if n > size {
 				t.Errorf("page %d read %d rows from %s; want at most %d", pages, n, id, size)

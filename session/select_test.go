@@ -62,6 +62,9 @@ func TestFanOutMatchesUnsharded(t *testing.T) {
 				t.Fatalf("unsharded Scan = %v", err)
 			}
 			g, w := reportIDs(got), reportIDs(want)
+			if len(w) == 0 && tt.name != "offset past end" { // else the comparison below proves nothing
+				t.Fatalf("the unsharded database gave no rows")
+			}
 			if !tt.sorted {
 				slices.Sort(g)
 				slices.Sort(w)

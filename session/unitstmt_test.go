@@ -211,11 +211,18 @@ func TestUnitOnViewKeepsItsShards(t *testing.T) {
 	if err := u.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
+	changed := 0
 	for id, rows := range temps(t, f) {
 		for rid, temp := range rows {
 			if (temp == -500) != (id == "asia") {
 				t.Errorf("report %d on %s has temperature %v after the asia unit committed", rid, id, temp)
 			}
+			if temp == -500 {
+				changed++
+			}
 		}
+	}
+	if int64(changed) != res.ByShard["asia"] {
+		t.Errorf("%d reports hold the unit's temperature after Commit; want the %d it updated", changed, res.ByShard["asia"])
 	}
 }

@@ -140,6 +140,9 @@ func TestBulkUpdateSlice(t *testing.T) {
 	if err := s.NewSelect().Model(&again).Order("id").Scan(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if len(again) != 16 || len(reps) != 16 {
+		t.Fatalf("read %d reports before the Update and %d after; want the 16 seeded", len(reps), len(again))
+	}
 	for _, r := range again {
 		if r.Temperature != 1000+float64(r.ID) {
 			t.Errorf("report %d temperature = %v; want %v", r.ID, r.Temperature, 1000+float64(r.ID))
