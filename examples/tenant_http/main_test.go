@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +17,9 @@ import (
 	"github.com/uptrace/bun"
 	"go.uber.org/goleak"
 
+	"github.com/bunshard/bunshard/chooser"
 	"github.com/bunshard/bunshard/internal/pgtest"
+	"github.com/bunshard/bunshard/session"
 )
 
 func TestMain(m *testing.M) {
@@ -54,12 +56,17 @@ func TestTour(t *testing.T) {
 		t.Fatalf("run = %v\n%s", err, out.String())
 	}
 	for _, want := range []string{
-		`POST /notes (Host: globex.example.com) -> 201 {"id":1,"body":"hire a volcano"}`,
-		`GET /notes (X-Tenant: acme) -> 200 [{"id":1,"body":"buy anvils"},{"id":2,"body":"call the coyote"}]`,
-		`GET /notes (Host: initech.example.com) -> 200 [{"id":3,"body":"find the stapler"}]`,
-		`GET /summary (X-Tenant: globex) -> 200 {"last":"hire a volcano","notes":1,"shard":"s2","tenant":"globex"}`,
-		`GET /notes (X-Tenant: umbrella) -> 404 unknown tenant "umbrella"`,
-		`GET /notes (no tenant) -> 400`,
+		`POST /projects (X-Tenant: acme) -> 201 {"id":1,"name":"rockets","plan_id":2,"tasks":null}`,
+		`POST /projects (Host: globex.example.com) -> 201 {"id":1,"name":"volcano","plan_id":1,"tasks":null}`,
+		`PATCH /tasks/1 (X-Tenant: acme) -> 200 {"id":1,"project_id":1,"title":"buy anvils","done":true}`,
+		`GET /projects (X-Tenant: acme) -> 200 [{"id":1,"name":"rockets","plan_id":2,"plan":{"id":2,"name":"pro"},` +
+			`"tasks":[{"id":1,"project_id":1,"title":"buy anvils","done":true},{"id":2,"project_id":1,"title":"call the coyote","done":false}]}]`,
+		`GET /projects (Host: initech.example.com) -> 200 [{"id":2,"name":"staplers","plan_id":1,"plan":{"id":1,"name":"free"},"tasks":null}]`,
+		`GET /summary (X-Tenant: acme) -> 200 {"open_tasks":1,"projects":1,"tenant":"acme"}`,
+		`DELETE /projects/1 (X-Tenant: acme) -> 204`,
+		`GET /summary (X-Tenant: acme) -> 200 {"open_tasks":0,"projects":0,"tenant":"acme"}`,
+		`GET /projects (X-Tenant: umbrella) -> 404 unknown tenant "umbrella"`,
+		`GET /projects (no tenant) -> 400`,
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("tour output lacks %q:\n%s", want, out.String())
@@ -67,14 +74,17 @@ func TestTour(t *testing.T) {
 	}
 }
 
-// TestMiddlewareRoutesByTenant sends requests through a real HTTP server and
-// checks, on the statements each shard ran, that each went to its tenant's
-// shard only, goroutines of the handler included.
-func TestMiddlewareRoutesByTenant(t *testing.T) {
+// TestTenantFlowStaysOnItsShard runs each tenant's full request flow
+// through a real HTTP server (create a project, add tasks, list with plan
+// and tasks, update a task, delete the project) and checks, on the
+// statements each shard ran, that every request ran on its tenant's shard
+// and no statement reached the other shard; then that the same list
+// outside a request, with no pin, is routed there by the scheme alone.
+func TestTenantFlowStaysOnItsShard(t *testing.T) {
 	ctx := t.Context()
 	dsns := pgtest.Shared().NewDatabases(ctx, t, "tenant_http")
-	counts := []*counter{{}, {}}
-	sess, err := Open(ctx, dsns, counts[0], counts[1])
+	counts := map[session.ShardID]*counter{"s1": {}, "s2": {}}
+	sess, err := Open(ctx, dsns, counts["s1"], counts["s2"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,17 +92,14 @@ func TestMiddlewareRoutesByTenant(t *testing.T) {
 	srv := httptest.NewServer(Handler(sess, tenants))
 	defer srv.Close()
 
-	send := func(method, path, header, host, body string) (int, string) {
+	send := func(method, path, tenant, body string) (int, string) {
 		t.Helper()
 		req, err := http.NewRequestWithContext(ctx, method, srv.URL+path, strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if header != "" {
-			req.Header.Set("X-Tenant", header)
-		}
-		if host != "" {
-			req.Host = host
+		if tenant != "" {
+			req.Header.Set("X-Tenant", tenant)
 		}
 		resp, err := srv.Client().Do(req)
 		if err != nil {
@@ -100,61 +107,111 @@ func TestMiddlewareRoutesByTenant(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return resp.StatusCode, strings.TrimSpace(string(b))
 	}
-	ran := func() [2]int {
-		return [2]int{len(counts[0].take()), len(counts[1].take())}
+	// ran returns the statements each shard ran since the last call.
+	ran := func() map[session.ShardID][]string {
+		return map[session.ShardID][]string{"s1": counts["s1"].take(), "s2": counts["s2"].take()}
 	}
-	counts[0].take()
-	counts[1].take()
+	ran()
 
-	tests := []struct {
-		name         string
-		method, path string
-		header, host string
-		body         string
-		wantStatus   int
-		wantRan      [2]int // statements on s1, s2
-	}{
-		{"insert by header", "POST", "/notes", "acme", "", "a1", http.StatusCreated, [2]int{1, 0}},
-		{"insert by host", "POST", "/notes", "", "globex.example.com:8080", "g1", http.StatusCreated, [2]int{0, 1}},
-		{"header wins over host", "POST", "/notes", "initech", "globex.example.com", "i1", http.StatusCreated, [2]int{1, 0}},
-		{"list", "GET", "/notes", "acme", "", "", http.StatusOK, [2]int{1, 0}},
-		{"summary from two goroutines", "GET", "/summary", "globex", "", "", http.StatusOK, [2]int{0, 2}},
-		{"unknown tenant", "GET", "/notes", "umbrella", "", "", http.StatusNotFound, [2]int{0, 0}},
-		{"no tenant", "GET", "/notes", "", "", "", http.StatusBadRequest, [2]int{0, 0}},
-		{"an IP is no tenant", "GET", "/notes", "", "10.0.0.1:80", "", http.StatusBadRequest, [2]int{0, 0}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			status, body := send(tt.method, tt.path, tt.header, tt.host, tt.body)
-			if status != tt.wantStatus {
-				t.Fatalf("%s %s = %d %s; want %d", tt.method, tt.path, status, body, tt.wantStatus)
+	for _, tenant := range []string{"acme", "globex", "initech"} {
+		home := tenants[tenant]
+		t.Run(tenant, func(t *testing.T) {
+			step := func(method, path, body string, wantStatus int) string {
+				t.Helper()
+				status, out := send(method, path, tenant, body)
+				if status != wantStatus {
+					t.Fatalf("%s %s = %d %s; want %d", method, path, status, out, wantStatus)
+				}
+				for id, sqls := range ran() {
+					switch {
+					case id != home && len(sqls) > 0:
+						t.Errorf("%s %s as %s (shard %s) ran on %s: %q", method, path, tenant, home, id, sqls)
+					case id == home && len(sqls) == 0:
+						t.Errorf("%s %s as %s ran nothing on its shard %s", method, path, tenant, home)
+					}
+				}
+				return out
 			}
-			if got := ran(); got != tt.wantRan {
-				t.Errorf("%s %s ran %v statements on [s1 s2]; want %v", tt.method, tt.path, got, tt.wantRan)
+			var p Project
+			if err := json.Unmarshal([]byte(step("POST", "/projects", `{"name":"p-`+tenant+`","plan":2}`, http.StatusCreated)), &p); err != nil {
+				t.Fatal(err)
 			}
+			pid := strconv.FormatInt(p.ID, 10)
+			var t1 Task
+			if err := json.Unmarshal([]byte(step("POST", "/projects/"+pid+"/tasks", `{"title":"one"}`, http.StatusCreated)), &t1); err != nil {
+				t.Fatal(err)
+			}
+			step("POST", "/projects/"+pid+"/tasks", `{"title":"two"}`, http.StatusCreated)
+			step("PATCH", "/tasks/"+strconv.FormatInt(t1.ID, 10), `{"done":true}`, http.StatusOK)
+			var list []*Project
+			if err := json.Unmarshal([]byte(step("GET", "/projects", "", http.StatusOK)), &list); err != nil {
+				t.Fatal(err)
+			}
+			if len(list) != 1 || list[0].Name != "p-"+tenant || list[0].Plan == nil || list[0].Plan.Name != "pro" ||
+				len(list[0].Tasks) != 2 || !list[0].Tasks[0].Done || list[0].Tasks[1].Done {
+				t.Errorf("GET /projects as %s = %s; want its one project with plan pro and tasks one (done), two", tenant, mustJSON(list))
+			}
+			// Outside a request: no pin, the Where on the tenant routes.
+			got, err := ListProjects(ctx, sess, tenant)
+			if err != nil || len(got) != 1 || len(got[0].Tasks) != 2 {
+				t.Errorf("ListProjects(%s) without a pin = %s, %v; want its project and two tasks", tenant, mustJSON(got), err)
+			}
+			for id, sqls := range ran() {
+				if id != home && len(sqls) > 0 {
+					t.Errorf("ListProjects(%s) without a pin ran on %s: %q", tenant, id, sqls)
+				}
+			}
+			step("DELETE", "/projects/"+pid, "", http.StatusNoContent)
+			if out := step("GET", "/projects", "", http.StatusOK); out != "[]" {
+				t.Errorf("GET /projects as %s after DELETE = %s; want []", tenant, out)
+			}
+			step("GET", "/summary", "", http.StatusOK)
+			step("DELETE", "/projects/"+pid, "", http.StatusNotFound)
 		})
 	}
 
-	// Tenants sharing a shard see only their own notes.
-	_, body := send("GET", "/notes", "initech", "", "")
-	var notes []Note
-	if err := json.Unmarshal([]byte(body), &notes); err != nil {
-		t.Fatalf("GET /notes as initech: %v (%s)", err, body)
+	// Requests without a known tenant run nothing.
+	for _, tenant := range []string{"umbrella", ""} {
+		status, _ := send("GET", "/projects", tenant, "")
+		if status != http.StatusNotFound && status != http.StatusBadRequest {
+			t.Errorf("GET /projects as %q = %d; want 404 or 400", tenant, status)
+		}
 	}
-	var bodies []string
-	for _, n := range notes {
-		bodies = append(bodies, n.Body)
+	for id, sqls := range ran() {
+		if len(sqls) > 0 {
+			t.Errorf("requests without a known tenant ran on %s: %q", id, sqls)
+		}
 	}
-	if !slices.Equal(bodies, []string{"i1"}) {
-		t.Errorf("initech's notes = %v; want [i1] (acme shares the shard)", bodies)
+	// A statement that names no tenant is refused, not scattered; an
+	// undeclared model is refused by name.
+	var projects []*Project
+	if err := sess.NewSelect().Model(&projects).Scan(ctx); !errors.Is(err, session.ErrScatter) {
+		t.Errorf("a select of projects without a tenant = %v; want session.ErrScatter", err)
 	}
+	type Stray struct {
+		bun.BaseModel `bun:"table:strays"`
+		ID            int64 `bun:",pk"`
+	}
+	if err := sess.NewSelect().Model(&[]*Stray{}).Scan(ctx); !errors.Is(err, chooser.ErrUndeclared) {
+		t.Errorf("a select of an undeclared model = %v; want chooser.ErrUndeclared", err)
+	}
+	// Under a tenant's pin, another tenant's row is refused.
+	pinned := session.WithShardID(ctx, tenants["globex"])
+	if err := sess.Insert(pinned, &Project{Tenant: "acme", Name: "x", PlanID: 1}); !errors.Is(err, session.ErrPinConflict) {
+		t.Errorf("an acme project inserted under globex's pin = %v; want session.ErrPinConflict", err)
+	}
+	for id, sqls := range ran() {
+		if len(sqls) > 0 {
+			t.Errorf("refused statements ran on %s: %q", id, sqls)
+		}
+	}
+}
 
-	// Without the middleware nothing runs: the choosers refuse.
-	if err := sess.NewSelect().Model(&notes).Scan(ctx); !errors.Is(err, errNoTenant) {
-		t.Errorf("a select without a tenant = %v; want errNoTenant", err)
-	}
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 func TestTenantFromRequest(t *testing.T) {
