@@ -2,6 +2,7 @@ package session
 
 import (
 	"cmp"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -187,3 +188,25 @@ func shardOf(err error) ShardID {
 	}
 	return ""
 }
+
+// NotFoundError is the error of [Session.GetMany] and [UnitOfWork.GetMany]
+// when some keys are on none of the shards asked. It satisfies
+// errors.Is(err, sql.ErrNoRows), as a Get of a missing key does.
+type NotFoundError struct {
+	// Model is the model's type name.
+	Model string
+	// Keys are the keys not found, as the caller gave them (a value, or
+	// a []any for a composite key), each once, in the order asked.
+	Keys []any
+	// Shards are the shards that were asked for them, sorted.
+	Shards []ShardID
+}
+
+// Error names the model, the keys not found and the shards asked.
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("session: GetMany %s: %d key(s) not found on shards %v: %v: %v",
+		e.Model, len(e.Keys), e.Shards, e.Keys, sql.ErrNoRows)
+}
+
+// Is reports whether target is sql.ErrNoRows.
+func (e *NotFoundError) Is(target error) bool { return target == sql.ErrNoRows }
