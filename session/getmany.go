@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/schema"
@@ -99,23 +100,40 @@ func (s *Session) batchOf(mi *modelInfo, keys any) (*batch, error) {
 	}
 	n := kv.Len()
 	b := &batch{mi: mi, what: what, index: make(map[any]int, n), pos: make([]int, n)}
-	one := make([]any, 1)
+	if len(t.PKs) == 1 {
+		// One column: no []any per key; the typed values share one array.
+		f := t.PKs[0]
+		flat := make([]any, 0, n)
+		for i := range n {
+			x := kv.Index(i).Interface()
+			v, err := typedKey(what, t, f, x)
+			if err != nil {
+				return nil, fmt.Errorf("session: %s: key %d: %w", what, i, err)
+			}
+			c := identity.Canonical(v)
+			u, ok := b.index[c]
+			if !ok {
+				u = len(b.pks)
+				b.index[c] = u
+				b.orig = append(b.orig, x)
+				flat = append(flat, v)
+				b.pks = append(b.pks, flat[len(flat)-1:len(flat):len(flat)])
+				b.canon = append(b.canon, c)
+			}
+			b.pos[i] = u
+		}
+		return b, nil
+	}
 	for i := range n {
 		x := kv.Index(i).Interface()
-		var pk []any
-		if len(t.PKs) == 1 {
-			one[0] = x
-			pk = one
-		} else {
-			xv := reflect.ValueOf(x)
-			if !xv.IsValid() || (xv.Kind() != reflect.Slice && xv.Kind() != reflect.Array) {
-				return nil, fmt.Errorf("%w: %s: key %d is %v (%T); model %s has a composite primary key, so each key is a []any of %d values",
-					ErrInvalidArgument, what, i, x, x, t.TypeName, len(t.PKs))
-			}
-			pk = make([]any, xv.Len())
-			for j := range pk {
-				pk[j] = xv.Index(j).Interface()
-			}
+		xv := reflect.ValueOf(x)
+		if !xv.IsValid() || (xv.Kind() != reflect.Slice && xv.Kind() != reflect.Array) {
+			return nil, fmt.Errorf("%w: %s: key %d is %v (%T); model %s has a composite primary key, so each key is a []any of %d values",
+				ErrInvalidArgument, what, i, x, x, t.TypeName, len(t.PKs))
+		}
+		pk := make([]any, xv.Len())
+		for j := range pk {
+			pk[j] = xv.Index(j).Interface()
 		}
 		typed, err := typedPK(mi, pk)
 		if err != nil {
@@ -171,9 +189,11 @@ func (s *Session) routeBatch(ctx context.Context, b *batch) error {
 		}
 	}
 	for i, pk := range b.pks {
-		r, err := s.route(ctx, &o, b.what, func() (chooser.Target, error) {
-			return s.identityChooser.ChooseIdentity(ctx, chooser.Key{Table: t, PK: pk})
-		})
+		ct, err := s.identityChooser.ChooseIdentity(ctx, chooser.Key{Table: t, PK: pk})
+		if err != nil {
+			return fmt.Errorf("session: %s: %w", b.what, err)
+		}
+		r, err := s.chosen(&o, b.what, ct)
 		if err != nil {
 			return err
 		}
@@ -281,7 +301,12 @@ func (s *Session) fetchBatch(ctx context.Context, b *batch, need []int) ([]hit, 
 		rs := rows[i]
 		for j := range rs.Len() {
 			p := rs.Index(j)
-			c := identity.Canonical(pkOf(b.mi, p.Elem())...)
+			var c any
+			if len(t.PKs) == 1 {
+				c = identity.Canonical(t.PKs[0].Value(p.Elem()).Interface())
+			} else {
+				c = identity.Canonical(pkOf(b.mi, p.Elem())...)
+			}
 			u, ok := b.index[c]
 			if !ok || !slices.Contains(b.cands[u], id) {
 				// A collation or type that matches keys Go tells apart
@@ -331,22 +356,36 @@ func (s *Session) fetchBatch(ctx context.Context, b *batch, need []int) ([]hit, 
 // the order the keys were asked, and returns a *NotFoundError for the keys
 // got lacks.
 func (b *batch) fill(dst reflect.Value, kind destKind, got []hit) error {
-	out := reflect.MakeSlice(dst.Type(), 0, len(b.pos))
 	var missing []int
 	seen := make([]bool, len(got))
+	n := 0
 	for _, u := range b.pos {
-		h := got[u]
-		if !h.obj.IsValid() {
-			if !seen[u] {
-				seen[u] = true
-				missing = append(missing, u)
-			}
-			continue
+		if got[u].obj.IsValid() {
+			n++
+		} else if !seen[u] {
+			seen[u] = true
+			missing = append(missing, u)
 		}
-		if kind == destSlicePtr {
-			out = reflect.Append(out, h.obj)
-		} else {
-			out = reflect.Append(out, h.obj.Elem())
+	}
+	out := reflect.MakeSlice(dst.Type(), n, n)
+	if kind == destSlicePtr {
+		// Through unsafe, not reflect's Set per element: the pointers are
+		// the same words, and this is the call's hottest loop.
+		ptrs := unsafe.Slice((*unsafe.Pointer)(out.UnsafePointer()), n)
+		i := 0
+		for _, u := range b.pos {
+			if h := got[u]; h.obj.IsValid() {
+				ptrs[i] = h.obj.UnsafePointer()
+				i++
+			}
+		}
+	} else {
+		i := 0
+		for _, u := range b.pos {
+			if h := got[u]; h.obj.IsValid() {
+				out.Index(i).Set(h.obj.Elem())
+				i++
+			}
 		}
 	}
 	dst.Set(out)

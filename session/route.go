@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/bunshard/bunshard/chooser"
+	"github.com/bunshard/bunshard/identity"
 )
 
 // Route says where a statement runs and why: the shards in order, and which
@@ -28,7 +29,10 @@ func (r Route) String() string { return fmt.Sprintf("%v by %s", r.Shards, r.By) 
 func (r Route) pinned() bool { return r.By == "option" || r.By == "using" }
 
 // mark returns what objects loaded from shard id by this route record.
-func (r Route) mark(id ShardID) mark { return mark{id: id, pinned: r.pinned()} }
+func (r Route) mark(id ShardID) mark {
+	pinned := r.pinned()
+	return mark{id: id, pinned: pinned, p: identity.Place(id, pinned)}
+}
 
 // route resolves where a statement goes, in precedence order: a statement
 // option, the Using view, the context, then the chooser (called lazily, so a
@@ -51,7 +55,18 @@ func (s *Session) route(ctx context.Context, o *stmtOptions, what string, choose
 	if err != nil {
 		return Route{}, fmt.Errorf("session: %s: %w", what, err)
 	}
-	var r Route
+	return s.chosen(o, what, t)
+}
+
+// chosen is the route of a chooser's answer t for a statement nothing pins
+// (route's second half, for callers that checked the pin once for many
+// keys): every shard for AllShards, ErrNoShard for None, the scatter guard
+// applied.
+func (s *Session) chosen(o *stmtOptions, what string, t chooser.Target) (Route, error) {
+	var (
+		r   Route
+		err error
+	)
 	switch {
 	case t.IsAll():
 		r = Route{Shards: s.order, By: "chooser"}
