@@ -65,3 +65,45 @@ func TestTokenFunc(t *testing.T) {
 		t.Error("TokenFunc(*direct) is not nil; want nil for a pointer type")
 	}
 }
+
+// TestTokenSemantics: SetShard, PinShard, SetPlacement and the zero Token
+// answer Shard and Pinned as they did when a Token held the id itself, and
+// Place interns: the same pair is the same pointer, and setting an
+// interned shard allocates nothing.
+func TestTokenSemantics(t *testing.T) {
+	var tok identity.Token
+	if id, ok := tok.Shard(); id != "" || ok || tok.Pinned() {
+		t.Errorf("zero Token: Shard() = %q, %v, Pinned() = %v; want \"\", false, false", id, ok, tok.Pinned())
+	}
+	tok.PinShard("asia")
+	if id, ok := tok.Shard(); id != "asia" || !ok || !tok.Pinned() {
+		t.Errorf("PinShard(asia): Shard() = %q, %v, Pinned() = %v; want asia, true, true", id, ok, tok.Pinned())
+	}
+	tok.SetShard("europe")
+	if id, ok := tok.Shard(); id != "europe" || !ok || tok.Pinned() {
+		t.Errorf("SetShard(europe): Shard() = %q, %v, Pinned() = %v; want europe, true, false", id, ok, tok.Pinned())
+	}
+	tok.SetShard("")
+	if id, ok := tok.Shard(); id != "" || ok || tok.Pinned() {
+		t.Errorf("SetShard(\"\"): Shard() = %q, %v, Pinned() = %v; want unplaced", id, ok, tok.Pinned())
+	}
+	tok.SetPlacement(identity.Place("asia", true))
+	if id, _ := tok.Shard(); id != "asia" || !tok.Pinned() {
+		t.Errorf("SetPlacement(Place(asia, true)): Shard() = %q, Pinned() = %v", id, tok.Pinned())
+	}
+	if identity.Place("asia", true) != identity.Place("asia", true) {
+		t.Errorf("Place(asia, true) gave two pointers; want one, interned")
+	}
+	if identity.Place("asia", true) == identity.Place("asia", false) || identity.Place("asia", false) == identity.Place("europe", false) {
+		t.Errorf("Place gave one pointer for two different placements")
+	}
+	var a, b identity.Token
+	a.SetShard("europe")
+	b.SetShard("europe")
+	if a != b {
+		t.Errorf("two Tokens set to the same shard compare unequal")
+	}
+	if n := testing.AllocsPerRun(100, func() { tok.SetShard("europe") }); n != 0 {
+		t.Errorf("SetShard of an interned shard allocates %v times; want 0", n)
+	}
+}

@@ -508,7 +508,7 @@ func m2mTarget(rel *schema.Relation) (*schema.Relation, error) {
 // It returns the object to keep.
 func (l *load) stamper(jt *schema.Table, t *task) func(p unsafe.Pointer) unsafe.Pointer {
 	tok := identity.TokenFunc(jt.Type)
-	pinned := t.g.route.Pinned
+	place := identity.Place(t.target, t.g.route.Pinned) // once, not per object
 	tr := l.cfg.tracker
 	return func(p unsafe.Pointer) unsafe.Pointer {
 		if tok == nil && tr == nil {
@@ -517,11 +517,7 @@ func (l *load) stamper(jt *schema.Table, t *task) func(p unsafe.Pointer) unsafe.
 		obj := reflect.NewAt(jt.Type, p)
 		if tok != nil {
 			if tk := tok(obj.Elem()); tk != nil {
-				if pinned {
-					tk.PinShard(t.target)
-				} else {
-					tk.SetShard(t.target)
-				}
+				tk.SetPlacement(place)
 			}
 		}
 		if tr != nil {

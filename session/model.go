@@ -120,18 +120,20 @@ func (t relTree) add(path string) {
 }
 
 // mark is what a load stamps on objects: their shard, and whether the
-// statement was pinned (see identity.Token.PinShard).
+// statement was pinned (see identity.Token.PinShard), as the interned
+// placement every object of the load shares (found once per shard, not per
+// row).
 type mark struct {
 	id     ShardID
 	pinned bool
+	p      *identity.Placement
 }
 
 func (m mark) on(tok *identity.Token) {
-	if m.pinned {
-		tok.PinShard(m.id)
-	} else {
-		tok.SetShard(m.id)
+	if m.p == nil {
+		m.p = identity.Place(m.id, m.pinned)
 	}
+	tok.SetPlacement(m.p)
 }
 
 // stamp records the shard of id on v (an addressable model struct) and on
