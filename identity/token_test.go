@@ -91,7 +91,8 @@ func TestTokenSemantics(t *testing.T) {
 	if id, _ := tok.Shard(); id != "asia" || !tok.Pinned() {
 		t.Errorf("SetPlacement(Place(asia, true)): Shard() = %q, Pinned() = %v", id, tok.Pinned())
 	}
-	if identity.Place("asia", true) != identity.Place("asia", true) {
+	p1, p2 := identity.Place("asia", true), identity.Place("asia", true)
+	if p1 != p2 {
 		t.Errorf("Place(asia, true) gave two pointers; want one, interned")
 	}
 	if identity.Place("asia", true) == identity.Place("asia", false) || identity.Place("asia", false) == identity.Place("europe", false) {
