@@ -24,7 +24,8 @@ type Result struct {
 // for concurrent use while being built.
 type UpdateQuery struct {
 	mutation
-	ops []func(*bun.UpdateQuery) *bun.UpdateQuery
+	ops  []func(*bun.UpdateQuery) *bun.UpdateQuery
+	objs *objectUpdate // Model of objects: update_objects.go
 }
 
 // DeleteQuery is a DELETE ... WHERE statement that fans out through the
@@ -153,7 +154,15 @@ func affected(res interface{ RowsAffected() (int64, error) }, err error) (int64,
 }
 
 // Model names the model: Model((*Report)(nil)).
-func (q *UpdateQuery) Model(model any) *UpdateQuery { q.model(model); return q }
+//
+// Model(&obj) or Model(&objs) updates those objects by primary key instead,
+// each on its own shard (see [UpdateQuery.Bulk] and [UpdateQuery.Column]).
+func (q *UpdateQuery) Model(model any) *UpdateQuery {
+	if !q.objectModel(model) {
+		q.model(model)
+	}
+	return q
+}
 
 // Set adds a SET clause, as bun.UpdateQuery.Set does.
 func (q *UpdateQuery) Set(query string, args ...any) *UpdateQuery {
@@ -204,6 +213,9 @@ func (q *UpdateQuery) Options(opts ...StatementOption) *UpdateQuery {
 // per shard. When some shards fail, the others' updates stand: the error
 // joins a *ShardError per failing shard and Result counts what succeeded.
 func (q *UpdateQuery) Exec(ctx context.Context) (Result, error) {
+	if q.objs != nil {
+		return q.execObjects(ctx)
+	}
 	return q.exec(ctx, chooser.OpUpdate, func(ctx context.Context, db bun.IDB, p *plan, id ShardID) (int64, error) {
 		b := db.NewUpdate().Model(reflect.Zero(reflect.PointerTo(q.mi.typ)).Interface())
 		for i, fn := range q.ops {
