@@ -11,11 +11,53 @@ import (
 )
 
 // side is one way of doing a workload: run does the whole workload once;
-// prep and clean (either may be nil) run around it, untimed.
+// prep and clean (either may be nil) run around it, untimed. digest, called
+// untimed after run and before clean, returns a digest of what that run
+// produced (digest_test.go); the two sides of a pair must give the same one.
 type side struct {
-	prep  func()
-	run   func() error
-	clean func()
+	prep   func()
+	run    func() error
+	digest func() (uint64, error)
+	clean  func()
+}
+
+// sameDigest fails tb unless x and y, the digests of one round's two sides,
+// are equal.
+func sameDigest(tb testing.TB, w workload, round int, x, y uint64) {
+	tb.Helper()
+	if x != y {
+		la, lb := w.labels()
+		tb.Fatalf("%s round %d: the %s side's result has digest %016x and the %s side's %016x; "+
+			"the two sides no longer return the same rows", w.name, round, la, x, lb, y)
+	}
+}
+
+// once runs s once, untimed, and returns its digest.
+func once(tb testing.TB, s side) uint64 {
+	tb.Helper()
+	if s.prep != nil {
+		s.prep()
+	}
+	if err := s.run(); err != nil {
+		tb.Fatal(err)
+	}
+	d := digestOf(tb, s)
+	if s.clean != nil {
+		s.clean()
+	}
+	return d
+}
+
+func digestOf(tb testing.TB, s side) uint64 {
+	tb.Helper()
+	if s.digest == nil {
+		tb.Fatal("a side without a digest: every side of a pair must digest its result")
+	}
+	d, err := s.digest()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return d
 }
 
 // workload pairs bunshard (a) with hand-written Bun (b) doing the same work.
@@ -43,6 +85,7 @@ func benchPair(b *testing.B, w workload) {
 	la, lb := w.labels()
 	b.Run(la, func(b *testing.B) { loop(b, x) })
 	b.Run(lb, func(b *testing.B) { loop(b, y) })
+	sameDigest(b, w, 0, once(b, x), once(b, y))
 	if w.finish != nil {
 		w.finish(b, e)
 	}
@@ -66,11 +109,12 @@ func loop(b *testing.B, s side) {
 	}
 }
 
-// timed runs s reps times and returns how long run took in all (prep and
-// clean excluded), in wall time and in this process's CPU time (user +
-// system): the client-side cost, which the servers' noise does not reach.
-func timed(b testing.TB, s side, reps int) (wall, cpu time.Duration) {
-	for range max(reps, 1) {
+// timed runs s reps times and returns how long run took in all (prep,
+// digest and clean excluded), in wall time and in this process's CPU time
+// (user + system): the client-side cost, which the servers' noise does not
+// reach; and the digest of the last run's result.
+func timed(b testing.TB, s side, reps int) (wall, cpu time.Duration, digest uint64) {
+	for i := range max(reps, 1) {
 		if s.prep != nil {
 			s.prep()
 		}
@@ -80,11 +124,14 @@ func timed(b testing.TB, s side, reps int) (wall, cpu time.Duration) {
 		}
 		wall += time.Since(start)
 		cpu += cpuTime() - cpu0
+		if i == max(reps, 1)-1 {
+			digest = digestOf(b, s)
+		}
 		if s.clean != nil {
 			s.clean()
 		}
 	}
-	return wall, cpu
+	return wall, cpu, digest
 }
 
 func cpuTime() time.Duration {
@@ -129,14 +176,16 @@ func BenchmarkRatios(b *testing.B) {
 	for b.Loop() {
 		for i := range workloads {
 			var da, db, ca, cb time.Duration
+			var ha, hb uint64
 			reps := max(workloads[i].reps, 1)
 			if round%2 == 0 {
-				da, ca = timed(b, sides[i].a, reps)
-				db, cb = timed(b, sides[i].b, reps)
+				da, ca, ha = timed(b, sides[i].a, reps)
+				db, cb, hb = timed(b, sides[i].b, reps)
 			} else {
-				db, cb = timed(b, sides[i].b, reps)
-				da, ca = timed(b, sides[i].a, reps)
+				db, cb, hb = timed(b, sides[i].b, reps)
+				da, ca, ha = timed(b, sides[i].a, reps)
 			}
+			sameDigest(b, workloads[i], round, ha, hb)
 			ratios[i] = append(ratios[i], float64(da)/float64(db))
 			cpuRatios[i] = append(cpuRatios[i], float64(ca)/float64(cb))
 			ta[i] = append(ta[i], float64(da)/1e6/float64(reps))
@@ -178,28 +227,15 @@ func median(xs []float64) float64 {
 }
 
 // TestWorkloads runs both sides of every workload once, untimed, so that a
-// benchmark that broke (or whose two sides stopped doing the same work: each
-// checks its own result) fails the test suite, not only a later benchmark run.
+// benchmark that broke, or whose two sides stopped doing the same work (each
+// checks its own row count, and the two digests of their results must be
+// equal), fails the test suite, not only a later benchmark run.
 func TestWorkloads(t *testing.T) {
 	e := load(t)
 	for _, w := range workloads {
 		t.Run(w.name, func(t *testing.T) {
 			x, y := w.setup(t, e)
-			la, lb := w.labels()
-			for _, s := range []struct {
-				label string
-				side  side
-			}{{la, x}, {lb, y}} {
-				if s.side.prep != nil {
-					s.side.prep()
-				}
-				if err := s.side.run(); err != nil {
-					t.Errorf("%s/%s: %v", w.name, s.label, err)
-				}
-				if s.side.clean != nil {
-					s.side.clean()
-				}
-			}
+			sameDigest(t, w, 0, once(t, x), once(t, y))
 			if w.finish != nil {
 				w.finish(t, e)
 			}

@@ -46,6 +46,30 @@ func (e *env) w5Clean(b testing.TB) {
 	}
 }
 
+// w5Digest digests what a run of W5 stored: each new report with the
+// index of the shard it is on, as a multiset. Read after the timed run and
+// before w5Clean.
+func (e *env) w5Digest() (uint64, error) {
+	type placed struct {
+		shard int
+		r     *weather.Report
+	}
+	var all []placed
+	for i, db := range e.dbs {
+		var reps []*weather.Report
+		if err := db.NewSelect().Model(&reps).Where("id >= ?", w5Base).Scan(context.Background()); err != nil {
+			return 0, err
+		}
+		for _, r := range reps {
+			all = append(all, placed{i, r})
+		}
+	}
+	if err := wantLen("stored reports", len(all), 10_000); err != nil {
+		return 0, err
+	}
+	return unordered(all, func(b []byte, p placed) []byte { return encReport(appendInt(b, int64(p.shard)), p.r) }), nil
+}
+
 // w5Vacuum removes the dead rows W5 left, so that later workloads scan what
 // they scanned before.
 func (e *env) w5Vacuum(b testing.TB) {
@@ -111,7 +135,8 @@ func w5Sides(b testing.TB, e *env, twoPhase bool) (side, side) {
 		}
 		return g.Wait()
 	}
-	return side{prep: prep, run: ours, clean: clean}, side{prep: prep, run: hand, clean: clean}
+	return side{prep: prep, run: ours, digest: e.w5Digest, clean: clean},
+		side{prep: prep, run: hand, digest: e.w5Digest, clean: clean}
 }
 
 // handTwoPhase is what a Bun user writes for a two-phase insert: each shard
@@ -159,6 +184,7 @@ func handTwoPhase(ctx context.Context, dbs []*bun.DB, parts [][]*weather.Report,
 var w6 = workload{name: "W6", reps: 4, setup: func(b testing.TB, e *env) (side, side) {
 	s := e.session(b, chooser.All)
 	const want = 500 * perLoc
+	var got, byHand []*weather.Location
 	ours := func() error {
 		var locs []*weather.Location
 		if err := s.NewSelect().Model(&locs).Where("id <= ?", 500).Scan(ctx); err != nil {
@@ -167,6 +193,7 @@ var w6 = workload{name: "W6", reps: 4, setup: func(b testing.TB, e *env) (side, 
 		if err := s.LoadRelation(ctx, &locs, "Reports"); err != nil {
 			return err
 		}
+		got = locs
 		return wantLen("reports", countReports(locs)+len(locs)-500, want)
 	}
 	hand := func() error {
@@ -203,9 +230,12 @@ var w6 = workload{name: "W6", reps: 4, setup: func(b testing.TB, e *env) (side, 
 		for _, p := range parts {
 			locs = append(locs, p...)
 		}
+		byHand = locs
 		return wantLen("reports", countReports(locs)+len(locs)-500, want)
 	}
-	return side{run: ours}, side{run: hand}
+	// The locations in any order, each with the multiset of its reports.
+	return side{run: ours, digest: func() (uint64, error) { return unordered(got, encLocationTree), nil }},
+		side{run: hand, digest: func() (uint64, error) { return unordered(byHand, encLocationTree), nil }}
 }}
 
 func countReports(locs []*weather.Location) int {

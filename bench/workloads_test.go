@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 
 	"github.com/uptrace/bun"
@@ -39,48 +40,52 @@ var ctx = context.Background()
 // W1: 1,000 gets by primary key, the shard known to the chooser.
 var w1 = workload{name: "W1", setup: func(b testing.TB, e *env) (side, side) {
 	s := e.session(b, knownShard)
+	got, want := make([]weather.Location, len(getIDs)), make([]weather.Location, len(getIDs))
 	ours := func() error {
-		for _, id := range getIDs {
-			var loc weather.Location
-			if err := s.Get(ctx, &loc, id); err != nil {
+		for i, id := range getIDs {
+			got[i] = weather.Location{}
+			if err := s.Get(ctx, &got[i], id); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
 	hand := func() error {
-		for _, id := range getIDs {
-			loc := weather.Location{ID: id}
-			if err := e.dbs[shardOfLocation(id)].NewSelect().Model(&loc).WherePK().Scan(ctx); err != nil {
+		for i, id := range getIDs {
+			want[i] = weather.Location{ID: id}
+			if err := e.dbs[shardOfLocation(id)].NewSelect().Model(&want[i]).WherePK().Scan(ctx); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return side{run: ours}, side{run: hand}
+	return side{run: ours, digest: locationsDigest(got)}, side{run: hand, digest: locationsDigest(want)}
 }}
 
 // W2: 1,000 gets by primary key, shard unknown: every shard is asked.
 var w2 = workload{name: "W2", setup: func(b testing.TB, e *env) (side, side) {
 	s := e.session(b, chooser.All)
+	got, want := make([]weather.Location, len(getIDs)), make([]weather.Location, len(getIDs))
 	ours := func() error {
-		for _, id := range getIDs {
-			var loc weather.Location
-			if err := s.Get(ctx, &loc, id); err != nil {
+		for i, id := range getIDs {
+			got[i] = weather.Location{}
+			if err := s.Get(ctx, &got[i], id); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
 	hand := func() error {
-		for _, id := range getIDs {
-			if _, err := handGet(ctx, e.dbs, id); err != nil {
+		for i, id := range getIDs {
+			loc, err := handGet(ctx, e.dbs, id)
+			if err != nil {
 				return err
 			}
+			want[i] = *loc
 		}
 		return nil
 	}
-	return side{run: ours}, side{run: hand}
+	return side{run: ours, digest: locationsDigest(got)}, side{run: hand, digest: locationsDigest(want)}
 }}
 
 // handGet is what a Bun user writes for a get with an unknown shard: ask
@@ -116,10 +121,11 @@ func handGet(ctx context.Context, dbs []*bun.DB, id int64) (*weather.Location, e
 var w2IDs = workload{name: "W2IDs", setup: func(b testing.TB, e *env) (side, side) {
 	ee := loadEnc(b, e)
 	s := e.session(b, ee.byID)
+	got, want := make([]EncLocation, len(ee.ids)), make([]EncLocation, len(ee.ids))
 	ours := func() error {
-		for _, id := range ee.ids {
-			var loc EncLocation
-			if err := s.Get(ctx, &loc, id); err != nil {
+		for i, id := range ee.ids {
+			got[i] = EncLocation{}
+			if err := s.Get(ctx, &got[i], id); err != nil {
 				return err
 			}
 		}
@@ -127,24 +133,30 @@ var w2IDs = workload{name: "W2IDs", setup: func(b testing.TB, e *env) (side, sid
 	}
 	hand := func() error {
 		for i, id := range ee.ids {
-			loc := EncLocation{ID: id}
-			if err := e.dbs[ee.home[i]].NewSelect().Model(&loc).WherePK().Scan(ctx); err != nil {
+			want[i] = EncLocation{ID: id}
+			if err := e.dbs[ee.home[i]].NewSelect().Model(&want[i]).WherePK().Scan(ctx); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return side{run: ours}, side{run: hand}
+	enc := func(b []byte, l *EncLocation) []byte {
+		return encLocation(b, &weather.Location{ID: l.ID, Continent: l.Continent, City: l.City})
+	}
+	return side{run: ours, digest: func() (uint64, error) { return ordered(ptrs(got), enc), nil }},
+		side{run: hand, digest: func() (uint64, error) { return ordered(ptrs(want), enc), nil }}
 }}
 
 // W3: select all 100k reports across the shards, materialised as structs.
 var w3 = workload{name: "W3", setup: func(b testing.TB, e *env) (side, side) {
 	s := e.session(b, chooser.All)
+	var got, want []weather.Report
 	ours := func() error {
 		var reps []weather.Report
 		if err := s.NewSelect().Model(&reps).Scan(ctx); err != nil {
 			return err
 		}
+		got = reps
 		return wantLen("reports", len(reps), nLocations*perLoc)
 	}
 	hand := func() error {
@@ -164,19 +176,24 @@ var w3 = workload{name: "W3", setup: func(b testing.TB, e *env) (side, side) {
 		for _, p := range parts {
 			reps = append(reps, p...)
 		}
+		want = reps
 		return wantLen("reports", len(reps), nLocations*perLoc)
 	}
-	return side{run: ours}, side{run: hand}
+	// No ORDER BY: the rows in any order, as a multiset.
+	return side{run: ours, digest: func() (uint64, error) { return unordered(ptrs(got), encReport), nil }},
+		side{run: hand, digest: func() (uint64, error) { return unordered(ptrs(want), encReport), nil }}
 }}
 
 // W4: the global top 100 reports by temperature, in the right order.
 var w4 = workload{name: "W4", reps: 20, setup: func(b testing.TB, e *env) (side, side) {
 	s := e.session(b, chooser.All)
+	var got, want []weather.Report
 	ours := func() error {
 		var top []weather.Report
-		if err := s.NewSelect().Model(&top).Order("temperature DESC").Limit(100).Scan(ctx); err != nil {
+		if err := s.NewSelect().Model(&top).Order("temperature DESC", "id").Limit(100).Scan(ctx); err != nil {
 			return err
 		}
+		got = top
 		return wantLen("reports", len(top), 100)
 	}
 	hand := func() error {
@@ -184,26 +201,37 @@ var w4 = workload{name: "W4", reps: 20, setup: func(b testing.TB, e *env) (side,
 		g, ctx := errgroup.WithContext(ctx)
 		for i, db := range e.dbs {
 			g.Go(func() error {
-				return db.NewSelect().Model(&parts[i]).OrderExpr("temperature DESC").Limit(100).Scan(ctx)
+				return db.NewSelect().Model(&parts[i]).OrderExpr("temperature DESC, id").Limit(100).Scan(ctx)
 			})
 		}
 		if err := g.Wait(); err != nil {
 			return err
 		}
-		top := merge.Slices(parts, func(a, b weather.Report) int { return cmp.Compare(b.Temperature, a.Temperature) }, 0, 100)
+		top := merge.Slices(parts, func(a, b weather.Report) int {
+			if c := cmp.Compare(b.Temperature, a.Temperature); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.ID, b.ID)
+		}, 0, 100)
+		want = top
 		return wantLen("reports", len(top), 100)
 	}
-	return side{run: ours}, side{run: hand}
+	// Why the id: temperatures tie (one decimal), so by temperature alone
+	// the 100th row is any of several, and the two sides' rows may differ.
+	return side{run: ours, digest: func() (uint64, error) { return ordered(ptrs(got), encReport), nil }},
+		side{run: hand, digest: func() (uint64, error) { return ordered(ptrs(want), encReport), nil }}
 }}
 
 // W7: count(*) of reports across the shards.
 var w7 = workload{name: "W7", reps: 40, setup: func(b testing.TB, e *env) (side, side) {
 	s := e.session(b, chooser.All)
+	var got, want int
 	ours := func() error {
 		n, err := s.NewSelect().Model((*weather.Report)(nil)).Count(ctx)
 		if err != nil {
 			return err
 		}
+		got = n
 		return wantLen("count", n, nLocations*perLoc)
 	}
 	hand := func() error {
@@ -222,9 +250,11 @@ var w7 = workload{name: "W7", reps: 40, setup: func(b testing.TB, e *env) (side,
 		for _, c := range counts {
 			n += c
 		}
+		want = int(n)
 		return wantLen("count", int(n), nLocations*perLoc)
 	}
-	return side{run: ours}, side{run: hand}
+	return side{run: ours, digest: func() (uint64, error) { return uint64(got), nil }},
+		side{run: hand, digest: func() (uint64, error) { return uint64(want), nil }}
 }}
 
 type tempByLocation struct {
@@ -239,6 +269,7 @@ type tempByLocation struct {
 // just concatenated; the library does not assume that, and merges.
 var wGroup = workload{name: "WGroup", reps: 10, setup: func(b testing.TB, e *env) (side, side) {
 	s := e.session(b, chooser.All)
+	var got, want []tempByLocation
 	ours := func() error {
 		var rows []tempByLocation
 		err := s.NewSelect().Model((*weather.Report)(nil)).GroupBy("location_id").
@@ -246,6 +277,7 @@ var wGroup = workload{name: "WGroup", reps: 10, setup: func(b testing.TB, e *env
 		if err != nil {
 			return err
 		}
+		got = rows
 		return wantLen("groups", len(rows), nLocations)
 	}
 	hand := func() error {
@@ -265,9 +297,18 @@ var wGroup = workload{name: "WGroup", reps: 10, setup: func(b testing.TB, e *env
 		for _, p := range parts {
 			rows = append(rows, p...)
 		}
+		want = rows
 		return wantLen("groups", len(rows), nLocations)
 	}
-	return side{run: ours}, side{run: hand}
+	// No ORDER BY: the groups as a multiset. The mean is a float average,
+	// which PostgreSQL and the merge compute by different steps, so it is
+	// digested to 9 significant digits.
+	enc := func(b []byte, r *tempByLocation) []byte {
+		b = appendInt(appendInt(b, r.LocationID), r.N)
+		return appendString(b, strconv.FormatFloat(r.Mean, 'g', 9, 64))
+	}
+	return side{run: ours, digest: func() (uint64, error) { return unordered(ptrs(got), enc), nil }},
+		side{run: hand, digest: func() (uint64, error) { return unordered(ptrs(want), enc), nil }}
 }}
 
 // Page500: page 500 (100 rows a page) of the reports ordered by
@@ -284,11 +325,13 @@ var page500 = workload{name: "Page500", reps: 5, a: "keyset", b: "offset", setup
 		}
 		cursor = next
 	}
+	var byKeyset, byOffset []weather.Report
 	keyset := func() error {
 		var rows []weather.Report
 		if _, err := s.NewSelect().Model(&rows).Order("temperature DESC").Limit(size).ScanPage(ctx, cursor); err != nil {
 			return err
 		}
+		byKeyset = rows
 		return wantLen("rows", len(rows), size)
 	}
 	offset := func() error {
@@ -297,10 +340,18 @@ var page500 = workload{name: "Page500", reps: 5, a: "keyset", b: "offset", setup
 			Offset((page - 1) * size).Limit(size).Scan(ctx); err != nil {
 			return err
 		}
+		byOffset = rows
 		return wantLen("rows", len(rows), size)
 	}
-	return side{run: keyset}, side{run: offset}
+	// ScanPage completes the order with the primary key: the same order.
+	return side{run: keyset, digest: func() (uint64, error) { return ordered(ptrs(byKeyset), encReport), nil }},
+		side{run: offset, digest: func() (uint64, error) { return ordered(ptrs(byOffset), encReport), nil }}
 }}
+
+// locationsDigest digests locs, the locations a run fetched, in order.
+func locationsDigest(locs []weather.Location) func() (uint64, error) {
+	return func() (uint64, error) { return ordered(ptrs(locs), encLocation), nil }
+}
 
 func wantLen(what string, got, want int) error {
 	if got != want {
