@@ -19,11 +19,13 @@ func BenchmarkWManyBun(b *testing.B) { benchPair(b, wManyBun) }
 // 1,000 Gets through bunshard: the ratio issue 13 wants at most 0.1.
 var wMany = workload{name: "WMany", reps: 5, a: "getmany", b: "gets", setup: func(b testing.TB, e *env) (side, side) {
 	s := e.session(b, knownShard)
+	var byMany, byOther []*weather.Location
 	many := func() error {
 		var locs []*weather.Location
 		if err := s.GetMany(ctx, &locs, getIDs); err != nil {
 			return err
 		}
+		byMany = locs
 		return checkMany(locs)
 	}
 	gets := func() error {
@@ -34,9 +36,10 @@ var wMany = workload{name: "WMany", reps: 5, a: "getmany", b: "gets", setup: fun
 				return err
 			}
 		}
+		byOther = locs
 		return checkMany(locs)
 	}
-	return side{run: many}, side{run: gets}
+	return side{run: many, digest: manyDigest(&byMany)}, side{run: gets, digest: manyDigest(&byOther)}
 }}
 
 // WManyBun: the same GetMany against hand-written Bun doing what a Bun user
@@ -44,11 +47,13 @@ var wMany = workload{name: "WMany", reps: 5, a: "getmany", b: "gets", setup: fun
 // at once, the rows put back in the order of the keys.
 var wManyBun = workload{name: "WManyBun", reps: 5, setup: func(b testing.TB, e *env) (side, side) {
 	s := e.session(b, knownShard)
+	var byMany, byOther []*weather.Location
 	many := func() error {
 		var locs []*weather.Location
 		if err := s.GetMany(ctx, &locs, getIDs); err != nil {
 			return err
 		}
+		byMany = locs
 		return checkMany(locs)
 	}
 	hand := func() error {
@@ -82,10 +87,17 @@ var wManyBun = workload{name: "WManyBun", reps: 5, setup: func(b testing.TB, e *
 				return fmt.Errorf("location %d not found", id)
 			}
 		}
+		byOther = locs
 		return checkMany(locs)
 	}
-	return side{run: many}, side{run: hand}
+	return side{run: many, digest: manyDigest(&byMany)}, side{run: hand, digest: manyDigest(&byOther)}
 }}
+
+// manyDigest digests the locations a run kept in *locs, in the order of
+// the keys.
+func manyDigest(locs *[]*weather.Location) func() (uint64, error) {
+	return func() (uint64, error) { return ordered(*locs, encLocation), nil }
+}
 
 func checkMany(locs []*weather.Location) error {
 	if len(locs) != len(getIDs) {
