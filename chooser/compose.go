@@ -24,12 +24,24 @@ import (
 // whichever key it declares.
 //
 // Chain is immutable and safe for concurrent use if its members are.
+//
+// Chain is the one chooser chain of this package: [NewRouters] builds its
+// router chain as a Chain too, whose leading members are the routers
+// (asked as choosers, each answer final, AllShards included) and whose
+// last member is the default.
 type Chain struct {
 	members []any
 	shard   []ShardChooser
-	ident   []IdentityChooser
-	exec    []ExecuteChooser
+	ident   []member[IdentityChooser]
+	exec    []member[ExecuteChooser]
 	split   []Splitter
+}
+
+// member is a Chain member in one role; a final member's AllShards ends
+// the walk (a router's answer is about the model, not a key).
+type member[M any] struct {
+	m     M
+	final bool
 }
 
 var (
@@ -50,28 +62,33 @@ func First(choosers ...any) *Chain {
 	c := &Chain{members: append([]any(nil), choosers...)}
 	for i, m := range choosers {
 		mustBeSet("First: member", i, m)
-		roles := 0
-		if s, ok := m.(ShardChooser); ok {
-			c.shard = append(c.shard, s)
-			roles++
-		}
-		if s, ok := m.(IdentityChooser); ok {
-			c.ident = append(c.ident, s)
-			roles++
-		}
-		if s, ok := m.(ExecuteChooser); ok {
-			c.exec = append(c.exec, s)
-			roles++
-		}
-		if s, ok := m.(Splitter); ok {
-			c.split = append(c.split, s)
-			roles++
-		}
-		if roles == 0 {
+		if c.add(m, false) == 0 {
 			panic(fmt.Sprintf("chooser: First: member %d (%T) is not a ShardChooser, IdentityChooser, ExecuteChooser or Splitter", i, m))
 		}
 	}
 	return c
+}
+
+// add adds m in each role it has and returns how many it has.
+func (c *Chain) add(m any, final bool) int {
+	roles := 0
+	if s, ok := m.(ShardChooser); ok {
+		c.shard = append(c.shard, s)
+		roles++
+	}
+	if s, ok := m.(IdentityChooser); ok {
+		c.ident = append(c.ident, member[IdentityChooser]{s, final})
+		roles++
+	}
+	if s, ok := m.(ExecuteChooser); ok {
+		c.exec = append(c.exec, member[ExecuteChooser]{s, final})
+		roles++
+	}
+	if s, ok := m.(Splitter); ok {
+		c.split = append(c.split, s)
+		roles++
+	}
+	return roles
 }
 
 // ChooseShard returns the first non-empty shard a member chooses. An error
@@ -110,8 +127,22 @@ func (c *Chain) ChooseIdentity(ctx context.Context, key Key) (Target, error) {
 // else [None]. An error that does not wrap ErrNoOpinion is returned at once.
 func (c *Chain) ChooseExecute(ctx context.Context, stmt *Statement) (Target, error) {
 	var table *schema.Table
+	exec := c.exec
 	if stmt != nil {
 		table = stmt.Table
+		// Final members (a router chain's routers) come first and answer
+		// for the model: one that does is the answer, before any split.
+		n := 0
+		for n < len(exec) && exec[n].final {
+			n++
+		}
+		if n > 0 {
+			t, ok, err := askFinal(exec[:n], func(m ExecuteChooser) (Target, error) { return m.ChooseExecute(ctx, stmt) })
+			if err != nil || ok {
+				return t, err
+			}
+			exec = exec[n:]
+		}
 		// An IN list is resolved value by value, as SplitValues does: the
 		// whole list must not go to the first member that owns some of it.
 		for _, cr := range stmt.Criteria {
@@ -128,23 +159,26 @@ func (c *Chain) ChooseExecute(ctx context.Context, stmt *Statement) (Target, err
 			return Shards(order...), nil
 		}
 	}
-	return firstTarget(c, c.exec, "ChooseExecute", table, func(m ExecuteChooser) (Target, error) {
+	return firstTarget(c, exec, "ChooseExecute", table, func(m ExecuteChooser) (Target, error) {
 		return m.ChooseExecute(ctx, stmt)
 	})
 }
 
 // firstTarget asks members in order for one role: the first answer that
-// names shards wins; see ChooseIdentity for the rest.
-func firstTarget[M any](c *Chain, members []M, role string, table *schema.Table, ask func(M) (Target, error)) (Target, error) {
+// names shards wins, and a final member's AllShards too; see
+// ChooseIdentity for the rest.
+func firstTarget[M any](c *Chain, members []member[M], role string, table *schema.Table, ask func(M) (Target, error)) (Target, error) {
 	var all bool
 	var passed []error
 	for _, m := range members {
-		t, err := ask(m)
+		t, err := ask(m.m)
 		switch {
 		case errors.Is(err, ErrNoOpinion):
 			passed = append(passed, err)
 		case err != nil:
 			return Target{}, err
+		case t.IsAll() && m.final:
+			return t, nil
 		case t.IsAll():
 			all = true
 		case !t.IsNone():
@@ -152,6 +186,22 @@ func firstTarget[M any](c *Chain, members []M, role string, table *schema.Table,
 		}
 	}
 	return c.fallback(all, role, table, passed)
+}
+
+// askFinal asks final members in order: the first answer other than None
+// wins (ok); an error that does not wrap ErrNoOpinion stops the walk.
+func askFinal[M any](members []member[M], ask func(M) (Target, error)) (Target, bool, error) {
+	for _, m := range members {
+		t, err := ask(m.m)
+		switch {
+		case errors.Is(err, ErrNoOpinion):
+		case err != nil:
+			return Target{}, false, err
+		case !t.IsNone():
+			return t, true, nil
+		}
+	}
+	return Target{}, false, nil
 }
 
 // SplitValues resolves each value on its own, through the first member

@@ -38,19 +38,23 @@ import (
 // [AllShards] means "cannot narrow it down, ask on", a router's AllShards is
 // final: a router answers for a model, not for a key.
 //
+// Routers is a [Chain] inside (one chain primitive for both): its routers
+// are members whose every answer is final, then the default.
+//
 // Routers is immutable and safe for concurrent use if its routers and
 // default are.
 type Routers struct {
+	// chain is the routers' chain as a [Chain]: each router adapted as a
+	// final member (routerMember), then the default, then [All] for the
+	// reads a default without those roles leaves open.
+	chain   *Chain
 	def     any
 	members []any
-	read    []ReadRouter
-	write   []WriteRouter
+	routers []routerMember // the routers, for SplitValues
 	rel     []RelationRouter
 	migrate []MigrateRouter
 
 	defShard ShardChooser
-	defIdent IdentityChooser
-	defExec  ExecuteChooser
 	defSplit Splitter
 }
 
@@ -76,28 +80,16 @@ var (
 //
 //	routers := chooser.NewRouters(byTenant, auditToArchive, configOnMain)
 func NewRouters(def any, routers ...any) *Routers {
-	c := &Routers{def: def, members: append([]any(nil), routers...)}
-	if def != nil {
-		if v := reflect.ValueOf(def); v.Kind() == reflect.Pointer && v.IsNil() {
-			panic(fmt.Sprintf("chooser: NewRouters: the default is a nil %T", def))
-		}
-		c.defShard, _ = def.(ShardChooser)
-		c.defIdent, _ = def.(IdentityChooser)
-		c.defExec, _ = def.(ExecuteChooser)
-		c.defSplit, _ = def.(Splitter)
-		if c.defShard == nil && c.defIdent == nil && c.defExec == nil && c.defSplit == nil {
-			panic(fmt.Sprintf("chooser: NewRouters: the default (%T) is not a ShardChooser, IdentityChooser, ExecuteChooser or Splitter", def))
-		}
-	}
+	c := &Routers{def: def, members: append([]any(nil), routers...), chain: &Chain{}}
 	for i, r := range routers {
 		mustBeSet("NewRouters: router", i, r)
+		m := routerMember{name: nameOf(r)}
+		m.read, _ = r.(ReadRouter)
+		m.write, _ = r.(WriteRouter)
 		abilities := 0
-		if a, ok := r.(ReadRouter); ok {
-			c.read = append(c.read, a)
-			abilities++
-		}
-		if a, ok := r.(WriteRouter); ok {
-			c.write = append(c.write, a)
+		if m.read != nil || m.write != nil {
+			c.routers = append(c.routers, m)
+			c.chain.add(m, true)
 			abilities++
 		}
 		if a, ok := r.(RelationRouter); ok {
@@ -112,7 +104,96 @@ func NewRouters(def any, routers ...any) *Routers {
 			panic(fmt.Sprintf("chooser: NewRouters: router %d (%T) is not a ReadRouter, WriteRouter, RelationRouter or MigrateRouter", i, r))
 		}
 	}
+	var defIdent, defExec bool
+	if def != nil {
+		if v := reflect.ValueOf(def); v.Kind() == reflect.Pointer && v.IsNil() {
+			panic(fmt.Sprintf("chooser: NewRouters: the default is a nil %T", def))
+		}
+		c.defShard, _ = def.(ShardChooser)
+		c.defSplit, _ = def.(Splitter)
+		_, defIdent = def.(IdentityChooser)
+		_, defExec = def.(ExecuteChooser)
+		if c.chain.add(def, false) == 0 {
+			panic(fmt.Sprintf("chooser: NewRouters: the default (%T) is not a ShardChooser, IdentityChooser, ExecuteChooser or Splitter", def))
+		}
+	}
+	// With no default for reads, the parent's shard for a relation load,
+	// else every shard: what All answers.
+	if !defIdent {
+		c.chain.ident = append(c.chain.ident, member[IdentityChooser]{All, false})
+	}
+	if !defExec {
+		c.chain.exec = append(c.chain.exec, member[ExecuteChooser]{All, false})
+	}
+	c.chain.members = append([]any(nil), routers...)
+	if def != nil {
+		c.chain.members = append(c.chain.members, def)
+	}
 	return c
+}
+
+// routerMember is a router asked as a [Chain] member: a [ReadRouter]
+// answers selects and Gets, a [WriteRouter] objects and statement-form
+// UPDATE and DELETE. Abstaining ([None], [ErrNoOpinion]) passes to the next
+// member; any other error is wrapped with the router's name.
+type routerMember struct {
+	name  string
+	read  ReadRouter
+	write WriteRouter
+}
+
+func (m routerMember) wrap(t Target, err error) (Target, error) {
+	switch {
+	case errors.Is(err, ErrNoOpinion):
+		return None(), nil
+	case err != nil:
+		return Target{}, fmt.Errorf("chooser: router %s: %w", m.name, err)
+	}
+	return t, nil
+}
+
+// ChooseShard asks the WriteRouter about obj; an answer must name one shard.
+func (m routerMember) ChooseShard(ctx context.Context, table *schema.Table, obj any) (identity.ShardID, error) {
+	if m.write == nil {
+		return "", nil
+	}
+	t, err := m.wrap(m.write.RouteWrite(ctx, &Write{Table: table, Obj: obj}))
+	switch {
+	case err != nil || t.IsNone():
+		return "", err
+	case len(t.List()) != 1:
+		return "", fmt.Errorf("chooser: router %s answered %v for a %s object; an object goes to exactly one shard",
+			m.name, t, table.TypeName)
+	}
+	return t.List()[0], nil
+}
+
+// ChooseIdentity asks the ReadRouter about a select of key.Table whose
+// criteria are its primary-key columns with the key's values.
+func (m routerMember) ChooseIdentity(ctx context.Context, key Key) (Target, error) {
+	if m.read == nil {
+		return None(), nil
+	}
+	stmt := &Statement{Op: OpSelect, Table: key.Table, LoadedFrom: key.LoadedFrom}
+	if len(key.PK) == len(key.Table.PKs) {
+		stmt.Criteria = make([]Criterion, len(key.PK))
+		for i, f := range key.Table.PKs {
+			stmt.Criteria[i] = Criterion{Column: f.Name, Values: key.PK[i : i+1 : i+1]}
+		}
+	}
+	return m.wrap(m.read.RouteRead(ctx, stmt))
+}
+
+// ChooseExecute asks the ReadRouter about a select, the WriteRouter about
+// an UPDATE or DELETE.
+func (m routerMember) ChooseExecute(ctx context.Context, stmt *Statement) (Target, error) {
+	switch {
+	case stmt.Op == OpSelect && m.read != nil:
+		return m.wrap(m.read.RouteRead(ctx, stmt))
+	case (stmt.Op == OpUpdate || stmt.Op == OpDelete) && m.write != nil:
+		return m.wrap(m.write.RouteWrite(ctx, &Write{Table: stmt.Table, Stmt: stmt}))
+	}
+	return None(), nil
 }
 
 // ChooseShard returns the shard the first WriteRouter that answers names for
@@ -120,24 +201,12 @@ func NewRouters(def any, routers ...any) *Routers {
 // shard, and, wrapping [ErrNoOpinion], if no router answers and the default
 // is no ShardChooser.
 func (c *Routers) ChooseShard(ctx context.Context, table *schema.Table, obj any) (identity.ShardID, error) {
-	if len(c.write) > 0 {
-		w := &Write{Table: table, Obj: obj}
-		t, ok, err := c.routeWrite(ctx, w)
-		switch {
-		case err != nil:
-			return "", err
-		case ok && len(t.List()) != 1:
-			return "", fmt.Errorf("chooser: %s: a write router answered %v for a %s object; an object goes to exactly one shard",
-				c, t, table.TypeName)
-		case ok:
-			return t.List()[0], nil
-		}
+	id, err := c.chain.ChooseShard(ctx, table, obj)
+	if err != nil && c.defShard == nil && errors.Is(err, ErrNoOpinion) {
+		return "", fmt.Errorf("chooser: %s: no router places %s objects and the default is no ShardChooser: %w",
+			c, table.TypeName, err)
 	}
-	if c.defShard != nil {
-		return c.defShard.ChooseShard(ctx, table, obj)
-	}
-	return "", fmt.Errorf("chooser: %s: no router places %s objects and the default is no ShardChooser: %w",
-		c, table.TypeName, ErrNoOpinion)
+	return id, err
 }
 
 // ChooseIdentity asks the ReadRouters about a select of key.Table whose
@@ -145,22 +214,7 @@ func (c *Routers) ChooseShard(ctx context.Context, table *schema.Table, obj any)
 // default's IdentityChooser; with neither it returns the parent's shard for
 // a relation load (key.LoadedFrom), else [AllShards].
 func (c *Routers) ChooseIdentity(ctx context.Context, key Key) (Target, error) {
-	if len(c.read) > 0 {
-		stmt := &Statement{Op: OpSelect, Table: key.Table, LoadedFrom: key.LoadedFrom}
-		if len(key.PK) == len(key.Table.PKs) {
-			stmt.Criteria = make([]Criterion, len(key.PK))
-			for i, f := range key.Table.PKs {
-				stmt.Criteria[i] = Criterion{Column: f.Name, Values: key.PK[i : i+1 : i+1]}
-			}
-		}
-		if t, ok, err := c.routeRead(ctx, stmt); err != nil || ok {
-			return t, err
-		}
-	}
-	if c.defIdent != nil {
-		return c.defIdent.ChooseIdentity(ctx, key)
-	}
-	return loadedFrom(key.LoadedFrom), nil
+	return c.chain.ChooseIdentity(ctx, key)
 }
 
 // ChooseExecute asks the ReadRouters about a select, and the WriteRouters
@@ -168,24 +222,7 @@ func (c *Routers) ChooseIdentity(ctx context.Context, key Key) (Target, error) {
 // it returns the parent's shard for a relation load (stmt.LoadedFrom), else
 // [AllShards].
 func (c *Routers) ChooseExecute(ctx context.Context, stmt *Statement) (Target, error) {
-	var (
-		t   Target
-		ok  bool
-		err error
-	)
-	switch stmt.Op {
-	case OpSelect:
-		t, ok, err = c.routeRead(ctx, stmt)
-	case OpUpdate, OpDelete:
-		t, ok, err = c.routeWrite(ctx, &Write{Table: stmt.Table, Stmt: stmt})
-	}
-	if err != nil || ok {
-		return t, err
-	}
-	if c.defExec != nil {
-		return c.defExec.ChooseExecute(ctx, stmt)
-	}
-	return loadedFrom(stmt.LoadedFrom), nil
+	return c.chain.ChooseExecute(ctx, stmt)
 }
 
 // SplitValues splits values through the default's [Splitter], for models no
@@ -199,15 +236,12 @@ func (c *Routers) SplitValues(ctx context.Context, table *schema.Table, column s
 		return nil, nil
 	}
 	criteria := []Criterion{{Column: column, Values: values}}
-	if len(c.read) > 0 {
-		if _, ok, err := c.routeRead(ctx, &Statement{Op: OpSelect, Table: table, Criteria: criteria}); err != nil || ok {
-			return nil, err
-		}
-	}
-	if len(c.write) > 0 {
-		stmt := &Statement{Op: OpUpdate, Table: table, Criteria: criteria}
-		if _, ok, err := c.routeWrite(ctx, &Write{Table: table, Stmt: stmt}); err != nil || ok {
-			return nil, err
+	for _, op := range []Op{OpSelect, OpUpdate} {
+		stmt := &Statement{Op: op, Table: table, Criteria: criteria}
+		for _, m := range c.routers {
+			if t, err := m.ChooseExecute(ctx, stmt); err != nil || !t.IsNone() {
+				return nil, err
+			}
 		}
 	}
 	return c.defSplit.SplitValues(ctx, table, column, values)
@@ -248,36 +282,6 @@ func (c *Routers) String() string {
 		def = nameOf(c.def)
 	}
 	return "chooser.Routers(" + strings.Join(parts, ", ") + "; default " + def + ")"
-}
-
-// routeRead asks the ReadRouters in order; ok reports whether one answered.
-func (c *Routers) routeRead(ctx context.Context, stmt *Statement) (Target, bool, error) {
-	for _, r := range c.read {
-		t, err := r.RouteRead(ctx, stmt)
-		switch {
-		case errors.Is(err, ErrNoOpinion):
-		case err != nil:
-			return Target{}, false, fmt.Errorf("chooser: router %s: %w", nameOf(r), err)
-		case !t.IsNone():
-			return t, true, nil
-		}
-	}
-	return Target{}, false, nil
-}
-
-// routeWrite asks the WriteRouters in order; ok reports whether one answered.
-func (c *Routers) routeWrite(ctx context.Context, w *Write) (Target, bool, error) {
-	for _, r := range c.write {
-		t, err := r.RouteWrite(ctx, w)
-		switch {
-		case errors.Is(err, ErrNoOpinion):
-		case err != nil:
-			return Target{}, false, fmt.Errorf("chooser: router %s: %w", nameOf(r), err)
-		case !t.IsNone():
-			return t, true, nil
-		}
-	}
-	return Target{}, false, nil
 }
 
 func nameOf(v any) string {
