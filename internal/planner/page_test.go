@@ -139,3 +139,23 @@ func TestAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestPageKeysRefusesKeyTheCursorCannotHold: a [16]byte primary key (a
+// uuid type) was written into the cursor as "" and read back as NULL, so
+// "after NULL" matched no row and every later page was empty.
+func TestPageKeysRefusesKeyTheCursorCannotHold(t *testing.T) {
+	type uuidRow struct {
+		ID   [16]byte `bun:",pk,type:uuid"`
+		Seen int64
+	}
+	table := pgdialect.New().Tables().Get(reflect.TypeFor[uuidRow]())
+	k, err := ParseOrder(table, "seen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := PageKeys(table, []Key{k})
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Fault != Unsupported || !strings.Contains(pe.Msg, "id") {
+		t.Errorf("PageKeys(seen, then a [16]byte id) = %v, %v; want Unsupported naming the id column", len(keys), err)
+	}
+}
