@@ -158,12 +158,15 @@ func (q *SelectQuery) scanAggregate(ctx context.Context, p *plan, dest any) erro
 			}
 			parts[i] = append(parts[i], row)
 		}
+		q.s.readRows(ctx, int64(len(parts[i])))
 		return rows.Err()
 	})
 	if err != nil && !isPartial(err) {
 		return err
 	}
+	m := q.s.startMerge(ctx, len(parts))
 	groups, merr := gp.Merge(parts, q.offset, q.limit)
+	endMerge(m, int64(len(groups)), merr)
 	if merr != nil {
 		return fmt.Errorf("session: %w", merr)
 	}

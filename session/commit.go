@@ -102,7 +102,13 @@ func (u *UnitOfWork) Commit(ctx context.Context) error {
 	if !u.cfg.twoPhase || len(writers) < 2 {
 		return u.commitOnePhase(ctx, writers)
 	}
-	return u.commitTwoPhase(ctx, writers)
+	if u.s.cfg.observer == nil {
+		return u.commitTwoPhase(ctx, writers)
+	}
+	ctx, end := u.s.observeTwoPhase(ctx, writers)
+	err := u.commitTwoPhase(ctx, writers)
+	end(err)
+	return err
 }
 
 // partition splits the shards whose transaction is open into those the
@@ -211,6 +217,7 @@ func (u *UnitOfWork) commitTwoPhase(ctx context.Context, writers []ShardID) erro
 		}
 	}
 	u.hook("txid", ShardID(txid))
+	ctx = s.phase(ctx, PhasePrepare)
 
 	// The coordinator's transaction: the unit's own when it wrote there,
 	// else one that holds only the decision record.
@@ -271,6 +278,7 @@ func (u *UnitOfWork) commitTwoPhase(ctx context.Context, writers []ShardID) erro
 			"no decision was made, every shard rolled back (Recover rolls back those still prepared): %w", err)}
 	}
 	u.hook("prepared", "")
+	ctx = s.phase(ctx, PhaseDecide)
 
 	// Step 3: the decision is the coordinator's COMMIT, bounded by ctx: a
 	// coordinator that does not answer by then leaves the outcome unknown,
@@ -299,6 +307,7 @@ func (u *UnitOfWork) commitTwoPhase(ctx context.Context, writers []ShardID) erro
 		}
 	}
 	u.hook("decided", "")
+	ctx = s.phase(ctx, PhaseCommitPrepared)
 	if local {
 		s.wrote(ctx, coord, s.shards[coord]) // a read-your-writes context learns of it
 	}
@@ -348,6 +357,7 @@ func (u *UnitOfWork) commitTwoPhase(ctx context.Context, writers []ShardID) erro
 // ctx's end (Recover rolls them back later). The ROLLBACK PREPAREDs are
 // sent even when ctx has ended, and finish in the background (see endTxs).
 func (u *UnitOfWork) rollbackPrepared(ctx context.Context, txid string, ids []ShardID) []ShardID {
+	ctx = u.s.phase(ctx, PhaseRollbackPrepared)
 	ends := make([]func() error, len(ids))
 	for i, id := range ids {
 		bg := WithShardID(context.WithoutCancel(ctx), id)

@@ -132,12 +132,19 @@ func (s *Session) failFast(ctx context.Context, ids []ShardID, op string, fn sha
 // unit of work notes the failure: its transaction on that shard may be
 // aborted.
 func (s *Session) run(ctx context.Context, i int, id ShardID, fn shardFunc) error {
+	var end func(error)
+	if s.cfg.observer != nil {
+		ctx, end = s.startShard(ctx, id)
+	}
 	db, err := s.conn(ctx, id)
 	if err == nil {
 		err = fn(WithShardID(ctx, id), i, id, db)
 	}
 	if err != nil {
 		err = withCtxErr(ctx, err)
+	}
+	if end != nil {
+		end(err)
 	}
 	if err != nil && s.unit != nil {
 		s.unit.failed(id, err)

@@ -77,6 +77,17 @@ func getOptions(opts []StatementOption) (stmtOptions, error) {
 }
 
 func (s *Session) get(ctx context.Context, o stmtOptions, dst any, pk []any) error {
+	if s.cfg.observer == nil {
+		return s.getOne(ctx, o, dst, pk)
+	}
+	mi, _ := s.modelOf(dst)
+	ctx, rec := s.observe(ctx, "get", mi)
+	err := s.getOne(ctx, o, dst, pk)
+	rec.endScan(err, dst)
+	return err
+}
+
+func (s *Session) getOne(ctx context.Context, o stmtOptions, dst any, pk []any) error {
 	mi, kind, err := s.dest(dst)
 	if err != nil {
 		return fmt.Errorf("session: Get: %w", err)
@@ -167,6 +178,7 @@ func (s *Session) reget(ctx context.Context, o *stmtOptions, mi *modelInfo, targ
 // from.
 func (s *Session) getRouted(ctx context.Context, mi *modelInfo, target reflect.Value, dst any, pk []any, r Route) (ShardID, error) {
 	t := mi.table
+	s.routed(ctx, r)
 	// One candidate: load straight into dst, as plain Bun would.
 	if len(r.Shards) == 1 {
 		id := r.Shards[0]
@@ -179,6 +191,9 @@ func (s *Session) getRouted(ctx context.Context, mi *modelInfo, target reflect.V
 			if errors.Is(err, sql.ErrNoRows) {
 				missing = true
 				return nil
+			}
+			if err == nil {
+				s.readRows(ctx, 1)
 			}
 			return err
 		}))
@@ -207,6 +222,7 @@ func (s *Session) getRouted(ctx context.Context, mi *modelInfo, target reflect.V
 		if err != nil {
 			return false, err
 		}
+		s.readRows(ctx, 1)
 		found[i] = obj
 		return true, nil
 	}

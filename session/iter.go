@@ -38,6 +38,28 @@ import (
 // relations (Bun loads those after the parent rows); belongs-to and has-one
 // relations, which are joins, work. Each row's Token records its shard.
 func Iter[T any](ctx context.Context, q *SelectQuery) iter.Seq2[*T, error] {
+	if q.s.cfg.observer == nil {
+		return iterate[T](ctx, q)
+	}
+	return func(yield func(*T, error) bool) {
+		ctx, rec := q.s.observe(ctx, "select", q.mi)
+		var rows int64
+		var last error
+		for row, err := range iterate[T](ctx, q) {
+			if err != nil {
+				last = err
+			} else {
+				rows++
+			}
+			if !yield(row, err) {
+				break
+			}
+		}
+		rec.end(rows, last)
+	}
+}
+
+func iterate[T any](ctx context.Context, q *SelectQuery) iter.Seq2[*T, error] {
 	return func(yield func(*T, error) bool) {
 		p, err := q.streamPlan(ctx, reflect.TypeFor[T]())
 		if err != nil {

@@ -86,6 +86,16 @@ func (m *mutation) shardKey(column string, values []any) {
 // cancelling the others when one fails (a half-sent write must not be cut
 // short); the error joins every failing shard's *ShardError.
 func (m *mutation) exec(ctx context.Context, op chooser.Op, run func(ctx context.Context, db bun.IDB, p *plan, id ShardID) (int64, error)) (Result, error) {
+	if m.s.cfg.observer != nil {
+		ctx, rec := m.s.observe(ctx, op.String(), m.mi)
+		res, err := m.execute(ctx, op, run)
+		rec.end(res.RowsAffected, err)
+		return res, err
+	}
+	return m.execute(ctx, op, run)
+}
+
+func (m *mutation) execute(ctx context.Context, op chooser.Op, run func(ctx context.Context, db bun.IDB, p *plan, id ShardID) (int64, error)) (Result, error) {
 	if m.err != nil {
 		return Result{}, m.err
 	}

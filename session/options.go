@@ -16,6 +16,7 @@ type config struct {
 	noScatter   bool
 	coordinator ShardID
 	hook        func(stage string, id ShardID) // two-phase fault injection, for tests
+	observer    Observer                       // nil: nothing observed (observe.go)
 }
 
 // WithCoordinator names the shard that holds the two-phase commit decision

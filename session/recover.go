@@ -100,6 +100,18 @@ type prepared struct {
 // kept. A coordinator that does not answer fails the whole Recover by
 // ctx's deadline, naming it: the records are there.
 func (s *Session) Recover(ctx context.Context, opts ...RecoverOption) (Recovered, error) {
+	if s.cfg.observer == nil {
+		return s.recover(ctx, opts)
+	}
+	ctx, end := s.observeRecover(ctx)
+	out, err := s.recover(ctx, opts)
+	if end != nil {
+		end.End(out, err)
+	}
+	return out, err
+}
+
+func (s *Session) recover(ctx context.Context, opts []RecoverOption) (Recovered, error) {
 	var cfg recoverConfig
 	for _, opt := range opts {
 		opt(&cfg)

@@ -125,6 +125,7 @@ type ReplicaStatus struct {
 // the views Using makes.
 type replicaSet struct {
 	byShard  map[ShardID]*shardReplicas
+	obs      ReplicaObserver // nil: checks are not reported (observe.go)
 	interval time.Duration
 	timeout  time.Duration
 
@@ -164,6 +165,7 @@ func newReplicaSet(s *Session, c replicaConfig) (*replicaSet, error) {
 		timeout:  DefaultReplicaCheckTimeout,
 		done:     make(chan struct{}),
 	}
+	rs.obs, _ = s.cfg.observer.(ReplicaObserver)
 	if c.interval > 0 {
 		rs.interval = c.interval
 	}
@@ -308,7 +310,7 @@ func (rs *replicaSet) checkAll(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i, r := range all {
 		wg.Go(func() {
-			if err := r.check(ctx, rs.timeout); err != nil {
+			if err := r.check(ctx, rs.timeout, rs.obs); err != nil {
 				errs[i] = &ShardError{Shard: r.shard, Op: "check replica " + strconv.Itoa(r.index), Err: err}
 			}
 		})
@@ -319,14 +321,23 @@ func (rs *replicaSet) checkAll(ctx context.Context) error {
 
 // check asks the replica whether it is a standby and how far it has
 // replayed, and records the answer.
-func (r *replica) check(ctx context.Context, timeout time.Duration) error {
+func (r *replica) check(ctx context.Context, timeout time.Duration, obs ReplicaObserver) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var (
 		standby bool
 		replay  sql.NullString
+		lag     sql.NullFloat64 // seconds; see ReplicaCheck.Lag
 	)
-	err := r.conn.QueryRowContext(ctx, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text").Scan(&standby, &replay)
+	// The lag is 0 when the replica has replayed all it received, else the
+	// age of the last transaction it replayed (the usual standby-side
+	// measure; it grows while the primary is idle only if WAL is pending).
+	err := r.conn.QueryRowContext(ctx, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, "+
+		"CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "+
+		"ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END").Scan(&standby, &replay, &lag)
+	if obs != nil {
+		defer func() { r.report(obs, lag) }()
+	}
 	if err == nil && !standby {
 		err = errors.New("the server is not in recovery: it is no replica (promoted?)")
 	}
@@ -411,6 +422,9 @@ func (s *Session) reading(fn shardFunc) shardFunc {
 			return fn(ctx, i, id, primary) // a transaction: it stays on the primary
 		}
 		r := rs.pick(ctx, id)
+		if s.cfg.observer != nil {
+			s.replicaChosen(ctx, id, r)
+		}
 		if r == nil {
 			return fn(ctx, i, id, primary)
 		}
@@ -425,6 +439,9 @@ func (s *Session) reading(fn shardFunc) shardFunc {
 		}
 		if !retry {
 			return err
+		}
+		if s.cfg.observer != nil {
+			s.replicaRetry(ctx, id)
 		}
 		return fn(ctx, i, id, primary)
 	}

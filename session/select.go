@@ -411,6 +411,7 @@ func (s *Session) plan(ctx context.Context, op chooser.Op, mi *modelInfo, criter
 	if none {
 		// Why no statement is sent: the criteria on one column share no
 		// value, so one database holding every row would return none.
+		s.routed(ctx, Route{By: "criteria"})
 		return plan{Route: Route{By: "criteria"}, partial: o.partial, stats: o.stats, criteria: criteria}, nil
 	}
 	stmt := &chooser.Statement{Op: op, Table: mi.table, Criteria: criteria}
@@ -423,6 +424,7 @@ func (s *Session) plan(ctx context.Context, op chooser.Op, mi *modelInfo, criter
 	p := plan{Route: r, partial: o.partial, stats: o.stats, criteria: criteria}
 	sp, ok := s.executeChooser.(chooser.Splitter)
 	if !ok || r.By != "chooser" {
+		s.routed(ctx, r)
 		return p, nil
 	}
 	for _, c := range criteria {
@@ -457,6 +459,7 @@ func (s *Session) plan(ctx context.Context, op chooser.Op, mi *modelInfo, criter
 	if len(p.Shards) == 0 {
 		return plan{}, fmt.Errorf("%w: %s %s: no shard owns the declared key values", ErrNoShard, op, mi.table.TypeName)
 	}
+	s.routed(ctx, p.Route)
 	return p, nil
 }
 
@@ -550,6 +553,20 @@ func (q *SelectQuery) String(ctx context.Context, id ShardID) (string, error) {
 // On a unit of work's select (UnitOfWork.NewSelect) the rows run inside
 // the unit's transactions and are merged into its identity map.
 func (q *SelectQuery) Scan(ctx context.Context, dest ...any) error {
+	if q.s.cfg.observer != nil {
+		ctx, rec := q.s.observe(ctx, "select", q.mi)
+		err := q.scanAny(ctx, dest...)
+		if len(dest) == 0 {
+			rec.endScan(err, q.model)
+		} else {
+			rec.endScan(err, dest...)
+		}
+		return err
+	}
+	return q.scanAny(ctx, dest...)
+}
+
+func (q *SelectQuery) scanAny(ctx context.Context, dest ...any) error {
 	if u := q.s.unit; u != nil && len(dest) == 0 && !q.aggregating {
 		return u.scan(ctx, q)
 	}
@@ -593,6 +610,7 @@ func (q *SelectQuery) scan(ctx context.Context, dest ...any) error {
 			if err := q.build(db, &p, id, q.model, 1, true).Scan(ctx); err != nil {
 				return err
 			}
+			q.s.readRows(ctx, int64(dst.Len()))
 			q.s.stampAll(reflect.ValueOf(q.model), q.kind, q.mi, q.rels, p.mark(id))
 			return nil
 		})
@@ -601,7 +619,9 @@ func (q *SelectQuery) scan(ctx context.Context, dest ...any) error {
 	if err != nil && !isPartial(err) {
 		return err
 	}
+	m := q.s.startMerge(ctx, len(parts))
 	out, cerr := q.combine(parts, p.Shards, dst.Type())
+	endMerge(m, lenOf(out), cerr)
 	if cerr != nil {
 		return cerr
 	}
@@ -630,6 +650,7 @@ func (q *SelectQuery) scanParts(ctx context.Context, p *plan, typ reflect.Type) 
 		q.s.stampAll(part, kind, q.mi, q.rels, p.mark(id))
 		parts[i] = part.Elem()
 		p.stats.add(id, int64(parts[i].Len()))
+		q.s.readRows(ctx, int64(parts[i].Len()))
 		return nil
 	})
 	return parts, err
@@ -704,6 +725,7 @@ func (q *SelectQuery) scanOne(ctx context.Context, p *plan) error {
 			if err := q.build(db, p, id, q.model, 1, true).Scan(ctx); err != nil {
 				return err
 			}
+			q.s.readRows(ctx, 1)
 			q.s.stampAll(reflect.ValueOf(q.model), destStruct, q.mi, q.rels, p.mark(id))
 			return nil
 		})
@@ -730,7 +752,9 @@ func (q *SelectQuery) scanOne(ctx context.Context, p *plan) error {
 		return fmt.Errorf("%w: select %s: rows on shards %v and no Order to pick the first; add Order or pin a shard",
 			ErrAmbiguous, q.mi.table.TypeName, from)
 	}
+	m := q.s.startMerge(ctx, len(parts))
 	rows, err := one.combine(parts, p.Shards, sliceType)
+	endMerge(m, lenOf(rows), err)
 	if err != nil {
 		return err
 	}
@@ -815,6 +839,16 @@ func (q *SelectQuery) Count(ctx context.Context) (int, error) {
 
 // CountByShard returns the count of each shard the statement runs on.
 func (q *SelectQuery) CountByShard(ctx context.Context) (map[ShardID]int, error) {
+	if q.s.cfg.observer != nil {
+		ctx, rec := q.s.observe(ctx, "count", q.mi)
+		out, err := q.countByShard(ctx)
+		rec.end(-1, err)
+		return out, err
+	}
+	return q.countByShard(ctx)
+}
+
+func (q *SelectQuery) countByShard(ctx context.Context) (map[ShardID]int, error) {
 	p, err := q.plan(ctx)
 	if err != nil {
 		return nil, err
@@ -846,6 +880,16 @@ func (q *SelectQuery) CountByShard(ctx context.Context) (map[ShardID]int, error)
 
 // Exists reports whether any shard has a matching row.
 func (q *SelectQuery) Exists(ctx context.Context) (bool, error) {
+	if q.s.cfg.observer != nil {
+		ctx, rec := q.s.observe(ctx, "exists", q.mi)
+		ok, err := q.exists(ctx)
+		rec.end(-1, err)
+		return ok, err
+	}
+	return q.exists(ctx)
+}
+
+func (q *SelectQuery) exists(ctx context.Context) (bool, error) {
 	p, err := q.plan(ctx)
 	if err != nil {
 		return false, err
@@ -871,6 +915,20 @@ func (q *SelectQuery) tableModel() any {
 // ScanByShard runs q on each of its shards and returns each shard's rows
 // separately, unmerged. q's model names the model, e.g. Model((*T)(nil)).
 func ScanByShard[T any](ctx context.Context, q *SelectQuery) (map[ShardID][]T, error) {
+	if q.s.cfg.observer != nil {
+		ctx, rec := q.s.observe(ctx, "select", q.mi)
+		out, err := scanByShard[T](ctx, q)
+		n := 0
+		for _, rows := range out {
+			n += len(rows)
+		}
+		rec.end(int64(n), err)
+		return out, err
+	}
+	return scanByShard[T](ctx, q)
+}
+
+func scanByShard[T any](ctx context.Context, q *SelectQuery) (map[ShardID][]T, error) {
 	p, err := q.plan(ctx)
 	if err != nil {
 		return nil, err
@@ -885,6 +943,7 @@ func ScanByShard[T any](ctx context.Context, q *SelectQuery) (map[ShardID][]T, e
 			return err
 		}
 		q.s.stampAll(reflect.ValueOf(&rows), destSlice, q.mi, q.rels, p.mark(id))
+		q.s.readRows(ctx, int64(len(rows)))
 		parts[i] = rows
 		return nil
 	})

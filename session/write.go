@@ -210,6 +210,17 @@ func (e *WriteError) list(b *strings.Builder, refs []ObjectRef) {
 func (e *WriteError) Unwrap() error { return sql.ErrNoRows }
 
 func (s *Session) write(ctx context.Context, op string, model any, opts []StatementOption, run writeFunc) error {
+	if s.cfg.observer != nil {
+		mi, _ := s.modelOf(model)
+		ctx, rec := s.observe(ctx, op, mi)
+		err := s.writeObjects(ctx, op, model, opts, run)
+		rec.end(-1, err)
+		return err
+	}
+	return s.writeObjects(ctx, op, model, opts, run)
+}
+
+func (s *Session) writeObjects(ctx context.Context, op string, model any, opts []StatementOption, run writeFunc) error {
 	mi, kind, err := s.dest(model)
 	if err != nil {
 		return fmt.Errorf("session: %s: %w", op, err)
@@ -262,6 +273,13 @@ func (s *Session) write(ctx context.Context, op string, model any, opts []Statem
 		return err
 	}
 	slices.Sort(ids)
+	if s.cfg.observer != nil {
+		by := pin.by
+		if by == "" {
+			by = "placement"
+		}
+		s.routed(ctx, Route{Shards: ids, By: by})
+	}
 
 	done := make([]bool, len(ids))
 	missing := make([][]int, len(ids)) // per shard: positions in groups[id] that matched no row
