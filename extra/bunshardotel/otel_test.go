@@ -68,7 +68,7 @@ func newRig(t *testing.T) *rig {
 		if err := weather.CreateSchema(ctx, db); err != nil {
 			t.Fatalf("create schema on %s: %v", id, err)
 		}
-		db.AddQueryHook(bunotel.NewQueryHook(bunotel.WithTracerProvider(tp), bunotel.WithMeterProvider(mp)))
+		db = db.WithQueryHook(bunotel.NewQueryHook(bunotel.WithTracerProvider(tp), bunotel.WithMeterProvider(mp)))
 		r.dbs[id], shards[id] = db, db
 	}
 	obs, err := bunshardotel.New(bunshardotel.WithTracerProvider(tp), bunshardotel.WithMeterProvider(mp))
