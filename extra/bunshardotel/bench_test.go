@@ -13,9 +13,9 @@ import (
 
 	"github.com/bunshard/bunshard/chooser"
 	"github.com/bunshard/bunshard/extra/bunshardotel"
-	"github.com/bunshard/bunshard/internal/pgtest"
 	"github.com/bunshard/bunshard/internal/weather"
 	"github.com/bunshard/bunshard/session"
+	"github.com/bunshard/bunshard/shardtest"
 )
 
 // BenchmarkObserve is the cost of observing: each workload runs on the
@@ -28,7 +28,7 @@ import (
 //	go test -run '^$' -bench BenchmarkObserve -benchmem -count 5 ./extra/bunshardotel/
 func BenchmarkObserve(b *testing.B) {
 	ctx := context.Background()
-	dsns := pgtest.Shared().NewDatabases(ctx, b, "obench")
+	dsns := shardtest.Shared().NewDatabases(ctx, b, "obench")
 	dialect := pgdialect.New()
 	shards := map[session.ShardID]bun.IDB{}
 	for i, id := range weather.Shards {

@@ -24,13 +24,13 @@ import (
 
 	"github.com/bunshard/bunshard/chooser"
 	"github.com/bunshard/bunshard/extra/bunshardotel"
-	"github.com/bunshard/bunshard/internal/pgtest"
 	"github.com/bunshard/bunshard/internal/weather"
 	"github.com/bunshard/bunshard/session"
+	"github.com/bunshard/bunshard/shardtest"
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(pgtest.Main(m, 4, func() error { return goleak.Find() }))
+	os.Exit(shardtest.Main(m, 4, func() error { return goleak.Find() }))
 }
 
 // rig is four weather shards on four real servers, each *bun.DB with
@@ -55,7 +55,7 @@ func newRig(t *testing.T) *rig {
 		_ = tp.Shutdown(ctx)
 		_ = mp.Shutdown(ctx)
 	})
-	dsns := pgtest.Shared().NewDatabases(ctx, t, "otel")
+	dsns := shardtest.Shared().NewDatabases(ctx, t, "otel")
 	dialect := pgdialect.New()
 	r := &rig{dbs: map[session.ShardID]*bun.DB{}, spans: spans, reader: reader, tracer: tp.Tracer("test")}
 	shards := map[session.ShardID]bun.IDB{}
