@@ -14,9 +14,10 @@ import (
 // with [WithObserver]; without one, the session calls nothing and
 // allocates nothing for it.
 //
-// StartStatement is called as a statement begins (a select's Scan, Count,
-// Exists, CountByShard or ScanByShard, a Get, an UpdateQuery or DeleteQuery
-// Exec, an Insert, Update or Delete). It returns the context the statement
+// StartStatement is called as a statement begins (a select's Scan,
+// ScanPage, Count, Exists, CountByShard, ScanByShard or Iter, a Get, an
+// InsertQuery, UpdateQuery, DeleteQuery or RawQuery statement, an Insert,
+// Update or Delete). It returns the context the statement
 // runs under, which every shard's part and every Bun hook sees (a tracer
 // returns one carrying the statement's span), and the StatementObserver
 // that hears the rest of it; a nil StatementObserver hears nothing more.
@@ -35,7 +36,7 @@ type Observer interface {
 // Statement names a statement for an [Observer].
 type Statement struct {
 	// Op is what it does: "select", "count", "exists", "get", "update",
-	// "delete" or "insert".
+	// "delete", "insert" or "raw" (NewRaw's Scan and Exec).
 	Op string
 	// Model is the Go type name of its model ("Book"), or "" when the
 	// statement failed before its model was known.

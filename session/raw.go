@@ -103,6 +103,7 @@ func (q *RawQuery) Route(ctx context.Context, op chooser.Op) (Route, error) {
 		if err != nil {
 			return Route{}, err
 		}
+		q.s.routed(ctx, r)
 	}
 	if err := q.s.vetSubqueries(q.subs, r.Shards, "raw "+op.String()); err != nil {
 		return Route{}, err
@@ -139,6 +140,16 @@ func (q *RawQuery) Exec(ctx context.Context, dest ...any) (Result, error) {
 }
 
 func (q *RawQuery) run(ctx context.Context, op chooser.Op, dest []any, scan bool) (Result, error) {
+	if q.s.cfg.observer != nil {
+		ctx, rec := q.s.observe(ctx, "raw", q.mi)
+		res, err := q.runRaw(ctx, op, dest, scan)
+		rec.end(res.RowsAffected, err)
+		return res, err
+	}
+	return q.runRaw(ctx, op, dest, scan)
+}
+
+func (q *RawQuery) runRaw(ctx context.Context, op chooser.Op, dest []any, scan bool) (Result, error) {
 	if u := q.s.unit; u != nil {
 		if err := u.enter(opExec); err != nil {
 			return Result{}, err
@@ -182,6 +193,7 @@ func (q *RawQuery) run(ctx context.Context, op chooser.Op, dest []any, scan bool
 		if rows[i], err = affected(res, err); err != nil {
 			return err
 		}
+		q.s.readRows(ctx, rows[i])
 		if op != chooser.OpSelect || q.s.unit != nil {
 			q.s.wrote(ctx, id, db) // in a unit, Commit must commit it (a Scan too: it may have written)
 		}
