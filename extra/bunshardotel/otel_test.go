@@ -3,6 +3,7 @@ package bunshardotel_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/uptrace/bun/driver/pgdriver"
 	"github.com/uptrace/bun/extra/bunotel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -485,5 +487,40 @@ func TestRecover(t *testing.T) {
 	}
 	if n := sum(t, r.metrics(t), "bunshard.recover.transactions", bunshardotel.KeyResult.String("rolled_back")); n != 1 {
 		t.Errorf("bunshard.recover.transactions{rolled_back} = %d; want 1", n)
+	}
+}
+
+// TestPartialResult: under AllowPartial, a select whose europe shard
+// fails returns the other shards' rows with a *PartialError; its span says
+// partial and failed, the europe shard's span carries the error, and
+// bunshard.statement.partial counts one.
+func TestPartialResult(t *testing.T) {
+	r := newRig(t)
+	r.seed(t)
+	ctx := context.Background()
+	if _, err := r.dbs["europe"].ExecContext(ctx, "ALTER TABLE weather_locations RENAME TO gone"); err != nil {
+		t.Fatalf("rename: %v", err)
+	}
+	var locs []weather.Location
+	err := r.s.NewSelect().Model(&locs).Order("id").Options(session.AllowPartial()).Scan(ctx)
+	var pe *session.PartialError
+	if !errors.As(err, &pe) || len(locs) != 6 {
+		t.Fatalf("Scan = %d rows, %v; want 6 rows and a *PartialError", len(locs), err)
+	}
+	spans := r.spans.GetSpans()
+	stmt := one(t, spans, "bunshard.select")
+	wantAttrs(t, stmt, map[attribute.Key]string{bunshardotel.KeyPartial: "true", bunshardotel.KeyRows: "6"})
+	if stmt.Status.Code != codes.Error {
+		t.Errorf("statement span status = %v; want Error", stmt.Status)
+	}
+	for _, sh := range named(spans, "bunshard.shard") {
+		id, _ := attr(sh, bunshardotel.KeyShard)
+		if failed := sh.Status.Code == codes.Error; failed != (id.AsString() == "europe") {
+			t.Errorf("shard %s span status = %v; want Error on europe only", id.AsString(), sh.Status)
+		}
+	}
+	rm := r.metrics(t)
+	if n := sum(t, rm, "bunshard.statement.partial", bunshardotel.KeyOp.String("select")); n != 1 {
+		t.Errorf("bunshard.statement.partial{select} = %d; want 1", n)
 	}
 }
