@@ -26,6 +26,11 @@ func TestMain(m *testing.M) {
 				db.Close()
 			}
 		}
+		for _, e := range pgxEnvs {
+			for _, db := range e.dbs {
+				db.Close()
+			}
+		}
 		return goleak.Find()
 	}))
 }
@@ -40,6 +45,7 @@ type env struct {
 	dbs  []*bun.DB // in weather.Shards order
 	byID map[session.ShardID]*bun.DB
 	data weather.Data
+	dsns []string // in weather.Shards order
 }
 
 var (
@@ -73,6 +79,7 @@ func setup(ctx context.Context) (*env, error) {
 		if err := srv.CreateDatabase(ctx, name); err != nil {
 			return nil, err
 		}
+		e.dsns = append(e.dsns, srv.DSN(name))
 		db := bun.NewDB(sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(srv.DSN(name)))), dialect)
 		db.SetMaxOpenConns(8)
 		db.SetMaxIdleConns(8)

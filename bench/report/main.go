@@ -143,10 +143,12 @@ func ms(x float64) string {
 // svg draws one horizontal bar per workload: the median ratio on a log
 // scale, a whisker for the spread, and a line at 1 (parity).
 func svg(rows []row, title string) string {
-	const (
-		left, right, top, barH, gap = 200.0, 60.0, 40.0, 16.0, 8.0
-		width                       = 760.0
-	)
+	const right, top, barH, gap = 60.0, 40.0, 16.0, 8.0
+	left := 120.0 // wide enough for the longest label, at about 7 px a character
+	for _, r := range rows {
+		left = math.Max(left, 16+7*float64(len(label(r))))
+	}
+	width := left + 560
 	lo, hi := 1.0, 1.0
 	for _, r := range rows {
 		lo, hi = math.Min(lo, r.ratio), math.Max(hi, r.ratio)
@@ -179,7 +181,7 @@ func svg(rows []row, title string) string {
 			color = "#e45756"
 		}
 		x0, x1 := math.Min(x(1), x(r.ratio)), math.Max(x(1), x(r.ratio))
-		fmt.Fprintf(&b, `<text x="%.0f" y="%.1f" text-anchor="end">%s</text>`+"\n", left-8, y+barH-4, esc(r.name+" ("+r.a+" / "+r.b+")"))
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.1f" text-anchor="end">%s</text>`+"\n", left-8, y+barH-4, esc(label(r)))
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.0f" fill="%s"/>`+"\n", x0, y, math.Max(x1-x0, 1), barH, color)
 		if len(r.rounds) > 0 {
 			a, c := x(slices.Min(r.rounds)), x(slices.Max(r.rounds))
@@ -190,6 +192,8 @@ func svg(rows []row, title string) string {
 	b.WriteString("</svg>\n")
 	return b.String()
 }
+
+func label(r row) string { return r.name + " (" + r.a + " / " + r.b + ")" }
 
 // ticks are the powers of ten and their halves (1, 2, 5) between lo and hi.
 func ticks(lo, hi float64) []float64 {

@@ -1,0 +1,107 @@
+package bench
+
+import (
+	"database/sql"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+
+	"github.com/bunshard/bunshard/internal/weather"
+	"github.com/bunshard/bunshard/session"
+)
+
+// The drivers compared: Bun over pgx's database/sql driver with its
+// default exec mode (extended protocol, statement cache) and with the
+// simple protocol, each against Bun over pgdriver (the env's own handles),
+// on the same databases.
+var drivers = []struct {
+	name string
+	mode pgx.QueryExecMode
+}{
+	{"pgx", pgx.QueryExecModeCacheStatement},
+	{"pgxsimple", pgx.QueryExecModeSimpleProtocol},
+}
+
+// driverWorkloads are W1, W3 and W6 over each driver, by hand and through
+// bunshard, each against the same over pgdriver; BenchmarkRatios runs them
+// too (BUNSHARD_RATIOS=W1.pgx.bun,... picks some).
+var driverWorkloads = func() []workload {
+	var out []workload
+	for _, d := range drivers {
+		for _, w := range []workload{w1, w3, w6} {
+			out = append(out, overDriver(w, d.name, d.mode, true), overDriver(w, d.name, d.mode, false))
+		}
+	}
+	return out
+}()
+
+func init() { workloads = append(workloads, driverWorkloads...) }
+
+// BenchmarkDrivers runs the driver workloads as sub-benchmarks
+// (BenchmarkDrivers/W3.pgxsimple.bun/bun/pgxsimple, ...), for profiles:
+//
+//	go test -run '^$' -bench 'Drivers/W3.pgxsimple.bun' -cpuprofile cpu.out ./bench
+func BenchmarkDrivers(b *testing.B) {
+	for _, w := range driverWorkloads {
+		b.Run(w.name, func(b *testing.B) { benchPair(b, w) })
+	}
+}
+
+// overDriver is w with one side over the driver and the other over
+// pgdriver: Bun by hand on both (hand) or bunshard on both.
+func overDriver(w workload, name string, mode pgx.QueryExecMode, hand bool) workload {
+	label, which := "bunshard", "bunshard"
+	if hand {
+		label, which = "bun", "bun"
+	}
+	return workload{
+		name: w.name + "." + name + "." + which, reps: w.reps, a: label + "/" + name, b: label + "/pgdriver",
+		setup: func(b testing.TB, e *env) (side, side) {
+			oa, ob := w.setup(b, e.overPgx(b, name, mode))
+			pa, pb := w.setup(b, e)
+			if hand {
+				return ob, pb
+			}
+			return oa, pa
+		},
+		finish: w.finish,
+	}
+}
+
+var (
+	pgxMu   sync.Mutex
+	pgxEnvs = map[string]*env{}
+)
+
+// overPgx returns e with the same databases opened through pgx's
+// database/sql driver in exec mode mode (once per process and mode).
+func (e *env) overPgx(b testing.TB, name string, mode pgx.QueryExecMode) *env {
+	pgxMu.Lock()
+	defer pgxMu.Unlock()
+	if ee, ok := pgxEnvs[name]; ok {
+		return ee
+	}
+	dialect := pgdialect.New()
+	ee := &env{byID: map[session.ShardID]*bun.DB{}, data: e.data, dsns: e.dsns}
+	for i, id := range weather.Shards {
+		cfg, err := pgx.ParseConfig(e.dsns[i])
+		if err != nil {
+			b.Fatal(fmt.Errorf("pgx.ParseConfig(%s): %w", e.dsns[i], err))
+		}
+		cfg.DefaultQueryExecMode = mode
+		var sqldb *sql.DB = stdlib.OpenDB(*cfg)
+		sqldb.SetMaxOpenConns(8)
+		sqldb.SetMaxIdleConns(8)
+		db := bun.NewDB(sqldb, dialect)
+		weather.Register(db)
+		ee.dbs = append(ee.dbs, db)
+		ee.byID[id] = db
+	}
+	pgxEnvs[name] = ee
+	return ee
+}
