@@ -28,8 +28,10 @@ var drivers = []struct {
 }
 
 // driverWorkloads are W1, W3 and W6 over each driver, by hand and through
-// bunshard, each against the same over pgdriver; BenchmarkRatios runs them
-// too (BUNSHARD_RATIOS=W1.pgx.bun,... picks some).
+// bunshard, each against the same over pgdriver. BenchmarkRatios runs them
+// only when BUNSHARD_RATIOS names them (W1.pgx.bun, W3.pgxsimple.bunshard,
+// ...), so its default run stays as long as it was; TestDrivers runs each
+// once.
 var driverWorkloads = func() []workload {
 	var out []workload
 	for _, d := range drivers {
@@ -40,7 +42,20 @@ var driverWorkloads = func() []workload {
 	return out
 }()
 
-func init() { workloads = append(workloads, driverWorkloads...) }
+// TestDrivers runs both sides of every driver workload once, untimed, as
+// TestWorkloads does for the others: each side's digest must match.
+func TestDrivers(t *testing.T) {
+	e := load(t)
+	for _, w := range driverWorkloads {
+		t.Run(w.name, func(t *testing.T) {
+			x, y := w.setup(t, e)
+			sameDigest(t, w, 0, once(t, x), once(t, y))
+			if w.finish != nil {
+				w.finish(t, e)
+			}
+		})
+	}
+}
 
 // BenchmarkDrivers runs the driver workloads as sub-benchmarks
 // (BenchmarkDrivers/W3.pgxsimple.bun/bun/pgxsimple, ...), for profiles:
