@@ -99,7 +99,8 @@ func (s *Session) batchOf(mi *modelInfo, keys any) (*batch, error) {
 		return nil, fmt.Errorf("%w: %s: model %s has no primary key (tag a field `bun:\",pk\"`)", ErrInvalidArgument, what, t.TypeName)
 	}
 	n := kv.Len()
-	b := &batch{mi: mi, what: what, index: make(map[any]int, n), pos: make([]int, n)}
+	b := &batch{mi: mi, what: what, index: make(map[any]int, n), pos: make([]int, n),
+		orig: make([]any, 0, n), pks: make([][]any, 0, n), canon: make([]any, 0, n)}
 	if len(t.PKs) == 1 {
 		// One column: no []any per key; the typed values share one array.
 		f := t.PKs[0]
