@@ -186,6 +186,7 @@ func (q *SelectQuery) buildAggregate(db bun.IDB, p *plan, id ShardID, gp *planne
 		}
 	}
 	p.where(id, func(s string, args ...any) { b = b.Where(s, args...) })
+	p.whereJoined(id, func(s string, args ...any) { b = b.Where(s, args...) })
 	for _, pt := range gp.Partials {
 		b = b.ColumnExpr(pt.SQL, pt.Args...)
 	}

@@ -46,9 +46,17 @@ type SelectQuery struct {
 	aggs        []Aggregate
 	having      []planner.Having
 	opts        []StatementOption
-	subs        []subquery // Bun queries among the arguments: vetted against the route
-	wk          whereScope // plain Wheres on the shard key (wherekey.go)
+	subs        []subquery  // Bun queries among the arguments: vetted against the route
+	wk          whereScope  // plain Wheres on the shard key (wherekey.go)
+	joined      []rawJoined // WhereShardKey on a joined relation's column (joinkey.go)
 	err         error
+}
+
+// rawJoined is a WhereShardKey("relation.column", values...) as called;
+// plan resolves it once the relations are known.
+type rawJoined struct {
+	name   string
+	values []any
 }
 
 // NewSelect starts a select. Give it a model with Model.
@@ -146,6 +154,15 @@ func (q *SelectQuery) WhereGroup(sep string, fn func(*bun.SelectQuery) *bun.Sele
 // in the package documentation); a value that cannot convert without loss
 // fails the statement with ErrInvalidArgument.
 //
+// column may name a column of a joined relation, "location.continent" (the
+// relation's Go field name or its snake-case alias, nested with dots, each
+// a has-one or belongs-to relation the select loads with Relation): the
+// ExecuteChooser is asked about the relation's model with those values,
+// and the select runs only on the shards it names (a join runs inside each
+// shard, so no other shard can return a row), each shard with its own
+// values when the chooser splits them. A relation the select does not join,
+// or a has-many one, fails with ErrInvalidArgument.
+//
 // Calls compose as SQL's AND: calls on one column intersect (values equal
 // once converted to the column's type count once), and calls on
 // different columns all apply. When a column's intersection is empty the
@@ -158,6 +175,10 @@ func (q *SelectQuery) WhereGroup(sep string, fn func(*bun.SelectQuery) *bun.Sele
 func (q *SelectQuery) WhereShardKey(column string, values ...any) *SelectQuery {
 	if len(values) == 0 {
 		return q.fail(fmt.Errorf("%w: WhereShardKey(%q) needs at least one value", ErrInvalidArgument, column))
+	}
+	if strings.Contains(column, ".") {
+		q.joined = append(q.joined, rawJoined{name: column, values: values})
+		return q
 	}
 	q.criteria = append(q.criteria, chooser.Criterion{Column: column, Values: values})
 	return q
@@ -351,6 +372,9 @@ type plan struct {
 	// skip holds the ops (by index) of plain Wheres that became criteria
 	// (wherekey.go): where renders them instead, with each shard's values.
 	skip map[int]bool
+	// joined are the WhereShardKey criteria on joined relations
+	// (joinkey.go); whereJoined renders them.
+	joined []joinedKey
 	// criteria are the declared criteria with typed values (keys.go), one
 	// per column (mergeCriteria); where renders them.
 	criteria []chooser.Criterion
@@ -378,6 +402,9 @@ func (q *SelectQuery) plan(ctx context.Context) (plan, error) {
 		}
 	}
 	criteria, skip := q.s.whereCriteria(q.mi, &q.wk, q.criteria)
+	if len(q.joined) > 0 {
+		return q.planJoined(ctx, criteria, skip)
+	}
 	p, err := q.s.plan(ctx, chooser.OpSelect, q.mi, criteria, q.opts)
 	p.skip = skip
 	if err == nil {
@@ -490,6 +517,7 @@ func (q *SelectQuery) build(db bun.IDB, p *plan, id ShardID, model any, n int, p
 		}
 	}
 	p.where(id, func(s string, args ...any) { b = b.Where(s, args...) })
+	p.whereJoined(id, func(s string, args ...any) { b = b.Where(s, args...) })
 	if !paging {
 		return b
 	}
