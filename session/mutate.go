@@ -177,7 +177,7 @@ func (q *UpdateQuery) Model(model any) *UpdateQuery {
 // Set adds a SET clause, as bun.UpdateQuery.Set does.
 func (q *UpdateQuery) Set(query string, args ...any) *UpdateQuery {
 	q.subs = subqueriesIn(q.subs, "Set", args)
-	q.ops = append(q.ops, func(b *bun.UpdateQuery) *bun.UpdateQuery { return b.Set(query, args...) })
+	q.ops = append(q.ops, func(b *bun.UpdateQuery) *bun.UpdateQuery { return b.Set(query, q.s.bindArgs(b.DB(), args)...) })
 	return q
 }
 
@@ -187,7 +187,7 @@ func (q *UpdateQuery) Where(query string, args ...any) *UpdateQuery {
 	if q.mi != nil {
 		q.wk.note(q.mi.table, len(q.ops), query, args)
 	}
-	q.ops = append(q.ops, func(b *bun.UpdateQuery) *bun.UpdateQuery { return b.Where(query, args...) })
+	q.ops = append(q.ops, func(b *bun.UpdateQuery) *bun.UpdateQuery { return b.Where(query, q.s.bindArgs(b.DB(), args)...) })
 	return q
 }
 
@@ -195,7 +195,7 @@ func (q *UpdateQuery) Where(query string, args ...any) *UpdateQuery {
 func (q *UpdateQuery) WhereOr(query string, args ...any) *UpdateQuery {
 	q.subs = subqueriesIn(q.subs, "WhereOr", args)
 	q.wk.opaque = true
-	q.ops = append(q.ops, func(b *bun.UpdateQuery) *bun.UpdateQuery { return b.WhereOr(query, args...) })
+	q.ops = append(q.ops, func(b *bun.UpdateQuery) *bun.UpdateQuery { return b.WhereOr(query, q.s.bindArgs(b.DB(), args)...) })
 	return q
 }
 
@@ -247,7 +247,7 @@ func (q *DeleteQuery) Where(query string, args ...any) *DeleteQuery {
 	if q.mi != nil {
 		q.wk.note(q.mi.table, len(q.ops), query, args)
 	}
-	q.ops = append(q.ops, func(b *bun.DeleteQuery) *bun.DeleteQuery { return b.Where(query, args...) })
+	q.ops = append(q.ops, func(b *bun.DeleteQuery) *bun.DeleteQuery { return b.Where(query, q.s.bindArgs(b.DB(), args)...) })
 	return q
 }
 
@@ -255,7 +255,7 @@ func (q *DeleteQuery) Where(query string, args ...any) *DeleteQuery {
 func (q *DeleteQuery) WhereOr(query string, args ...any) *DeleteQuery {
 	q.subs = subqueriesIn(q.subs, "WhereOr", args)
 	q.wk.opaque = true
-	q.ops = append(q.ops, func(b *bun.DeleteQuery) *bun.DeleteQuery { return b.WhereOr(query, args...) })
+	q.ops = append(q.ops, func(b *bun.DeleteQuery) *bun.DeleteQuery { return b.WhereOr(query, q.s.bindArgs(b.DB(), args)...) })
 	return q
 }
 

@@ -173,7 +173,7 @@ func (q *RawQuery) runRaw(ctx context.Context, op chooser.Op, dest []any, scan b
 	parts := make([][]reflect.Value, n)
 	rows := make([]int64, n)
 	err = q.s.each(ctx, r.Shards, "raw "+op.String(), func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
-		b := db.NewRaw(q.query, q.args...)
+		b := db.NewRaw(q.query, q.s.bindArgs(db.NewSelect().DB(), q.args)...)
 		var res interface{ RowsAffected() (int64, error) }
 		var err error
 		switch {

@@ -103,7 +103,7 @@ func (q *SelectQuery) Column(columns ...string) *SelectQuery {
 func (q *SelectQuery) ColumnExpr(query string, args ...any) *SelectQuery {
 	q.projected = true
 	q.subs = subqueriesIn(q.subs, "ColumnExpr", args)
-	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.ColumnExpr(query, args...) })
+	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.ColumnExpr(query, q.s.bindArgs(b.DB(), args)...) })
 }
 
 // ExcludeColumn leaves columns out, as bun.SelectQuery.ExcludeColumn does.
@@ -127,14 +127,14 @@ func (q *SelectQuery) Where(query string, args ...any) *SelectQuery {
 	if q.mi != nil {
 		q.wk.note(q.mi.table, len(q.ops), query, args)
 	}
-	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Where(query, args...) })
+	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Where(query, q.s.bindArgs(b.DB(), args)...) })
 }
 
 // WhereOr adds an OR condition, as bun.SelectQuery.WhereOr does.
 func (q *SelectQuery) WhereOr(query string, args ...any) *SelectQuery {
 	q.subs = subqueriesIn(q.subs, "WhereOr", args)
 	q.wk.opaque = true // an OR at the top level: no Where routes
-	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.WhereOr(query, args...) })
+	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.WhereOr(query, q.s.bindArgs(b.DB(), args)...) })
 }
 
 // WhereGroup adds a parenthesised group of conditions, as
@@ -188,13 +188,13 @@ func (q *SelectQuery) WhereShardKey(column string, values ...any) *SelectQuery {
 // shard: rows of other shards are not visible to them.
 func (q *SelectQuery) Join(join string, args ...any) *SelectQuery {
 	q.subs = subqueriesIn(q.subs, "Join", args)
-	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Join(join, args...) })
+	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Join(join, q.s.bindArgs(b.DB(), args)...) })
 }
 
 // JoinOn adds a join condition, as bun.SelectQuery.JoinOn does.
 func (q *SelectQuery) JoinOn(cond string, args ...any) *SelectQuery {
 	q.subs = subqueriesIn(q.subs, "JoinOn", args)
-	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.JoinOn(cond, args...) })
+	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.JoinOn(cond, q.s.bindArgs(b.DB(), args)...) })
 }
 
 // Relation loads a relation (has-one, belongs-to, has-many, m2m; nested with
@@ -234,7 +234,7 @@ func (q *SelectQuery) Group(columns ...string) *SelectQuery {
 func (q *SelectQuery) Having(having string, args ...any) *SelectQuery {
 	q.subs = subqueriesIn(q.subs, "Having", args)
 	q.grouped = true
-	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Having(having, args...) })
+	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Having(having, q.s.bindArgs(b.DB(), args)...) })
 }
 
 // Distinct makes the select DISTINCT, on one shard only (over several it

@@ -14,9 +14,10 @@ import (
 // statement, so it runs on whatever shard the statement runs on, whichever
 // handle it was built on.
 type subquery struct {
-	call string  // the builder call: "Where", "Set", ...
-	arg  int     // its position among the call's arguments, from 1
-	db   *bun.DB // the handle it was built on
+	call string       // the builder call: "Where", "Set", ...
+	arg  int          // its position among the call's arguments, from 1
+	db   *bun.DB      // the handle it was built on
+	sel  *SelectQuery // or a session select, rendered per shard (subselect.go)
 }
 
 // subqueriesIn appends to subs the Bun queries among the arguments of call.
@@ -31,6 +32,9 @@ func subqueriesIn(subs []subquery, call string, args []any) []subquery {
 		if ok {
 			subs = append(subs, subquery{call: call, arg: i + 1, db: q.DB()})
 		}
+		if sel, ok := a.(*SelectQuery); ok {
+			subs = append(subs, subquery{call: call, arg: i + 1, sel: sel})
+		}
 	}
 	return subs
 }
@@ -43,6 +47,14 @@ func subqueriesIn(subs []subquery, call string, args []any) []subquery {
 // Apply, on the shard's own query (b.NewSelect()).
 func (s *Session) vetSubqueries(subs []subquery, shards []ShardID, what string) error {
 	for _, sq := range subs {
+		if sq.sel != nil {
+			for _, id := range shards {
+				if _, err := sq.sel.subPlan(id); err != nil {
+					return fmt.Errorf("%s: argument %d of %s: %w", what, sq.arg, sq.call, err)
+				}
+			}
+			continue
+		}
 		home, err := s.shardOfHandle(sq.db)
 		if err != nil {
 			return fmt.Errorf("%w: %s: argument %d of %s is a Bun query built on %v; it would run on %v instead. "+

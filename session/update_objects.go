@@ -91,6 +91,12 @@ func (q *UpdateQuery) execObjects(ctx context.Context) (Result, error) {
 			return Result{}, fmt.Errorf("%w: update %s: Column(%q): the model has no such column", ErrInvalidArgument, t.TypeName, c)
 		}
 	}
+	for _, sq := range q.subs {
+		if sq.sel != nil {
+			return Result{}, fmt.Errorf("%w: update %s: argument %d of %s is a session select; an UPDATE of objects "+
+				"does not render subqueries per shard: use the statement form, or pin it", ErrUnsupported, t.TypeName, sq.arg, sq.call)
+		}
+	}
 	if len(q.subs) > 0 {
 		// As for an insert: a Bun subquery is only right on its own
 		// shard, so the statement must be pinned there.
