@@ -88,8 +88,8 @@ func (s *Session) shardFor(ctx context.Context, obj any, opts []StatementOption)
 		}
 	}
 	id, err := s.placeObject(ctx, op, mi, v, pin, -1)
-	if err == nil && s.unit != nil {
-		err = s.unit.outside([]ShardID{id}, pin.by, what+" "+describe(mi, v, -1))
+	if err == nil && s.at.unitOf() != nil {
+		err = s.at.unitOf().outside([]ShardID{id}, pin.by, what+" "+describe(mi, v, -1))
 	}
 	return id, err
 }

@@ -15,9 +15,11 @@ import (
 // the route, so results go to slot i with no locking.
 type shardFunc func(ctx context.Context, i int, id ShardID, db bun.IDB) error
 
-// fanOut runs fn on every shard of ids, fail-fast: the first error cancels the
-// others (through ctx) and is returned as a *ShardError at once, without
-// waiting for them outside a unit of work (see failFast). A single shard runs
+// fanOut runs fn, a read, on every shard of ids at the session's place
+// (replicas may serve it; a write uses fanOutWrites or each), fail-fast: the
+// first error cancels the others (through ctx) and is returned as a
+// *ShardError at once, without waiting for them unless the place says so (a
+// unit of work; see failFast). A single shard runs
 // inline, with no goroutine, which keeps single-shard statements as cheap as
 // plain Bun. The ctx each call sees is pinned to its shard, so Bun hooks and
 // relation queries know where they run.
@@ -32,7 +34,22 @@ func (s *Session) fanOutPolicy(ctx context.Context, ids []ShardID, op string, pa
 	if len(ids) == 0 { // criteria that match no row (mergeCriteria): nothing to run
 		return nil
 	}
-	fn = s.reading(fn) // every fan-out is a read: replicas may serve it
+	return s.scatter(ctx, ids, op, partial, s.at.read(fn)) // a read: replicas may serve it
+}
+
+// fanOutWrites runs a write on every shard of ids, fail-fast as fanOut, on
+// the shards themselves or a unit's transactions: a write never takes the
+// read path (place.read), so it never reaches a replica.
+func (s *Session) fanOutWrites(ctx context.Context, ids []ShardID, op string, fn shardFunc) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.scatter(ctx, ids, op, false, fn)
+}
+
+// scatter runs fn on every shard of ids (at least one) as fanOutPolicy
+// says, fn being already what runs at the session's place.
+func (s *Session) scatter(ctx context.Context, ids []ShardID, op string, partial bool, fn shardFunc) error {
 	if partial && len(ids) > 1 {
 		err := s.each(ctx, ids, op, fn)
 		if err == nil {
@@ -119,7 +136,7 @@ func (s *Session) failFast(ctx context.Context, ids []ShardID, op string, fn sha
 		if err := <-done; err != nil && first == nil {
 			first = err
 			cancel()
-			if s.unit == nil {
+			if !s.at.waits() {
 				return first // see above: the others end on their own
 			}
 		}
@@ -146,8 +163,8 @@ func (s *Session) run(ctx context.Context, i int, id ShardID, fn shardFunc) erro
 	if end != nil {
 		end(err)
 	}
-	if err != nil && s.unit != nil {
-		s.unit.failed(id, err)
+	if err != nil {
+		s.at.failed(id, err)
 	}
 	return err
 }
@@ -175,10 +192,7 @@ func withCtxErr(ctx context.Context, err error) error {
 // database, or for a unit of work's view the unit's transaction on it
 // (begun on first use).
 func (s *Session) conn(ctx context.Context, id ShardID) (bun.IDB, error) {
-	if s.unit != nil {
-		return s.unit.conn(ctx, id)
-	}
-	return s.shards[id], nil
+	return s.at.conn(ctx, id)
 }
 
 // each runs fn on every shard of ids without cancelling on failure (writes

@@ -538,7 +538,7 @@ func (u *UnitOfWork) execute(ctx context.Context, w *work) error {
 	}
 	if len(w.updates) > 0 {
 		ids := sortedKeys(w.updates)
-		err := u.view.fanOut(ctx, ids, "update", func(ctx context.Context, _ int, id ShardID, db bun.IDB) error {
+		err := u.view.fanOutWrites(ctx, ids, "update", func(ctx context.Context, _ int, id ShardID, db bun.IDB) error {
 			u.wrote(id)
 			for _, g := range w.updates[id] {
 				if err := update(ctx, db, g); err != nil {
@@ -576,7 +576,7 @@ func (u *UnitOfWork) execute(ctx context.Context, w *work) error {
 func (u *UnitOfWork) phase(ctx context.Context, op string, groups map[ShardID][]*entry,
 	fn func(ctx context.Context, db bun.IDB, es []*entry) error,
 ) error {
-	return u.view.fanOut(ctx, sortedKeys(groups), op, func(ctx context.Context, _ int, id ShardID, db bun.IDB) error {
+	return u.view.fanOutWrites(ctx, sortedKeys(groups), op, func(ctx context.Context, _ int, id ShardID, db bun.IDB) error {
 		u.wrote(id)
 		return fn(ctx, db, groups[id])
 	})

@@ -168,7 +168,7 @@ func (q *InsertQuery) Exec(ctx context.Context) (Result, error) {
 	if q.err != nil {
 		return Result{}, q.err
 	}
-	if u := q.s.unit; u != nil {
+	if u := q.s.at.unitOf(); u != nil {
 		if err := u.enter(opExec); err != nil {
 			return Result{}, err
 		}

@@ -93,7 +93,7 @@ type loadRouter struct {
 func (r loadRouter) Route(ctx context.Context, t *schema.Table, from ShardID, pinned bool) (loader.Route, error) {
 	s, o := r.s, r.o
 	what := "load " + t.TypeName
-	if pinned && len(o.shards) == 0 && len(s.pin) == 0 {
+	if pinned && len(o.shards) == 0 && len(s.at.pinned()) == 0 {
 		rt, err := s.checked([]ShardID{from}, "option", what)
 		return loader.Route{Shards: rt.Shards, Pinned: true}, err
 	}

@@ -72,7 +72,7 @@ func (u *UnitOfWork) insertLinks(ctx context.Context, w *work) error {
 	if len(w.links) == 0 {
 		return nil
 	}
-	return u.view.fanOut(ctx, sortedKeys(w.links), "insert m2m links", func(ctx context.Context, _ int, id ShardID, db bun.IDB) error {
+	return u.view.fanOutWrites(ctx, sortedKeys(w.links), "insert m2m links", func(ctx context.Context, _ int, id ShardID, db bun.IDB) error {
 		u.wrote(id)
 		var tables []*schema.Table // in order of first use
 		rows := map[*schema.Table]reflect.Value{}

@@ -99,7 +99,7 @@ func (m *mutation) execute(ctx context.Context, op chooser.Op, run func(ctx cont
 	if m.err != nil {
 		return Result{}, m.err
 	}
-	if u := m.s.unit; u != nil && !m.inUnit { // inUnit: the outer exec of a reference write holds the unit
+	if u := m.s.at.unitOf(); u != nil && !m.inUnit { // inUnit: the outer exec of a reference write holds the unit
 		if err := u.enter(opExec); err != nil {
 			return Result{}, err
 		}
@@ -142,8 +142,8 @@ func (m *mutation) execute(ctx context.Context, op chooser.Op, run func(ctx cont
 		rows[i] = n
 		if err == nil {
 			m.s.wrote(ctx, id, db)
-			if m.s.unit != nil { // a write in the unit's transaction: Commit must commit it
-				m.s.unit.wrote(id)
+			if m.s.at.unitOf() != nil { // a write in the unit's transaction: Commit must commit it
+				m.s.at.unitOf().wrote(id)
 			}
 		}
 		return err

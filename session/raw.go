@@ -150,7 +150,7 @@ func (q *RawQuery) run(ctx context.Context, op chooser.Op, dest []any, scan bool
 }
 
 func (q *RawQuery) runRaw(ctx context.Context, op chooser.Op, dest []any, scan bool) (Result, error) {
-	if u := q.s.unit; u != nil {
+	if u := q.s.at.unitOf(); u != nil {
 		if err := u.enter(opExec); err != nil {
 			return Result{}, err
 		}
@@ -194,7 +194,7 @@ func (q *RawQuery) runRaw(ctx context.Context, op chooser.Op, dest []any, scan b
 			return err
 		}
 		q.s.readRows(ctx, rows[i])
-		if op != chooser.OpSelect || q.s.unit != nil {
+		if op != chooser.OpSelect || q.s.at.unitOf() != nil {
 			q.s.wrote(ctx, id, db) // in a unit, Commit must commit it (a Scan too: it may have written)
 		}
 		return nil

@@ -141,7 +141,7 @@ func (s *Session) recover(ctx context.Context, opts []RecoverOption) (Recovered,
 	// resolved meanwhile, rather than after the slowest one answered (by
 	// then ctx may have ended).
 	root := *s
-	root.unit, root.pin = nil, nil
+	root.at = s.at.root()
 	found := make([][]*prepared, len(s.order))
 	listed := make([]bool, len(s.order))
 	decide := func(p *prepared) (string, bool) { // from the records alone

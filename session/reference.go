@@ -40,12 +40,12 @@ func (s *Session) referenceWrite(ctx context.Context, o *stmtOptions, what strin
 			"write reference tables without a pin (a context pin too: use a context without WithShardID)",
 			ErrInvalidArgument, what, pinName(by), ids)
 	}
-	if s.unit == nil {
+	if s.at.unitOf() == nil {
 		return s.RunInTx(ctx, []UnitOption{TwoPhase()}, func(ctx context.Context, u *UnitOfWork) error {
 			return fn(ctx, u.view)
 		})
 	}
-	if !s.unit.cfg.twoPhase {
+	if !s.at.unitOf().cfg.twoPhase {
 		return fmt.Errorf("%w: %s: a reference table is written on every shard, all or none, and this unit of work "+
 			"commits each shard on its own; begin it with TwoPhase()", ErrInvalidArgument, what)
 	}
@@ -108,7 +108,7 @@ func (s *Session) writeReference(ctx context.Context, op string, mi *modelInfo, 
 					"differs; nothing is written on any shard: %w", what, len(miss), len(objs), id, sql.ErrNoRows)
 			}
 			v.wrote(ctx, id, db)
-			v.unit.wrote(id) // v is a unit's view: Commit commits this shard
+			v.at.unitOf().wrote(id) // v is a unit's view: Commit commits this shard
 			return nil
 		})
 		if err != nil {

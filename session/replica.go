@@ -409,10 +409,14 @@ func (s *Session) CheckReplicas(ctx context.Context) error {
 	return s.replicas.checkAll(ctx)
 }
 
-// reading wraps fn, a read of one shard, so that it runs on a replica when
-// one may serve it, and on the primary otherwise, or again on the primary
-// when the replica fails in a way that makes that safe.
-func (s *Session) reading(fn shardFunc) shardFunc {
+// reading returns fn, a read of one shard, as it runs at the session's
+// place (see place.read): on a replica only outside a unit of work.
+func (s *Session) reading(fn shardFunc) shardFunc { return s.at.read(fn) }
+
+// replicaRead wraps fn, a read of one shard, so that it runs on a replica
+// when one may serve it, and on the primary otherwise, or again on the
+// primary when the replica fails in a way that makes that safe.
+func (s *Session) replicaRead(fn shardFunc) shardFunc {
 	rs := s.replicas
 	if rs == nil {
 		return fn
@@ -585,10 +589,11 @@ func (t *tracker) raise(id ShardID, lsn LSN) {
 // The setting is read on another connection of the same pool than the
 // write's, so it assumes the pool's connections share it.
 func (s *Session) wrote(ctx context.Context, id ShardID, primary bun.IDB) {
-	if s.unit != nil { // a unit's statement: its Commit must commit the shard
-		s.unit.wrote(id)
-		return
-	}
+	s.at.written(ctx, id, primary)
+}
+
+// replicaWrote is wrote outside a unit of work (rootPlace.written).
+func (s *Session) replicaWrote(ctx context.Context, id ShardID, primary bun.IDB) {
 	rs := s.replicas
 	if rs == nil || rs.byShard[id] == nil || !s.shardHandle(id, primary) {
 		return // a write inside a transaction is recorded when it commits

@@ -505,3 +505,114 @@ func TestReplicaOptionsValidate(t *testing.T) {
 		t.Error("a session without replicas reports replicas or makes trackers")
 	}
 }
+
+// TestWritesNeverReachReplicas: with healthy replicas that serve reads,
+// every kind of write goes to the primaries only, outside a unit of work (an
+// object insert, update and delete, statement-form update and delete, a
+// Using view's insert) and inside one (a flush's inserts, updates, deletes
+// and m2m links, on the session and on a Using view, and RunInTx); a unit's
+// reads stay in its transactions too. Each write's row is then on its
+// primary.
+func TestWritesNeverReachReplicas(t *testing.T) {
+	ctx := context.Background()
+	r := newReplicated(t, map[session.ShardID]int{"north_america": 1, "asia": 1}, false)
+	s := r.session(t)
+	f := r.fixture
+	f.seed(t, s, weather.Generate(4, 2, 5))
+	r.caughtUp(t, s)
+
+	// The replicas do serve reads: a Get on each replicated shard runs there.
+	r.reset()
+	for _, id := range []session.ShardID{"north_america", "asia"} {
+		var loc weather.Location
+		if err := s.Using(id).Get(ctx, &loc, map[session.ShardID]int64{"north_america": 1, "asia": 2}[id]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if na, as := r.onReplicas("north_america"), r.onReplicas("asia"); na[0] != 1 || as[0] != 1 {
+		t.Fatalf("Gets ran %v and %v statements on the replicas; want [1] and [1] (the replicas must serve reads)", na, as)
+	}
+
+	noReplica := func(t *testing.T, what string) {
+		t.Helper()
+		if na, as := r.onReplicas("north_america"), r.onReplicas("asia"); na[0] != 0 || as[0] != 0 {
+			t.Errorf("%s ran %v and %v statements on the north_america and asia replicas; want none", what, na, as)
+		}
+	}
+	onPrimary := func(t *testing.T, id session.ShardID, table string, want ...int64) {
+		t.Helper()
+		got := f.rowsOn(t, id, table)
+		for _, w := range want {
+			if !slices.Contains(got, w) {
+				t.Errorf("%s on primary %s = %v; want it to hold %d", table, id, got, w)
+			}
+		}
+	}
+
+	t.Run("outside a unit", func(t *testing.T) {
+		r.reset()
+		locs := []*weather.Location{{ID: 200, Continent: "North America", City: "N"}, {ID: 201, Continent: "Asia", City: "A"}}
+		if err := s.Insert(ctx, &locs); err != nil {
+			t.Fatal(err)
+		}
+		locs[0].City = "N2"
+		if err := s.Update(ctx, locs[0]); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, locs[1]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.NewUpdate().Model((*weather.Location)(nil)).Set("city = city").
+			WhereShardKey("continent", "North America", "Asia").Where("id < 100").Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.NewDelete().Model((*weather.Location)(nil)).WhereShardKey("continent", "Asia").Where("id = -1").Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Using("asia").Insert(ctx, &weather.Location{ID: 202, Continent: "Asia", City: "U"}); err != nil {
+			t.Fatal(err)
+		}
+		noReplica(t, "insert, update, delete, statement update and delete, a view's insert")
+		onPrimary(t, "north_america", "weather_locations", 200)
+		onPrimary(t, "asia", "weather_locations", 202)
+	})
+
+	t.Run("in a unit", func(t *testing.T) {
+		r.reset()
+		u := s.Begin()
+		var old *weather.Location
+		if err := u.Get(ctx, &old, int64(1)); err != nil { // a read in the unit
+			t.Fatal(err)
+		}
+		old.City = "renamed"
+		if err := u.Add(&weather.Location{ID: 300, Continent: "North America", City: "N"},
+			&weather.Location{ID: 301, Continent: "Asia", City: "A", Tags: []weather.Tag{{ID: 300, Name: "t"}}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var rows []*weather.Location
+		if err := u.NewSelect().Model(&rows).Where("id >= 300").Scan(ctx); err != nil { // read in the unit
+			t.Fatal(err)
+		}
+		if len(rows) != 2 {
+			t.Fatalf("select in the unit = %d rows; want 2 (its own inserts)", len(rows))
+		}
+		if err := u.Delete(rows[0]); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		err := s.Using("asia").RunInTx(ctx, nil, func(ctx context.Context, u *session.UnitOfWork) error {
+			return u.Add(&weather.Location{ID: 302, Continent: "Asia", City: "V"})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		noReplica(t, "a unit's get, flush, select, delete, commit and a view's RunInTx")
+		onPrimary(t, "asia", "weather_locations", 302)
+		onPrimary(t, "asia", "tags", 300)
+	})
+}

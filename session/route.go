@@ -46,8 +46,8 @@ func (s *Session) route(ctx context.Context, o *stmtOptions, what string, choose
 	}
 	if ids != nil {
 		r, err := s.checked(ids, by, what)
-		if err == nil && s.unit != nil {
-			err = s.unit.outside(r.Shards, by, what)
+		if err == nil && s.at.unitOf() != nil {
+			err = s.at.unitOf().outside(r.Shards, by, what)
 		}
 		return r, err
 	}
@@ -101,12 +101,12 @@ func (s *Session) pinOf(ctx context.Context, o *stmtOptions, what string) ([]Sha
 				"(leave the option out to let the chooser route)", ErrInvalidArgument, what)
 		}
 		return o.shards, "option", nil
-	case s.pin != nil:
-		if len(s.pin) == 0 {
+	case s.at.pinned() != nil:
+		if len(s.at.pinned()) == 0 {
 			return nil, "", fmt.Errorf("%w: %s: the session view Using() names no shard; a view never means every shard "+
 				"(use the session itself to let the chooser route)", ErrInvalidArgument, what)
 		}
-		return s.pin, "using", nil
+		return s.at.pinned(), "using", nil
 	}
 	id, ok := contextPin(ctx)
 	switch {

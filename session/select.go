@@ -595,7 +595,7 @@ func (q *SelectQuery) Scan(ctx context.Context, dest ...any) error {
 }
 
 func (q *SelectQuery) scanAny(ctx context.Context, dest ...any) error {
-	if u := q.s.unit; u != nil && len(dest) == 0 && !q.aggregating {
+	if u := q.s.at.unitOf(); u != nil && len(dest) == 0 && !q.aggregating {
 		return u.scan(ctx, q)
 	}
 	return q.scan(ctx, dest...)

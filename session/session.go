@@ -32,13 +32,12 @@ type Session struct {
 	executeChooser  chooser.ExecuteChooser
 
 	cfg config
-	pin []ShardID // nil, or the shards of a view made by Using (empty: Using(), an error)
+	at  place // where statements run: the shards, a Using view's, or a unit's transactions
 
 	replicas *replicaSet // nil without WithReplicas; shared by views
 
 	models *sync.Map // reflect.Type -> *modelInfo, shared by views
 
-	unit      *UnitOfWork   // set on a unit of work's view: statements run in its transactions
 	decisions *decisions    // the two-phase decision table, shared by views
 	units     *atomic.Int64 // units of work holding transactions (OpenUnits), shared by views
 }
@@ -75,6 +74,7 @@ func New(shards map[ShardID]bun.IDB, sc chooser.ShardChooser, ic chooser.Identit
 		decisions:       new(decisions),
 		units:           new(atomic.Int64),
 	}
+	s.at = rootPlace{s}
 	for id, db := range shards {
 		if id == "" {
 			return nil, fmt.Errorf("%w: New: a shard has an empty id", ErrInvalidArgument)
@@ -170,7 +170,7 @@ func (s *Session) RegisterModel(models ...any) {
 // fails with [ErrUnknownShard] when a statement runs.
 func (s *Session) Using(ids ...ShardID) *Session {
 	v := *s
-	v.pin = append([]ShardID{}, ids...) // non-nil even when empty: a view of nothing
+	v.at = usingPlace{place: s.at, ids: append([]ShardID{}, ids...)} // non-nil even when empty: a view of nothing
 	return &v
 }
 

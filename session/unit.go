@@ -286,7 +286,7 @@ func (s *Session) Begin(opts ...UnitOption) *UnitOfWork {
 		u.txs[id] = &shardTx{}
 	}
 	v := *s
-	v.unit = u
+	v.at = u
 	u.view = &v
 	return u
 }

@@ -21,10 +21,10 @@ func (u *UnitOfWork) NewDelete() *DeleteQuery { return u.view.NewDelete() }
 // scoped reports the shards a unit begun on a Using view keeps to (nil:
 // any shard of the session).
 func (u *UnitOfWork) scoped() []ShardID {
-	if len(u.s.pin) == 0 {
+	if len(u.s.at.pinned()) == 0 {
 		return nil
 	}
-	return u.s.pin
+	return u.s.at.pinned()
 }
 
 // outside fails when a statement of a unit begun on a Using view (what,

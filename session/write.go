@@ -257,8 +257,8 @@ func (s *Session) writeObjects(ctx context.Context, op string, model any, opts [
 			at = -1
 		}
 		id, err := s.placeObject(ctx, op, mi, obj, pin, at)
-		if err == nil && s.unit != nil {
-			err = s.unit.outside([]ShardID{id}, pin.by, op+" "+describe(mi, obj, at))
+		if err == nil && s.at.unitOf() != nil {
+			err = s.at.unitOf().outside([]ShardID{id}, pin.by, op+" "+describe(mi, obj, at))
 		}
 		if err != nil {
 			return err
@@ -496,7 +496,7 @@ func (s *Session) checkPin(ctx context.Context, op string, mi *modelInfo, obj re
 		return pin.id, nil
 	}
 	fix := "PinWins()"
-	if s.unit != nil {
+	if s.at.unitOf() != nil {
 		fix = "UnitPinWins() at Begin"
 	}
 	by := "the ShardChooser"
