@@ -10,9 +10,9 @@ import (
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/schema"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/bunshard/bunshard/identity"
+	"github.com/bunshard/bunshard/internal/fanout"
 )
 
 // Conns gives the handle statements on one shard run on. [Shards] is the
@@ -348,21 +348,19 @@ func (l *load) probe(ctx context.Context, g *group) error {
 	return nil
 }
 
+// run runs the tasks, fail-fast: the first failure cancels the others, and
+// is returned once they have ended (they write into the parents' groups,
+// which must not change after Load has returned).
 func (l *load) run(ctx context.Context) error {
-	switch len(l.tasks) {
-	case 0:
+	errs, first := fanout.Run(ctx, len(l.tasks), fanout.Policy{Limit: l.cfg.concurrency, FailFast: true, Wait: true},
+		func(ctx context.Context, i int) error { return l.exec(ctx, l.tasks[i]) })
+	if first < 0 {
 		return nil
-	case 1:
-		return l.exec(ctx, l.tasks[0])
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	if l.cfg.concurrency > 0 {
-		g.SetLimit(l.cfg.concurrency)
+	if _, ok := errs[first].(*ShardError); !ok { // not started: the context ended
+		return &ShardError{Shard: l.tasks[first].target, Op: "load " + l.table.TypeName + "." + l.rel.Field.GoName, Err: errs[first]}
 	}
-	for _, t := range l.tasks {
-		g.Go(func() error { return l.exec(gctx, t) })
-	}
-	return g.Wait()
+	return errs[first]
 }
 
 // exec runs one task's statement and records what it found in its slot

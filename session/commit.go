@@ -7,10 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/uptrace/bun"
+
+	"github.com/bunshard/bunshard/internal/fanout"
 )
 
 // Commit flushes the unit, then commits the transaction of every shard it
@@ -149,7 +150,7 @@ func (u *UnitOfWork) commitOnePhase(ctx context.Context, writers []ShardID) erro
 	for i, id := range writers {
 		ends[i] = u.txs[id].ender(ctx, true)
 	}
-	errs := endTxs(ctx, ends, true)
+	errs := endTxs(ctx, u.s.cfg.concurrency, ends, true)
 	var ok, failed []ShardID
 	for i, id := range writers {
 		u.txs[id].open = false
@@ -243,16 +244,13 @@ func (u *UnitOfWork) commitTwoPhase(ctx context.Context, writers []ShardID) erro
 	// Step 2: PREPARE TRANSACTION on the other shards, in parallel, each
 	// under ctx: a shard that does not answer by ctx's deadline fails the
 	// commit, which is not decided yet.
-	errs := make([]error, len(others))
-	var wg sync.WaitGroup
-	for i, id := range others {
-		wg.Go(func() {
-			if err := u.txs[id].prepare(WithShardID(ctx, id), gid(txid, id)); err != nil {
-				errs[i] = &ShardError{Shard: id, Op: "prepare", Err: withCtxErr(ctx, err)}
-			}
-		})
-	}
-	wg.Wait()
+	errs, _ := fanout.Run(ctx, len(others), fanout.Policy{Limit: s.cfg.concurrency}, func(ctx context.Context, i int) error {
+		id := others[i]
+		if err := u.txs[id].prepare(WithShardID(ctx, id), gid(txid, id)); err != nil {
+			return &ShardError{Shard: id, Op: "prepare", Err: withCtxErr(ctx, err)}
+		}
+		return nil
+	})
 	if err := errors.Join(errs...); err != nil || ctx.Err() != nil {
 		if err == nil { // every shard prepared, but ctx ended: no decision is sent
 			err = fmt.Errorf("the context ended before the decision: %w", context.Cause(ctx))
@@ -327,7 +325,7 @@ func (u *UnitOfWork) commitTwoPhase(ctx context.Context, writers []ShardID) erro
 			return err
 		}
 	}
-	cerrs := endTxs(ctx, ends, true)
+	cerrs := endTxs(ctx, u.s.cfg.concurrency, ends, true)
 	var committed, pending []ShardID
 	for _, id := range writers {
 		i := slices.Index(others, id)
@@ -366,7 +364,7 @@ func (u *UnitOfWork) rollbackPrepared(ctx context.Context, txid string, ids []Sh
 			return err
 		}
 	}
-	errs := endTxs(ctx, ends, false)
+	errs := endTxs(ctx, u.s.cfg.concurrency, ends, false)
 	var left []ShardID
 	for i, id := range ids {
 		if errs[i] != nil {
@@ -412,16 +410,13 @@ func (u *UnitOfWork) abort(ctx context.Context, why string) error {
 			open = append(open, id)
 		}
 	}
-	errs := make([]error, len(open))
-	var wg sync.WaitGroup
-	for i, id := range open {
-		wg.Go(func() {
-			if err := u.txs[id].rollback(ctx); err != nil {
-				errs[i] = &ShardError{Shard: id, Op: "rollback", Err: err}
-			}
-		})
-	}
-	wg.Wait()
+	errs, _ := fanout.Run(ctx, len(open), fanout.Policy{Limit: u.s.cfg.concurrency}, func(ctx context.Context, i int) error {
+		id := open[i]
+		if err := u.txs[id].rollback(ctx); err != nil {
+			return &ShardError{Shard: id, Op: "rollback", Err: err}
+		}
+		return nil
+	})
 	u.end(why)
 	return errors.Join(errs...)
 }

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/uptrace/bun"
-	"golang.org/x/sync/errgroup"
+
+	"github.com/bunshard/bunshard/internal/fanout"
 )
 
 // shardFunc runs one shard's part of a statement. i is the shard's index in
@@ -80,68 +80,35 @@ func (s *Session) scatter(ctx context.Context, ids []ShardID, op string, partial
 	return s.failFast(ctx, ids, op, fn)
 }
 
-// failFast runs fn on the shards of ids (more than one) in goroutines, at
+// failFast runs fn on the shards of ids (more than one) concurrently, at
 // most s.cfg.concurrency at a time (0: all at once), and returns the first
-// error as soon as it happens, cancelling the rest.
+// error as soon as it happens, cancelling the rest; shards not started by
+// then are not started.
 //
 // Why it does not wait for the cancelled shards: a shard that hangs (a
 // frozen server, a network that drops packets) may never notice the
 // cancellation. pgdriver interrupts a statement at its context's deadline
 // only, never at a cancel, so waiting would make the fan-out as slow as the
 // hung shard's driver timeout, or hang it for good with timeouts off. The
-// goroutines left behind are cancelled and end when their driver call does;
-// they report into a buffered channel that nobody needs to read, and write
-// only into their own result slot, which the caller does not read after an
-// error. That holds for reads, not for a unit of work's statements: those
-// share the unit's transactions and write into its objects (keys returned
-// by an INSERT), which must not change after Flush or Commit has returned.
-// A unit's fan-outs therefore wait for every shard; each statement still
-// ends at its context's deadline.
+// shards left behind are cancelled and end when their driver call does;
+// they write only into their own result slot, which the caller does not
+// read after an error. That holds for reads, not for a unit of work's
+// statements: those share the unit's transactions and write into its
+// objects (keys returned by an INSERT), which must not change after Flush
+// or Commit has returned. A unit's fan-outs therefore wait for every shard
+// (place.waits); each statement still ends at its context's deadline.
 //
-// Every shard runs on a goroutine of its own, the first one included:
-// running one inline would tie the caller to that shard if it hangs.
+// Every shard runs on a goroutine of its own, the first one included
+// (fanout.Run): running one inline would tie the caller to that shard if
+// it hangs.
 func (s *Session) failFast(ctx context.Context, ids []ShardID, op string, fn shardFunc) error {
-	gctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, len(ids)) // buffered: a goroutine left behind never blocks
-	var next atomic.Int64              // the index of the next shard to start
-	worker := func() {
-		for {
-			i := int(next.Add(1) - 1)
-			if i >= len(ids) {
-				return
-			}
-			id := ids[i]
-			if gctx.Err() != nil { // a shard failed, or ctx ended: start no more
-				// Never nil: when ctx ended, this shard's part is missing.
-				done <- &ShardError{Shard: id, Op: op, Err: context.Cause(gctx)}
-				continue
-			}
-			var err error
-			if err = s.run(gctx, i, id, fn); err != nil {
-				err = &ShardError{Shard: id, Op: op, Err: err}
-			}
-			done <- err
-		}
+	errs, first := fanout.Run(ctx, len(ids), fanout.Policy{Limit: s.cfg.concurrency, FailFast: true, Wait: s.at.waits()},
+		func(ctx context.Context, i int) error { return s.run(ctx, i, ids[i], fn) })
+	if first < 0 {
+		return nil
 	}
-	workers := len(ids)
-	if c := s.cfg.concurrency; c > 0 && c < workers {
-		workers = c
-	}
-	for range workers {
-		go worker()
-	}
-	var first error
-	for range ids {
-		if err := <-done; err != nil && first == nil {
-			first = err
-			cancel()
-			if !s.at.waits() {
-				return first // see above: the others end on their own
-			}
-		}
-	}
-	return first
+	// Never nil: a shard not started because ctx ended is missing its part.
+	return &ShardError{Shard: ids[first], Op: op, Err: errs[first]}
 }
 
 // run runs one shard's part of a statement on the shard's handle (a unit of
@@ -202,24 +169,15 @@ func (s *Session) each(ctx context.Context, ids []ShardID, op string, fn shardFu
 	if len(ids) == 0 {
 		return nil
 	}
-	errs := make([]error, len(ids))
-	run := func(i int, id ShardID) {
-		if err := s.run(ctx, i, id, fn); err != nil {
-			errs[i] = &ShardError{Shard: id, Op: op, Err: err}
+	errs, _ := fanout.Run(ctx, len(ids), fanout.Policy{Limit: s.cfg.concurrency}, func(ctx context.Context, i int) error {
+		if err := s.run(ctx, i, ids[i], fn); err != nil {
+			return &ShardError{Shard: ids[i], Op: op, Err: err}
 		}
-	}
+		return nil
+	})
 	if len(ids) == 1 {
-		run(0, ids[0])
 		return errs[0]
 	}
-	var g errgroup.Group
-	if s.cfg.concurrency > 0 {
-		g.SetLimit(s.cfg.concurrency)
-	}
-	for i, id := range ids {
-		g.Go(func() error { run(i, id); return nil })
-	}
-	_ = g.Wait() // errors are in errs, one slot per shard
 	return joinSorted(errs)
 }
 

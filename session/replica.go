@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+
+	"github.com/bunshard/bunshard/internal/fanout"
 )
 
 // The defaults of [WithReplicaCheck].
@@ -128,6 +130,7 @@ type replicaSet struct {
 	obs      ReplicaObserver // nil: checks are not reported (observe.go)
 	interval time.Duration
 	timeout  time.Duration
+	limit    int // WithConcurrency: how many replicas checkAll checks at once
 
 	running atomic.Bool // started, read without the lock on every read
 	mu      sync.Mutex  // guards started, closed, stop
@@ -163,6 +166,7 @@ func newReplicaSet(s *Session, c replicaConfig) (*replicaSet, error) {
 		byShard:  map[ShardID]*shardReplicas{},
 		interval: DefaultReplicaCheckInterval,
 		timeout:  DefaultReplicaCheckTimeout,
+		limit:    s.cfg.concurrency,
 		done:     make(chan struct{}),
 	}
 	rs.obs, _ = s.cfg.observer.(ReplicaObserver)
@@ -306,16 +310,13 @@ func (rs *replicaSet) checkAll(ctx context.Context) error {
 	for _, sr := range rs.byShard {
 		all = append(all, sr.list...)
 	}
-	errs := make([]error, len(all))
-	var wg sync.WaitGroup
-	for i, r := range all {
-		wg.Go(func() {
-			if err := r.check(ctx, rs.timeout, rs.obs); err != nil {
-				errs[i] = &ShardError{Shard: r.shard, Op: "check replica " + strconv.Itoa(r.index), Err: err}
-			}
-		})
-	}
-	wg.Wait()
+	errs, _ := fanout.Run(ctx, len(all), fanout.Policy{Limit: rs.limit}, func(ctx context.Context, i int) error {
+		r := all[i]
+		if err := r.check(ctx, rs.timeout, rs.obs); err != nil {
+			return &ShardError{Shard: r.shard, Op: "check replica " + strconv.Itoa(r.index), Err: err}
+		}
+		return nil
+	})
 	return joinByShard(errs)
 }
 

@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	"github.com/uptrace/bun"
+
+	"github.com/bunshard/bunshard/internal/fanout"
 )
 
 // RunInTx runs fn in a new unit of work (begun with opts, as [Session.Begin]
@@ -99,53 +101,30 @@ func beginTx(ctx context.Context, db bun.IDB, opts *sql.TxOptions) (bun.Tx, erro
 }
 
 // endTxs runs ends, the calls that commit (commit set) or roll back the
-// transactions (see shardTx.ender), in parallel, and returns each one's
-// error, in order. It returns when every
-// shard has answered or when ctx ends, whichever comes first; a shard that
-// has not answered by then gets an error wrapping ctx's that says its
-// outcome is unknown (the COMMIT was sent). The caller checks ctx before:
-// endTxs sends even when ctx has ended.
+// transactions (see shardTx.ender), in parallel, at most limit at a time
+// (< 1: no bound), and returns each one's error, in order. It returns when
+// every shard has answered or when ctx ends, whichever comes first; a shard
+// that has not answered by then gets an error wrapping ctx's that says its
+// outcome is unknown (the COMMIT was sent, or will be: the calls not
+// started yet still run). The caller checks ctx before: endTxs sends even
+// when ctx has ended.
 //
 // Why not database/sql's Commit alone: it takes no context (pgdriver sends
 // COMMIT with context.Background), so a shard that hangs would hold the
 // caller until the driver's read timeout, or for good with timeouts off.
-// The goroutines of shards that had not answered end when their driver call
-// does; they report into a buffered channel that nobody needs to read.
-func endTxs(ctx context.Context, ends []func() error, commit bool) []error {
+// The calls of shards that had not answered end when their driver call
+// does (fanout.Policy.Detach).
+func endTxs(ctx context.Context, limit int, ends []func() error, commit bool) []error {
 	op := "ROLLBACK"
 	if commit {
 		op = "COMMIT"
 	}
-	type result struct {
-		i   int
-		err error
-	}
-	ch := make(chan result, len(ends))
-	for i, end := range ends {
-		go func() { ch <- result{i, end()} }()
-	}
-	errs := make([]error, len(ends))
-	answered := make([]bool, len(ends))
-	for n := 0; n < len(ends); n++ {
-		select {
-		case r := <-ch:
-			errs[r.i], answered[r.i] = r.err, true
-		case <-ctx.Done():
-			for ; n < len(ends); n++ { // take the answers that are in
-				select {
-				case r := <-ch:
-					errs[r.i], answered[r.i] = r.err, true
-					continue
-				default:
-				}
-				break
-			}
-			for i := range errs {
-				if !answered[i] {
-					errs[i] = fmt.Errorf("%s sent, no answer before the context ended, outcome unknown: %w", op, context.Cause(ctx))
-				}
-			}
-			return errs
+	errs, _ := fanout.Run(ctx, len(ends), fanout.Policy{Limit: limit, Detach: true}, func(_ context.Context, i int) error {
+		return ends[i]()
+	})
+	for i, err := range errs {
+		if errors.Is(err, fanout.ErrNoAnswer) {
+			errs[i] = fmt.Errorf("%s sent, no answer before the context ended, outcome unknown: %w", op, context.Cause(ctx))
 		}
 	}
 	return errs

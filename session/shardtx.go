@@ -115,7 +115,7 @@ func (st *shardTx) end(ctx context.Context, commit bool) error {
 	if !st.open {
 		return nil
 	}
-	return endTxs(ctx, []func() error{st.ender(ctx, commit)}, commit)[0]
+	return endTxs(ctx, 0, []func() error{st.ender(ctx, commit)}, commit)[0]
 }
 
 // rollback rolls st's transaction back.
