@@ -352,7 +352,11 @@ func (u *UnitOfWork) cascade() {
 }
 
 // related calls fn with a pointer to each object v's relation rel holds: a
-// non-nil pointer, a non-zero struct value, or the elements of a slice.
+// non-nil pointer (even to a zero struct), a non-zero struct held by value
+// (a by-value field has no nil, so its zero value holds nothing), or each
+// element of a slice. It is the session's one relation walker: a unit's
+// cascades, links and m2m writes, and Session.Insert's and Update's
+// RelationRouter checks all see the same objects.
 func related(v reflect.Value, rel *schema.Relation, fn func(p reflect.Value)) {
 	f := fieldOf(v, rel.Field)
 	if !f.IsValid() {

@@ -97,8 +97,12 @@ func (s *Session) checkRelations(ctx context.Context, op string, mi *modelInfo, 
 					return err
 				}
 				var denied error
-				eachRelated(rel.Field.Value(obj), func(v reflect.Value) bool {
-					o := chooser.Object{Table: other.table, Obj: v.Addr().Interface()}
+				related(obj, rel, func(p reflect.Value) {
+					if denied != nil {
+						return
+					}
+					v := p.Elem()
+					o := chooser.Object{Table: other.table, Obj: p.Interface()}
 					if tok := other.token(v); tok != nil {
 						o.Shard, _ = tok.Shard()
 					}
@@ -110,9 +114,7 @@ func (s *Session) checkRelations(ctx context.Context, op string, mi *modelInfo, 
 						denied = fmt.Errorf("%w: %s %s: the object goes to shard %s but its relation %s holds a %s on %s, "+
 							"and %v denies the relation", ErrRelationDenied, op, mi.table.TypeName, id, name,
 							other.table.TypeName, where, s.shardChooser)
-						return false
 					}
-					return true
 				})
 				if denied != nil {
 					return denied
@@ -121,27 +123,4 @@ func (s *Session) checkRelations(ctx context.Context, op string, mi *modelInfo, 
 		}
 	}
 	return nil
-}
-
-// eachRelated calls fn with each addressable struct held in a relation
-// field: the struct, the pointed-to struct, or each element of a slice,
-// whatever its values (a zero struct behind a pointer is an object to vet
-// like any other); only nil pointers hold nothing. fn returns false to stop.
-func eachRelated(v reflect.Value, fn func(reflect.Value) bool) bool {
-	switch v.Kind() {
-	case reflect.Pointer:
-		if v.IsNil() {
-			return true
-		}
-		return eachRelated(v.Elem(), fn)
-	case reflect.Struct:
-		return fn(v)
-	case reflect.Slice:
-		for i := range v.Len() {
-			if !eachRelated(v.Index(i), fn) {
-				return false
-			}
-		}
-	}
-	return true
 }
