@@ -77,28 +77,58 @@ import (
 //
 // A flush error, or a shard whose transaction failed earlier in the unit
 // (PostgreSQL aborted it, so it cannot commit), rolls back every shard and
-// commits nothing. After Commit the unit has ended, whatever the result.
+// commits nothing.
+//
+// The unit lives on after a Commit that succeeded: its next statement on a
+// shard begins a new transaction there, and its identity map is kept, its
+// objects expired unless [ExpireOnCommit](false) was given. A Commit that
+// failed leaves no transaction open (each shard is committed, rolled back,
+// or prepared for Recover, as the error says), expunges every object (what
+// the shards hold of them is uncertain), and makes the unit refuse work
+// with [ErrRollbackPending] until Rollback is called.
 func (u *UnitOfWork) Commit(ctx context.Context) error {
 	if err := u.enter(opCommit); err != nil {
 		return err
 	}
 	defer u.leave()
-	if err := u.flush(ctx, true); err != nil {
-		if u.done == nil { // refused before sending: nothing written yet
-			_ = u.abort(ctx, "its commit failed")
+	err := u.commit(ctx)
+	if err != nil {
+		// Why not fail's abort when nothing is open: a partial commit ended
+		// every transaction, and the Tokens of the objects inserted on the
+		// shards that committed must stay (commitOnePhase cleared the
+		// others').
+		open := false
+		for _, st := range u.txs {
+			open = open || st.open
 		}
+		if open {
+			_ = u.abort(ctx) // err says why; the rollback's own errors add nothing the caller can act on
+		}
+		if u.pending == nil {
+			u.pending = fmt.Errorf("%w: %w", ErrRollbackPending, err)
+		}
+		u.expungeAll()
+		u.inserted = nil
+		u.closeTxs()
+		return err
+	}
+	u.closeTxs()
+	u.committed()
+	return nil
+}
+
+func (u *UnitOfWork) commit(ctx context.Context) error {
+	if err := u.flush(ctx); err != nil {
 		return fmt.Errorf("session: commit: %w", err)
 	}
 	writers, readers := u.partition()
 	for _, id := range writers {
 		if st := u.txs[id]; st.broken != nil {
-			_ = u.abort(ctx, "its commit was refused")
 			return &CommitError{TwoPhase: u.cfg.twoPhase, Failed: writers, Err: fmt.Errorf(
 				"the unit's transaction on shard %s failed earlier (PostgreSQL has aborted it), so every shard was rolled back: %w",
 				id, st.broken)}
 		}
 	}
-	defer u.end("committed")
 	u.release(readers)
 	if !u.cfg.twoPhase || len(writers) < 2 {
 		return u.commitOnePhase(ctx, writers)
@@ -143,7 +173,7 @@ func (u *UnitOfWork) release(ids []ShardID) {
 // context (WithReadYourWrites) learns of each commit.
 func (u *UnitOfWork) commitOnePhase(ctx context.Context, writers []ShardID) error {
 	if err := ctx.Err(); err != nil {
-		_ = u.abort(context.WithoutCancel(ctx), "its commit was cancelled")
+		_ = u.abort(context.WithoutCancel(ctx))
 		return &CommitError{Failed: writers, Err: fmt.Errorf("nothing was committed, every shard rolled back: %w", context.Cause(ctx))}
 	}
 	ends := make([]func() error, len(writers))
@@ -198,7 +228,7 @@ func (u *UnitOfWork) commitTwoPhase(ctx context.Context, writers []ShardID) erro
 	s := u.s
 	coord := s.cfg.coordinator
 	refuse := func(err error) error {
-		_ = u.abort(ctx, "its commit failed")
+		_ = u.abort(ctx)
 		return &CommitError{TwoPhase: true, Failed: writers, Err: err}
 	}
 	for _, id := range append(slices.Clone(writers), coord) {
@@ -271,7 +301,7 @@ func (u *UnitOfWork) commitTwoPhase(ctx context.Context, writers []ShardID) erro
 			}
 		}
 		left := u.rollbackPrepared(ctx, txid, maybe)
-		_ = u.abort(ctx, "its commit failed")
+		_ = u.abort(ctx)
 		return &CommitError{TwoPhase: true, Failed: writers, Pending: left, Err: fmt.Errorf(
 			"no decision was made, every shard rolled back (Recover rolls back those still prepared): %w", err)}
 	}
@@ -381,13 +411,19 @@ func (u *UnitOfWork) hook(stage string, id ShardID) {
 	}
 }
 
-// Rollback rolls back the transaction of every shard the unit touched and
-// ends the unit. Objects it inserted in earlier flushes lose the shard on
-// their Token (their rows are gone); other in-memory changes stay as they
-// are. Rollback after the unit has ended does nothing and returns nil, so
-// `defer uow.Rollback(ctx)` is safe after a Commit. Failures to roll back
-// (a shard unreachable: PostgreSQL rolls back on its own when the
-// connection dies) are reported as *ShardError values, joined.
+// Rollback rolls back the transaction of every shard the unit touched,
+// and the unit lives on: its next statement begins new transactions.
+// Objects it inserted in the rolled-back transaction lose the shard on
+// their Token (their rows are gone); they, the objects added and not yet
+// flushed, and the objects on shards the transaction wrote on are
+// expunged; the other tracked objects are expired, their unflushed changes
+// discarded (see [UnitOfWork.ExpireAll]), and pending Deletes are
+// cancelled, as SQLAlchemy's rollback does. Rollback with no transaction
+// open does nothing but that, and returns nil, so `defer uow.Rollback(ctx)`
+// is safe after a Commit; after a failure (see [ErrRollbackPending]) it
+// only makes the unit usable again: the shards were rolled back then.
+// Failures to roll back (a shard unreachable: PostgreSQL rolls back on its
+// own when the connection dies) are reported as *ShardError values, joined.
 func (u *UnitOfWork) Rollback(ctx context.Context) error {
 	if err := u.enter(opRollback); err != nil {
 		if errors.Is(err, ErrUnitDone) {
@@ -396,18 +432,26 @@ func (u *UnitOfWork) Rollback(ctx context.Context) error {
 		return err
 	}
 	defer u.leave()
-	return u.abort(ctx, "it was rolled back")
+	if u.pending != nil {
+		u.pending = nil
+		return nil
+	}
+	return u.abort(ctx)
 }
 
 // abort rolls back every open transaction, undoes the placements and
-// insert Tokens of the unit, and ends it.
-func (u *UnitOfWork) abort(ctx context.Context, why string) error {
+// insert Tokens of the unit, and updates its identity map (rolledBack).
+func (u *UnitOfWork) abort(ctx context.Context) error {
 	u.unplace()
 	u.forgetInserts(nil)
 	var open []ShardID
+	written := map[ShardID]bool{}
 	for _, id := range u.s.order {
-		if u.txs[id].open {
+		if st := u.txs[id]; st.open {
 			open = append(open, id)
+			if st.wrote {
+				written[id] = true
+			}
 		}
 	}
 	errs, _ := fanout.Run(ctx, len(open), fanout.Policy{Limit: u.s.cfg.concurrency}, func(ctx context.Context, i int) error {
@@ -417,7 +461,8 @@ func (u *UnitOfWork) abort(ctx context.Context, why string) error {
 		}
 		return nil
 	})
-	u.end(why)
+	u.rolledBack(written)
+	u.closeTxs()
 	return errors.Join(errs...)
 }
 

@@ -67,9 +67,19 @@ var (
 	// the scatter guard ([WithScatterGuard], [DenyScatter]) forbids it.
 	ErrScatter = errors.New("session: statement would run on every shard")
 
-	// ErrUnitDone is returned by a UnitOfWork after Commit, Rollback, or a
-	// Flush that failed and rolled everything back. Begin a new unit.
+	// ErrUnitDone is returned by a UnitOfWork that two goroutines used at
+	// once (see [ErrConcurrentUse]): it rolled every shard back and is
+	// unusable. Begin a new unit. (Commit and Rollback do not end a unit:
+	// its next statement begins new transactions.)
 	ErrUnitDone = errors.New("session: the unit of work has ended")
+
+	// ErrRollbackPending is returned by every UnitOfWork method but
+	// Rollback after a Flush or Commit of the unit failed once it had sent
+	// something: every shard was rolled back, and the unit refuses work
+	// until Rollback acknowledges it, as SQLAlchemy's Session raises
+	// PendingRollbackError, so that later statements never commit without
+	// the writes that were lost. The error wraps the failure's.
+	ErrRollbackPending = errors.New("session: the unit of work's transaction was rolled back by a failure; call Rollback")
 
 	// ErrConcurrentUse is returned by a UnitOfWork method called while
 	// another of its methods is running in another goroutine: a unit is for

@@ -50,6 +50,13 @@ func (s *Session) fanOutWrites(ctx context.Context, ids []ShardID, op string, fn
 // scatter runs fn on every shard of ids (at least one) as fanOutPolicy
 // says, fn being already what runs at the session's place.
 func (s *Session) scatter(ctx context.Context, ids []ShardID, op string, partial bool, fn shardFunc) error {
+	if u := s.at.unitOf(); u != nil {
+		end, err := u.statement(ctx) // autoflush.go
+		if err != nil {
+			return err
+		}
+		defer end()
+	}
 	if partial && len(ids) > 1 {
 		err := s.each(ctx, ids, op, fn)
 		if err == nil {
@@ -168,6 +175,13 @@ func (s *Session) conn(ctx context.Context, id ShardID) (bun.IDB, error) {
 func (s *Session) each(ctx context.Context, ids []ShardID, op string, fn shardFunc) error {
 	if len(ids) == 0 {
 		return nil
+	}
+	if u := s.at.unitOf(); u != nil {
+		end, err := u.statement(ctx) // autoflush.go
+		if err != nil {
+			return err
+		}
+		defer end()
 	}
 	errs, _ := fanout.Run(ctx, len(ids), fanout.Policy{Limit: s.cfg.concurrency}, func(ctx context.Context, i int) error {
 		if err := s.run(ctx, i, ids[i], fn); err != nil {

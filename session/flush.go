@@ -45,14 +45,16 @@ import (
 // a changed primary key, a changed many-to-many relation of a stored
 // object, whose join rows a unit does not write yet ([ErrInvalidArgument]))
 // leave the unit as it was. An error from a shard rolls back every shard's
-// transaction and ends the unit, as a failed flush does in SQLAlchemy: its
-// writes are gone, and the Tokens of objects it had placed are cleared.
+// transaction, as a failed flush does in SQLAlchemy: the writes of the
+// unit's transaction are gone, the Tokens of objects it had placed are
+// cleared, the identity map is updated as by Rollback, and the unit refuses
+// work with [ErrRollbackPending] until Rollback is called.
 func (u *UnitOfWork) Flush(ctx context.Context) error {
 	if err := u.enter(opFlush); err != nil {
 		return err
 	}
 	defer u.leave()
-	return u.flush(ctx, false)
+	return u.flush(ctx)
 }
 
 // work is what one flush writes.
@@ -75,10 +77,10 @@ type updateGroup struct {
 	entries []*entry
 }
 
-// flush writes the unit's changes. final is set when Commit flushes: the
-// unit ends right after, so the bookkeeping that only later flushes need
-// (snapshots, identity-map entries of inserted objects) is skipped.
-func (u *UnitOfWork) flush(ctx context.Context, final bool) error {
+// flush writes the unit's changes.
+func (u *UnitOfWork) flush(ctx context.Context) error {
+	u.depth.Add(1) // the flush's own statements do not autoflush
+	defer u.depth.Add(-1)
 	w, err := u.plan(ctx)
 	if err != nil {
 		u.unplace()
@@ -88,10 +90,11 @@ func (u *UnitOfWork) flush(ctx context.Context, final bool) error {
 		return nil
 	}
 	if err := u.execute(ctx, w); err != nil {
-		_ = u.abort(ctx, "a flush failed") // err says why; the rollback's own errors add nothing the caller can act on
-		return fmt.Errorf("session: flush: %w (every shard of the unit of work was rolled back)", err)
+		err = fmt.Errorf("session: flush: %w (every shard of the unit of work was rolled back)", err)
+		u.fail(ctx, err)
+		return err
 	}
-	u.settle(w, final)
+	u.settle(w)
 	return nil
 }
 
@@ -168,7 +171,23 @@ func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 	var byShard map[ShardID][]*entry
 	last = nil
 	for _, e := range w.ins {
-		if err := u.place(ctx, e, pin); err != nil {
+		chosen, err := u.place(ctx, e, pin)
+		if err != nil {
+			return nil, err
+		}
+		var rechoose func() (ShardID, error)
+		if chosen {
+			rechoose = func() (ShardID, error) {
+				// place wrote the shard on the Token, which placeObject (and
+				// many choosers) would take as the answer: ask without it.
+				if tok := e.mi.token(e.val()); tok != nil {
+					tok.SetShard("")
+					defer tok.SetShard(e.shard)
+				}
+				return u.s.placeObject(ctx, "insert", e.mi, e.val(), writePin{}, -1)
+			}
+		}
+		if err := u.s.beforeInsert(ctx, "flush: insert", e.mi, e.val(), e.shard, -1, rechoose); err != nil {
 			return nil, err
 		}
 		if err := u.checkLinks(ctx, e); err != nil {
@@ -227,7 +246,8 @@ func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 // place decides the shard of a new object: a pin, else its Token, else its
 // owner's shard, else the ShardChooser's answer. It records the shard on
 // the object's Token (undone by unplace if the flush does not happen).
-func (u *UnitOfWork) place(ctx context.Context, e *entry, pin writePin) error {
+// chosen says that the ShardChooser decided.
+func (u *UnitOfWork) place(ctx context.Context, e *entry, pin writePin) (chosen bool, err error) {
 	v := e.val()
 	tok := e.mi.token(v)
 	var have ShardID
@@ -237,29 +257,28 @@ func (u *UnitOfWork) place(ctx context.Context, e *entry, pin writePin) error {
 	var id ShardID
 	switch {
 	case pin.id != "":
-		var err error
 		if id, err = u.view.placeObject(ctx, "insert", e.mi, v, pin, -1); err != nil {
-			return err
+			return false, err
 		}
 	case have != "":
 		if _, ok := u.s.shards[have]; !ok {
-			return u.s.unknown(have, "insert "+e.mi.table.TypeName+" (the object's token)")
+			return false, u.s.unknown(have, "insert "+e.mi.table.TypeName+" (the object's token)")
 		}
 		id = have
 	case e.owner != nil && e.owner.shard != "":
 		id = e.owner.shard
 	default:
-		var err error
 		if id, err = u.s.placeObject(ctx, "insert", e.mi, v, writePin{}, -1); err != nil {
-			return err
+			return false, err
 		}
+		chosen = true
 	}
 	e.shard = id
 	if tok != nil && have != id {
 		tok.SetShard(id)
 		e.placed = true
 	}
-	return nil
+	return chosen, nil
 }
 
 // unplace undoes the placements of a flush that did not happen: pending
@@ -710,14 +729,8 @@ func assignValue(to, from reflect.Value) {
 	}
 }
 
-// settle records what a successful flush did. After Commit's flush the
-// unit ends, so only what a failed commit needs (which objects were
-// inserted) is kept.
-func (u *UnitOfWork) settle(w *work, final bool) {
-	if final {
-		u.inserted = append(u.inserted, w.ins...)
-		return
-	}
+// settle records what a successful flush did.
+func (u *UnitOfWork) settle(w *work) {
 	for _, e := range w.ins {
 		e.state = statePersistent
 		e.placed = false

@@ -23,6 +23,8 @@ const (
 	opRollback
 	opDB
 	opExec
+	opIdentityKey
+	opExpire
 )
 
 var opNames = [...]string{
@@ -39,6 +41,8 @@ var opNames = [...]string{
 	opRollback:     "Rollback",
 	opDB:           "DB",
 	opExec:         "a statement's Exec",
+	opIdentityKey:  "IdentityKey",
+	opExpire:       "ExpireAll",
 }
 
 func (op unitOp) String() string {
@@ -86,11 +90,15 @@ func (u *UnitOfWork) enter(op unitOp) error {
 		// the two calls did to the unit's state may be torn. Nothing of
 		// it may be committed.
 		u.done = fmt.Errorf("%w: it was rolled back because %w", ErrUnitDone, *p)
-		_ = u.abort(context.Background(), "") // the done error says why; a rollback failure adds nothing the caller can act on
+		_ = u.abort(context.Background()) // the done error says why; a rollback failure adds nothing the caller can act on
 	}
 	if u.done != nil {
 		u.leave()
 		return u.done
+	}
+	if u.pending != nil && op != opRollback {
+		u.leave()
+		return u.pending
 	}
 	return nil
 }

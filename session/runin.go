@@ -18,8 +18,8 @@ import (
 // error, RunInTx rolls the unit back and returns fn's error (joined with the
 // rollback's, if that failed too); when fn panics (or calls runtime.Goexit),
 // RunInTx rolls the unit back and lets the panic go on. fn must not keep the
-// unit, or objects' pending changes, past its return; if it ends the unit
-// itself, the Commit that follows fails with [ErrUnitDone].
+// unit, or objects' pending changes, past its return; if it commits the
+// unit itself, the Commit that follows commits what fn did after that.
 //
 // Only what fn runs through uow is inside the unit: statements run on s
 // itself (s.Insert, s.NewUpdate, ...) or on s.DB(id) autocommit and stay
@@ -49,7 +49,7 @@ func (s *Session) RunInTx(ctx context.Context, opts []UnitOption, fn func(ctx co
 
 // OpenUnits returns how many units of work begun on the session (or on any
 // of its views) hold transactions: they have begun one on some shard and
-// have not yet ended by Commit, Rollback or a failed Flush. Each holds one
+// have not yet committed or rolled it back (a failed Flush rolls back). Each holds one
 // connection per shard it touched, and keeps it until it ends.
 //
 // A unit that is dropped without Commit or Rollback is never ended: the

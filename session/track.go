@@ -178,6 +178,9 @@ func (u *UnitOfWork) adopt(mi *modelInfo, p reflect.Value, shard ShardID, rels r
 	}
 	key := identity.NewKey(mi.typ, shard, pkOf(mi, v)...)
 	if e, ok := u.ids.Get(key); ok {
+		if e.expired && e.state == statePersistent {
+			u.merge(e, v) // the loaded row wins over the expired object's columns
+		}
 		u.fill(e, v, rels)
 		return reflect.ValueOf(e.ptr)
 	}

@@ -55,10 +55,20 @@ import (
 // call rolls every shard back and Commit fails: a unit used by two
 // goroutines at once commits nothing. (Statements run through the unit's
 // view other than a select's Scan and ScanPage, such as Iter or Count, are
-// not checked; they track nothing.) A unit is single-use: after Commit or
-// Rollback, or after a Flush that failed on a shard (which rolls every
-// shard back), its methods return an error matching [ErrUnitDone]. A Flush
-// refused before sending anything leaves the unit usable.
+// not checked; they track nothing.)
+//
+// A unit lives on after Commit and Rollback, as SQLAlchemy's Session does:
+// its next statement begins new transactions, and the identity map is kept.
+// After Commit its objects are expired (unless [ExpireOnCommit](false)):
+// the next Get or select that reaches one reloads its row into it (see
+// [UnitOfWork.ExpireAll]). After Rollback the objects it added or inserted
+// in the rolled-back transaction are expunged, and so are the objects on
+// shards the transaction wrote on (their rows may differ from them); the
+// others are expired, their unflushed changes discarded. A Flush or Commit
+// that failed once it had sent something rolls every shard back and leaves
+// the unit refusing work with [ErrRollbackPending] until Rollback is
+// called, so that nothing after it commits without the writes it lost. A
+// Flush refused before sending anything leaves the unit as it was.
 type UnitOfWork struct {
 	s    *Session // what Begin was called on (a Using view keeps its pin)
 	view *Session // s with its statements routed into this unit's transactions
@@ -79,9 +89,16 @@ type UnitOfWork struct {
 	tracked   []*entry             // every tracked object, in the order it was tracked
 	inserted  []*entry             // objects this unit inserted (their rows vanish on rollback)
 
-	done error // why the unit ended; nil while it is active
+	done    error // why the unit ended (two goroutines used it); nil while it is usable
+	pending error // a failure rolled every shard back: Rollback must acknowledge it (ErrRollbackPending)
 
 	g guard // detects two goroutines using the unit at once (guard.go)
+
+	// depth counts the fan-outs of the unit's view in progress (nested ones
+	// run on fan-out goroutines, hence atomic); noflush counts NoAutoflush
+	// calls in progress. See autoflush.go.
+	depth   atomic.Int32
+	noflush int
 
 	// holds is set while the unit is counted in its session's open units
 	// (Session.OpenUnits): from its first transaction to its end. Fan-out
@@ -127,6 +144,7 @@ type entry struct {
 	state   entryState
 	placed  bool // the current flush set its Token (undone if the flush fails)
 	indexed bool // in UnitOfWork.objs
+	expired bool // its columns are reloaded from its row when next loaded (ExpireAll, Commit)
 }
 
 // stored is what the unit knows of a stored object: its identity-map key
@@ -221,11 +239,24 @@ func (u *UnitOfWork) dedupe() {
 type UnitOption func(*unitConfig)
 
 type unitConfig struct {
-	twoPhase   bool
-	crossShard bool
-	pinWins    bool
-	txOptions  *sql.TxOptions
+	twoPhase    bool
+	crossShard  bool
+	pinWins     bool
+	keep        bool // Commit does not expire the unit's objects
+	noAutoflush bool
+	txOptions   *sql.TxOptions
 }
+
+// ExpireOnCommit sets whether Commit expires the unit's objects (the
+// default is true, as SQLAlchemy's expire_on_commit): an expired object
+// keeps its identity and its in-memory values, and the next Get, select or
+// LoadRelation of the unit that reaches its row reloads the row into it
+// (Get then sends one SELECT on its shard instead of none), so that what
+// other transactions committed since is seen. Changes made to an expired
+// object before that are kept and flushed (see [UnitOfWork.ExpireAll]).
+// With false, objects are not reloaded: Get returns them from the map with
+// no statement, as they were at Commit.
+func ExpireOnCommit(on bool) UnitOption { return func(c *unitConfig) { c.keep = !on } }
 
 // TwoPhase makes Commit atomic across shards with PostgreSQL's two-phase
 // commit: every shard the unit wrote on but the coordinator runs PREPARE
@@ -291,13 +322,27 @@ func (s *Session) Begin(opts ...UnitOption) *UnitOfWork {
 	return u
 }
 
-// end records that the unit is over and why.
-func (u *UnitOfWork) end(why string) {
-	if u.done == nil {
-		u.done = fmt.Errorf("%w: %s", ErrUnitDone, why)
-		if u.holds.Swap(false) {
-			u.s.units.Add(-1)
-		}
+// closeTxs forgets the unit's transactions, all ended (committed, rolled
+// back or prepared): the next statement on a shard begins a new one. Why
+// fresh slots and not reset ones: the COMMIT or ROLLBACK of an ended
+// transaction may still be running in the background (see endTxs), and it
+// holds on to its slot's transaction, never to the slot.
+func (u *UnitOfWork) closeTxs() {
+	for id := range u.txs {
+		u.txs[id] = &shardTx{}
+	}
+	if u.holds.Swap(false) {
+		u.s.units.Add(-1)
+	}
+}
+
+// fail rolls every open transaction back after a failure that happened
+// once something was sent (see abort), and makes the unit refuse work until
+// Rollback: cause is the failure.
+func (u *UnitOfWork) fail(ctx context.Context, cause error) {
+	_ = u.abort(ctx) // cause says why; the rollback's own errors add nothing the caller can act on
+	if u.pending == nil {
+		u.pending = fmt.Errorf("%w: %w", ErrRollbackPending, cause)
 	}
 }
 
@@ -309,6 +354,9 @@ func (u *UnitOfWork) conn(ctx context.Context, id ShardID) (bun.IDB, error) {
 	}
 	if err := u.outside([]ShardID{id}, "its route", "a statement of the unit (or UnitOfWork.DB)"); err != nil {
 		return nil, err // a safety net: routes are checked before anything is sent
+	}
+	if u.pending != nil {
+		return nil, u.pending
 	}
 	st := u.txs[id]
 	st.mu.Lock()
@@ -371,7 +419,8 @@ func (u *UnitOfWork) observe(err error) {
 // it is a connection the unit holds, with the transaction open on it: its
 // BeginTx and RunInTx fail with [ErrUnsupported] (there they would end the
 // unit's transaction). It fails with [ErrUnknownShard] for an id
-// the session lacks, and with [ErrUnitDone] once the unit has ended.
+// the session lacks. The handle is good until the unit's next Commit or
+// Rollback; after that, call DB again.
 func (u *UnitOfWork) DB(ctx context.Context, id ShardID) (bun.IDB, error) {
 	if err := u.enter(opDB); err != nil {
 		return nil, err
@@ -593,7 +642,10 @@ func (u *UnitOfWork) detach(e *entry) {
 // inside the unit's transactions and tracked.
 //
 // An object the unit has marked for deletion is not found: the error
-// satisfies errors.Is(err, sql.ErrNoRows), as for a key found nowhere.
+// satisfies errors.Is(err, sql.ErrNoRows), as for a key found nowhere. A
+// hit on an expired object (see [UnitOfWork.ExpireAll]) reloads its row on
+// its shard first, one SELECT; if the row is gone the object is expunged
+// and the error satisfies errors.Is(err, sql.ErrNoRows).
 func (u *UnitOfWork) Get(ctx context.Context, dst any, pk ...any) error {
 	return u.get(ctx, stmtOptions{}, dst, pk)
 }
@@ -643,6 +695,11 @@ func (u *UnitOfWork) get(ctx context.Context, o stmtOptions, dst any, pk []any) 
 		if e, ok := u.ids.Get(identity.NewKey(mi.typ, id, canon...)); ok {
 			if e.state == stateDeleted {
 				return fmt.Errorf("session: Get %s%v: marked for deletion in this unit of work: %w", t.TypeName, pk, sql.ErrNoRows)
+			}
+			if e.expired {
+				if err := u.reload(ctx, e); err != nil {
+					return err
+				}
 			}
 			dv.Elem().Set(reflect.ValueOf(e.ptr))
 			return nil
@@ -739,9 +796,11 @@ func (u *UnitOfWork) Refresh(ctx context.Context, objs ...any) error {
 			if !ok || e.state == statePending || e.shard == "" {
 				return fmt.Errorf("%w: Refresh %s: the unit does not track it as stored on a shard (flush it first)", ErrNotTracked, mi.table.TypeName)
 			}
+			u.noflush++ // Refresh discards the object's changes: flushing them first would write them
 			err := u.view.fanOut(ctx, []ShardID{e.shard}, "refresh", func(ctx context.Context, _ int, _ ShardID, db bun.IDB) error {
 				return db.NewSelect().Model(e.ptr).WherePK().Scan(ctx)
 			})
+			u.noflush--
 			if errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("session: Refresh %s: the row is gone from shard %s: %w", mi.table.TypeName, e.shard, sql.ErrNoRows)
 			}

@@ -438,8 +438,10 @@ func TestUnitRefreshExpungeRollback(t *testing.T) {
 	if sh, ok := fresh.Shard(); ok {
 		t.Errorf("token of a rolled-back insert = %q; want none", sh)
 	}
-	if err := uow.Add(fresh); !errors.Is(err, session.ErrUnitDone) {
-		t.Errorf("Add after Rollback = %v; want ErrUnitDone", err)
+	// The unit lives on after Rollback (it ended there before issue 11):
+	// the rolled-back insert was expunged, so it can be added again.
+	if err := uow.Add(fresh); err != nil {
+		t.Errorf("Add after Rollback = %v; want nil", err)
 	}
 	if err := uow.Rollback(ctx); err != nil {
 		t.Errorf("second Rollback = %v; want nil", err)

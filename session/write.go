@@ -263,6 +263,11 @@ func (s *Session) writeObjects(ctx context.Context, op string, model any, opts [
 		if err != nil {
 			return err
 		}
+		if op == "insert" {
+			if err := s.beforeInsert(ctx, op, mi, obj, id, at, s.rechooser(ctx, op, mi, obj, pin, at)); err != nil {
+				return err
+			}
+		}
 		if _, ok := groups[id]; !ok {
 			ids = append(ids, id)
 		}
