@@ -29,8 +29,8 @@ type genLocation struct {
 	City      string `bun:",notnull"`
 
 	gens  map[session.ShardID]*identity.Generator `bun:"-"`
-	calls *[]string                              `bun:"-"`
-	move  bool                                   `bun:"-"` // the hook moves the object to Europe
+	calls *[]string                               `bun:"-"`
+	move  bool                                    `bun:"-"` // the hook moves the object to Europe
 }
 
 func (l *genLocation) BeforeShardInsert(ctx context.Context, shard session.ShardID) error {
