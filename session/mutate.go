@@ -45,6 +45,7 @@ type mutation struct {
 	err      error
 	inUnit   bool       // a reference table's statement, already inside its two-phase unit
 	wk       whereScope // plain Wheres on the shard key (wherekey.go)
+	clauses  []clause   // what SyncEvaluate reads (synchronize.go)
 }
 
 // NewUpdate starts a statement-form UPDATE. To update loaded objects by
@@ -176,6 +177,7 @@ func (q *UpdateQuery) Model(model any) *UpdateQuery {
 
 // Set adds a SET clause, as bun.UpdateQuery.Set does.
 func (q *UpdateQuery) Set(query string, args ...any) *UpdateQuery {
+	q.clauses = append(q.clauses, clause{"Set", query, args})
 	q.subs = subqueriesIn(q.subs, "Set", args)
 	q.ops = append(q.ops, func(b *bun.UpdateQuery) *bun.UpdateQuery { return b.Set(query, q.s.bindArgs(b.DB(), args)...) })
 	return q
@@ -183,6 +185,7 @@ func (q *UpdateQuery) Set(query string, args ...any) *UpdateQuery {
 
 // Where adds a condition, as bun.UpdateQuery.Where does.
 func (q *UpdateQuery) Where(query string, args ...any) *UpdateQuery {
+	q.clauses = append(q.clauses, clause{"Where", query, args})
 	q.subs = subqueriesIn(q.subs, "Where", args)
 	if q.mi != nil {
 		q.wk.note(q.mi.table, len(q.ops), query, args)
@@ -193,6 +196,7 @@ func (q *UpdateQuery) Where(query string, args ...any) *UpdateQuery {
 
 // WhereOr adds an OR condition, as bun.UpdateQuery.WhereOr does.
 func (q *UpdateQuery) WhereOr(query string, args ...any) *UpdateQuery {
+	q.clauses = append(q.clauses, clause{"WhereOr", query, args})
 	q.subs = subqueriesIn(q.subs, "WhereOr", args)
 	q.wk.opaque = true
 	q.ops = append(q.ops, func(b *bun.UpdateQuery) *bun.UpdateQuery { return b.WhereOr(query, q.s.bindArgs(b.DB(), args)...) })
@@ -209,6 +213,7 @@ func (q *UpdateQuery) WhereShardKey(column string, values ...any) *UpdateQuery {
 // Apply calls fn on every per-shard Bun query.
 func (q *UpdateQuery) Apply(fn func(*bun.UpdateQuery) *bun.UpdateQuery) *UpdateQuery {
 	q.wk.opaque = true
+	q.clauses = append(q.clauses, clause{kind: "Apply"})
 	q.ops = append(q.ops, fn)
 	return q
 }
@@ -222,11 +227,18 @@ func (q *UpdateQuery) Options(opts ...StatementOption) *UpdateQuery {
 // Exec runs the UPDATE on its shards and reports rows affected, summed and
 // per shard. When some shards fail, the others' updates stand: the error
 // joins a *ShardError per failing shard and Result counts what succeeded.
+//
+// Inside a unit of work the unit's tracked objects are synchronized with
+// what it did, as the [Synchronize] option says (default [SyncAuto]).
 func (q *UpdateQuery) Exec(ctx context.Context) (Result, error) {
 	if q.objs != nil {
 		return q.execObjects(ctx)
 	}
-	return q.exec(ctx, chooser.OpUpdate, func(ctx context.Context, db bun.IDB, p *plan, id ShardID) (int64, error) {
+	sy, err := q.newSyncer(chooser.OpUpdate, q.clauses)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := q.exec(ctx, chooser.OpUpdate, func(ctx context.Context, db bun.IDB, p *plan, id ShardID) (int64, error) {
 		b := db.NewUpdate().Model(reflect.Zero(reflect.PointerTo(q.mi.typ)).Interface())
 		for i, fn := range q.ops {
 			if !p.skip[i] {
@@ -234,8 +246,10 @@ func (q *UpdateQuery) Exec(ctx context.Context) (Result, error) {
 			}
 		}
 		p.where(id, func(s string, args ...any) { b = b.Where(s, args...) })
-		return affected(b.Exec(ctx))
+		return sy.run(ctx, id, p, execUpdate{b})
 	})
+	sy.apply()
+	return res, err
 }
 
 // Model names the model: Model((*Report)(nil)).
@@ -243,6 +257,7 @@ func (q *DeleteQuery) Model(model any) *DeleteQuery { q.model(model); return q }
 
 // Where adds a condition, as bun.DeleteQuery.Where does.
 func (q *DeleteQuery) Where(query string, args ...any) *DeleteQuery {
+	q.clauses = append(q.clauses, clause{"Where", query, args})
 	q.subs = subqueriesIn(q.subs, "Where", args)
 	if q.mi != nil {
 		q.wk.note(q.mi.table, len(q.ops), query, args)
@@ -253,6 +268,7 @@ func (q *DeleteQuery) Where(query string, args ...any) *DeleteQuery {
 
 // WhereOr adds an OR condition, as bun.DeleteQuery.WhereOr does.
 func (q *DeleteQuery) WhereOr(query string, args ...any) *DeleteQuery {
+	q.clauses = append(q.clauses, clause{"WhereOr", query, args})
 	q.subs = subqueriesIn(q.subs, "WhereOr", args)
 	q.wk.opaque = true
 	q.ops = append(q.ops, func(b *bun.DeleteQuery) *bun.DeleteQuery { return b.WhereOr(query, q.s.bindArgs(b.DB(), args)...) })
@@ -269,6 +285,7 @@ func (q *DeleteQuery) WhereShardKey(column string, values ...any) *DeleteQuery {
 // Apply calls fn on every per-shard Bun query.
 func (q *DeleteQuery) Apply(fn func(*bun.DeleteQuery) *bun.DeleteQuery) *DeleteQuery {
 	q.wk.opaque = true
+	q.clauses = append(q.clauses, clause{kind: "Apply"})
 	q.ops = append(q.ops, fn)
 	return q
 }
@@ -282,7 +299,11 @@ func (q *DeleteQuery) Options(opts ...StatementOption) *DeleteQuery {
 // Exec runs the DELETE on its shards and reports rows affected, summed and
 // per shard, as [UpdateQuery.Exec] does.
 func (q *DeleteQuery) Exec(ctx context.Context) (Result, error) {
-	return q.exec(ctx, chooser.OpDelete, func(ctx context.Context, db bun.IDB, p *plan, id ShardID) (int64, error) {
+	sy, err := q.newSyncer(chooser.OpDelete, q.clauses)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := q.exec(ctx, chooser.OpDelete, func(ctx context.Context, db bun.IDB, p *plan, id ShardID) (int64, error) {
 		b := db.NewDelete().Model(reflect.Zero(reflect.PointerTo(q.mi.typ)).Interface())
 		for i, fn := range q.ops {
 			if !p.skip[i] {
@@ -290,6 +311,8 @@ func (q *DeleteQuery) Exec(ctx context.Context) (Result, error) {
 			}
 		}
 		p.where(id, func(s string, args ...any) { b = b.Where(s, args...) })
-		return affected(b.Exec(ctx))
+		return sy.run(ctx, id, p, execDelete{b})
 	})
+	sy.apply()
+	return res, err
 }

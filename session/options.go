@@ -74,6 +74,7 @@ type stmtOptions struct {
 	partial bool
 	scatter scatterRule
 	stats   *Stats
+	sync    SyncMode // synchronize.go
 }
 
 // Stats receives what a statement did on each shard. It is filled while the

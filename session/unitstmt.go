@@ -7,15 +7,19 @@ import (
 
 // NewUpdate starts a statement-form UPDATE (see [Session.NewUpdate]) that
 // runs inside the unit's transactions: a shard it changes rows on counts
-// as written, so Commit commits the change and Rollback undoes it. Objects
-// the unit tracks are not changed by it. On a unit begun on a
+// as written, so Commit commits the change and Rollback undoes it. On a
+// unit begun on a
 // [Session.Using] view a statement that routes (by a [SetShardID] option)
-// to a shard outside the view fails before anything is sent.
+// to a shard outside the view fails before anything is sent. The unit
+// autoflushes before it (see [Autoflush]), and synchronizes the objects it
+// tracks with what it changed as the [Synchronize] option says (default
+// [SyncAuto]: tracked objects show the new values).
 func (u *UnitOfWork) NewUpdate() *UpdateQuery { return u.view.NewUpdate() }
 
 // NewDelete starts a statement-form DELETE (see [Session.NewDelete]) that
 // runs inside the unit's transactions, as [UnitOfWork.NewUpdate] does.
-// Objects the unit tracks are not changed by it.
+// The objects of the rows it deleted are expunged as the [Synchronize]
+// option says (default [SyncAuto]), so Get no longer returns them.
 func (u *UnitOfWork) NewDelete() *DeleteQuery { return u.view.NewDelete() }
 
 // scoped reports the shards a unit begun on a Using view keeps to (nil:
