@@ -28,6 +28,12 @@ import (
 //     them are inserted on that shard too, one INSERT per join table per
 //     shard (a link to an object on another shard is refused as any
 //     relation is, with [ErrRelationDenied]);
+//   - the many-to-many relations of stored objects are compared with what
+//     they held when loaded: an object appended gets its join row (and is
+//     inserted first, on the holder's shard, when it is new), an object
+//     removed, or the field cleared, loses its join row, with one DELETE on
+//     the holder's shard per relation, as SQLAlchemy's collections do; a
+//     relation never loaded held nothing, so clearing it deletes nothing;
 //   - tracked objects that changed since they were loaded or last flushed
 //     are updated, each UPDATE setting only the changed columns (objects of
 //     one model and shard that changed the same columns share one
@@ -42,8 +48,8 @@ import (
 // Errors found before sending anything (a chooser failure, an unknown
 // shard, a link between objects on different shards without
 // [AllowCrossShard] or a RelationRouter that allows it ([ErrRelationDenied]),
-// a changed primary key, a changed many-to-many relation of a stored
-// object, whose join rows a unit does not write yet ([ErrInvalidArgument]))
+// a changed primary key, an object removed from a many-to-many relation
+// whose linked model has a composite key ([ErrInvalidArgument]))
 // leave the unit as it was. An error from a shard rolls back every shard's
 // transaction, as a failed flush does in SQLAlchemy: the writes of the
 // unit's transaction are gone, the Tokens of objects it had placed are
@@ -67,6 +73,9 @@ type work struct {
 	upd     []*entry
 	del     []*entry
 	links   map[ShardID][]link // many-to-many join rows to insert (m2m.go)
+	stored  []link             // of those, the links of stored objects (planned before placement)
+	unlinks map[ShardID][]unlink
+	relink  []*entry // stored objects whose many-to-many relations changed
 }
 
 // updateGroup is one UPDATE: objects of one model on one shard that
@@ -86,7 +95,7 @@ func (u *UnitOfWork) flush(ctx context.Context) error {
 		u.unplace()
 		return err
 	}
-	if len(w.ins)+len(w.upd)+len(w.del) == 0 {
+	if len(w.ins)+len(w.upd)+len(w.del)+len(w.relink) == 0 {
 		return nil
 	}
 	if err := u.execute(ctx, w); err != nil {
@@ -132,8 +141,12 @@ func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 			if e.st == nil || e.st.snap == nil {
 				continue
 			}
-			if err := u.checkStoredLinks(e); err != nil {
+			relinked, err := u.storedLinks(e, w)
+			if err != nil {
 				return nil, err
+			}
+			if relinked {
+				w.relink = append(w.relink, e)
 			}
 			cols, pkChanged := u.changes(e)
 			if pkChanged {
@@ -267,6 +280,8 @@ func (u *UnitOfWork) place(ctx context.Context, e *entry, pin writePin) (chosen 
 		id = have
 	case e.owner != nil && e.owner.shard != "":
 		id = e.owner.shard
+	case u.heldShard(e) != "":
+		id = u.heldShard(e)
 	default:
 		if id, err = u.s.placeObject(ctx, "insert", e.mi, v, writePin{}, -1); err != nil {
 			return false, err
@@ -279,6 +294,33 @@ func (u *UnitOfWork) place(ctx context.Context, e *entry, pin writePin) (chosen 
 		e.placed = true
 	}
 	return chosen, nil
+}
+
+// heldShard returns the shard of a stored object that the new object e
+// holds in a has-one relation, or "": a new parent is placed with the
+// stored child it holds, as a new child follows the stored parent it
+// belongs to (SQLAlchemy's shard_chooser recursing through the relation).
+// A second child on another shard is refused later by checkLinks.
+func (u *UnitOfWork) heldShard(e *entry) ShardID {
+	v := e.val()
+	for _, rel := range e.mi.unit(u.s).owned {
+		if rel.Type != schema.HasOneRelation {
+			continue
+		}
+		var id ShardID
+		related(v, rel, func(p reflect.Value) {
+			if c, ok := u.lookup(p.Interface()); ok && c.state == statePending {
+				return // a new child follows its parent, not the reverse
+			}
+			if id == "" {
+				id = u.shardOf(p)
+			}
+		})
+		if id != "" {
+			return id
+		}
+	}
+	return ""
 }
 
 // unplace undoes the placements of a flush that did not happen: pending
@@ -341,9 +383,7 @@ func (u *UnitOfWork) cascade() {
 			continue
 		}
 		v := e.val()
-		if e.state == statePending {
-			u.cascadeM2M(e, um)
-		}
+		u.cascadeM2M(e, um) // a stored object's too: an object appended to its relation is placed with it
 		for ri, rel := range um.owned {
 			related(v, rel, func(p reflect.Value) { u.adoptHeld(e, p, int32(ri)) })
 		}
@@ -559,6 +599,9 @@ func (u *UnitOfWork) execute(ctx context.Context, w *work) error {
 	if err := u.insertLinks(ctx, w); err != nil {
 		return err
 	}
+	if err := u.deleteLinks(ctx, w); err != nil {
+		return err
+	}
 	if len(w.updates) > 0 {
 		ids := sortedKeys(w.updates)
 		err := u.view.fanOutWrites(ctx, ids, "update", func(ctx context.Context, _ int, id ShardID, db bun.IDB) error {
@@ -746,6 +789,9 @@ func (u *UnitOfWork) settle(w *work) {
 	}
 	for _, e := range w.upd {
 		e.st.snap = u.snapshot(e.mi, e.val())
+	}
+	for _, e := range w.relink {
+		u.snapLinks(e.st.snap, e.mi, e.val())
 	}
 	for _, e := range w.del {
 		u.detach(e)

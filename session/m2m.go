@@ -39,6 +39,15 @@ func (u *UnitOfWork) cascadeM2M(e *entry, um *unitModel) {
 // checkLinks refuses any relation: the join row lives on the holder's
 // shard, and its key would point to a row that shard lacks.
 func (u *UnitOfWork) planLinks(ctx context.Context, w *work) error {
+	for _, l := range w.stored { // objects appended to a stored object's relation
+		if err := u.linkErr(ctx, l.e, l.rel, l.p); err != nil {
+			return err
+		}
+		if w.links == nil {
+			w.links = map[ShardID][]link{}
+		}
+		w.links[l.e.shard] = append(w.links[l.e.shard], l)
+	}
 	for _, e := range w.ins {
 		um := e.mi.unit(u.s)
 		for _, rel := range um.m2m {
@@ -113,16 +122,10 @@ type linkSet map[identity.Key]int
 func links(v reflect.Value, rel *schema.Relation) linkSet {
 	var out linkSet
 	related(v, rel, func(p reflect.Value) {
-		pk := make([]any, len(rel.JoinPKs))
-		for i, f := range rel.JoinPKs {
-			if fv := fieldOf(p.Elem(), f); fv.IsValid() {
-				pk[i] = fv.Interface()
-			}
-		}
 		if out == nil {
 			out = linkSet{}
 		}
-		out[identity.NewKey(rel.JoinTable.Type, "", pk...)]++
+		out[linkKey(p, rel)]++
 	})
 	return out
 }
@@ -181,23 +184,97 @@ func (u *UnitOfWork) resnapLoaded(parents any, relation string) {
 	}
 }
 
-// checkStoredLinks refuses a change to a many-to-many relation of the
-// stored object e since its snapshot: the unit writes the join rows of new
-// objects only, and dropping the change would lose it silently.
-func (u *UnitOfWork) checkStoredLinks(e *entry) error {
+// unlink is the join rows a flush deletes: those linking the stored e,
+// through its many-to-many relation rel, to the objects of keys (each of
+// one primary-key column, the linked model's).
+type unlink struct {
+	e    *entry
+	rel  *schema.Relation
+	keys []any
+}
+
+// storedLinks compares the many-to-many relations of the stored object e
+// with its snapshot, as SQLAlchemy's collections do: an object appended to
+// the field gets a join row (planned with the new objects' links), and an
+// object removed from it (or the field cleared: nil) loses its join row,
+// both on e's shard, where the join rows live. A relation never loaded
+// holds nothing in the snapshot, so clearing it removes nothing: load it
+// first. It reports whether anything changed.
+func (u *UnitOfWork) storedLinks(e *entry, w *work) (bool, error) {
 	sn := e.st.snap
+	changed := false
 	for i, rel := range e.mi.unit(u.s).m2m {
 		var was linkSet
 		if i < len(sn.links) {
 			was = sn.links[i]
 		}
-		if now := links(e.val(), rel); !maps.Equal(now, was) {
-			return fmt.Errorf("%w: flush: the many-to-many relation %s.%s of a stored %s (%v) holds other "+
-				"objects than when it was loaded; a unit of work writes the join rows of new objects only: leave the "+
-				"field as it was loaded, and add or delete %s rows in the unit instead",
-				ErrInvalidArgument, e.mi.table.TypeName, rel.Field.GoName, e.mi.table.TypeName, e.st.key,
-				rel.M2MTable.TypeName)
+		now := links(e.val(), rel)
+		if maps.Equal(now, was) {
+			continue
+		}
+		changed = true
+		left := maps.Clone(was)
+		related(e.val(), rel, func(p reflect.Value) {
+			k := linkKey(p, rel)
+			if left[k] > 0 {
+				left[k]--
+				return
+			}
+			w.stored = append(w.stored, link{e: e, rel: rel, p: p})
+		})
+		var gone []any
+		for k, n := range left {
+			if n <= 0 {
+				continue
+			}
+			if len(rel.JoinPKs) != 1 || len(rel.M2MJoinPKs) != 1 {
+				return false, fmt.Errorf("%w: flush: an object was removed from the many-to-many relation %s.%s of a stored %s (%v), "+
+					"but %s has a composite key, whose join rows a unit does not delete yet; delete the %s rows in the unit instead",
+					ErrInvalidArgument, e.mi.table.TypeName, rel.Field.GoName, e.mi.table.TypeName, e.st.key,
+					rel.JoinTable.TypeName, rel.M2MTable.TypeName)
+			}
+			gone = append(gone, k.PK())
+		}
+		if len(gone) > 0 {
+			if w.unlinks == nil {
+				w.unlinks = map[ShardID][]unlink{}
+			}
+			w.unlinks[e.shard] = append(w.unlinks[e.shard], unlink{e: e, rel: rel, keys: gone})
 		}
 	}
-	return nil
+	return changed, nil
+}
+
+// linkKey is the key links records for the object p held by rel.
+func linkKey(p reflect.Value, rel *schema.Relation) identity.Key {
+	pk := make([]any, len(rel.JoinPKs))
+	for i, f := range rel.JoinPKs {
+		if fv := fieldOf(p.Elem(), f); fv.IsValid() {
+			pk[i] = fv.Interface()
+		}
+	}
+	return identity.NewKey(rel.JoinTable.Type, "", pk...)
+}
+
+// deleteLinks deletes the join rows of w.unlinks, on each shard one DELETE
+// per relation and object, the shards in parallel.
+func (u *UnitOfWork) deleteLinks(ctx context.Context, w *work) error {
+	if len(w.unlinks) == 0 {
+		return nil
+	}
+	return u.view.fanOut(ctx, sortedKeys(w.unlinks), "delete m2m links", func(ctx context.Context, _ int, id ShardID, db bun.IDB) error {
+		u.wrote(id)
+		for _, l := range w.unlinks[id] {
+			q := db.NewDelete().TableExpr("?", bun.Ident(l.rel.M2MTable.Name))
+			for i, f := range l.rel.M2MBasePKs {
+				q = q.Where("? = ?", bun.Ident(f.Name), fieldOf(l.e.val(), l.rel.BasePKs[i]).Interface())
+			}
+			q = q.Where("? IN (?)", bun.Ident(l.rel.M2MJoinPKs[0].Name), bun.List(l.keys))
+			if _, err := q.Exec(ctx); err != nil {
+				return fmt.Errorf("delete %s (many-to-many join rows of %s.%s): %w", l.rel.M2MTable.TypeName,
+					l.e.mi.table.TypeName, l.rel.Field.GoName, err)
+			}
+		}
+		return nil
+	})
 }

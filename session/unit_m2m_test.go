@@ -134,12 +134,10 @@ func TestUnitManyToManyOfStoredObject(t *testing.T) {
 	if c := f.perShard(); !slices.Equal(c, zero4) {
 		t.Errorf("second Flush with nothing changed ran %v statements; want none", c)
 	}
+	// A changed m2m field of a stored object writes its join rows now
+	// (issue 11; it was refused before): see
+	// TestUnitManyToManyAddRemoveClear. Here it is changed and put back.
 	tokyo.Tags = append(tokyo.Tags, weather.Tag{ID: 11, Name: "windy"})
-	err := uow.Flush(ctx)
-	if !errors.Is(err, session.ErrInvalidArgument) {
-		t.Fatalf("Flush of a changed m2m relation of a stored object = %v; want ErrInvalidArgument", err)
-	}
-	wantIn(t, err, "Location.Tags", "LocationTag")
 	tokyo.Tags = tokyo.Tags[:1]
 	if err := uow.Commit(ctx); err != nil {
 		t.Fatalf("Commit = %v", err)
@@ -191,10 +189,7 @@ func TestUnitManyToManyOfStoredObject(t *testing.T) {
 			if c := f.perShard(); !slices.Equal(c, zero4) {
 				t.Errorf("Flush after loading Tags ran %v statements; want none", c)
 			}
-			loc.Tags = nil
-			if err := u.Flush(ctx); !errors.Is(err, session.ErrInvalidArgument) {
-				t.Errorf("Flush after clearing the loaded Tags = %v; want ErrInvalidArgument", err)
-			}
+
 		})
 	}
 	if got := f.linksOn(t, "asia"); !slices.Equal(got, []string{"1-10"}) {
