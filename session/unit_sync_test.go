@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/uptrace/bun"
+
 	"github.com/bunshard/bunshard/internal/weather"
 	"github.com/bunshard/bunshard/session"
 )
@@ -61,7 +63,7 @@ func TestUnitBulkDeleteSynchronize(t *testing.T) {
 
 	// fetch: 3 and 7 are in Europe; the keys come back by RETURNING.
 	f.reset()
-	res, err = uow.NewDelete().Model((*weather.Location)(nil)).Where("continent = ?", "Europe").
+	res, err = uow.NewDelete().Model((*weather.Location)(nil)).Where("id IN (?)", bun.List([]int64{3, 7})).
 		Options(session.Synchronize(session.SyncFetch)).Exec(ctx)
 	if err != nil || res.RowsAffected != 2 {
 		t.Fatalf("fetch DELETE = %+v, %v; want 2 rows", res, err)
