@@ -113,11 +113,12 @@ func (s *Session) getOne(ctx context.Context, o stmtOptions, dst any, pk []any) 
 	// success, so that a miss cannot leave dst with the new key and the old
 	// row's columns, relations and Token (a later Update would write them).
 	fresh := reflect.New(mi.typ)
-	if _, err = s.getRouted(ctx, mi, fresh.Elem(), fresh.Interface(), pk, r); err != nil {
+	id, err := s.getRouted(ctx, mi, fresh.Elem(), fresh.Interface(), pk, r)
+	if err != nil {
 		return err
 	}
 	target.Set(fresh.Elem())
-	return nil
+	return s.fireLoads(ctx, nil, target, mi, nil, false, id) // loadhook.go
 }
 
 // reget is Get with no key values: it reads dst's own key again, from the

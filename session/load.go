@@ -39,7 +39,10 @@ import (
 // cancels the others and is reported as a *ShardError; the parents are then
 // left unchanged for that level of the path.
 func (s *Session) LoadRelation(ctx context.Context, parents any, relation string, opts ...StatementOption) error {
-	return s.loadRelation(ctx, parents, relation, opts, nil)
+	if err := s.loadRelation(ctx, parents, relation, opts, nil); err != nil {
+		return err
+	}
+	return s.fireRelationLoads(ctx, nil, parents, relation)
 }
 
 func (s *Session) loadRelation(ctx context.Context, parents any, relation string, opts []StatementOption, u *UnitOfWork) error {

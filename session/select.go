@@ -598,7 +598,15 @@ func (q *SelectQuery) scanAny(ctx context.Context, dest ...any) error {
 	if u := q.s.at.unitOf(); u != nil && len(dest) == 0 && !q.aggregating {
 		return u.scan(ctx, q)
 	}
-	return q.scan(ctx, dest...)
+	err := q.scan(ctx, dest...)
+	if err == nil && len(dest) == 0 && !q.aggregating && q.mi != nil && q.s.unit == nil && q.s.hooked(q.mi.table, q.rels) {
+		var single ShardID
+		if r, rerr := q.Route(ctx); rerr == nil && len(r.Shards) == 1 {
+			single = r.Shards[0]
+		}
+		err = q.s.fireLoads(ctx, nil, reflect.ValueOf(q.model).Elem(), q.mi, q.rels, false, single) // loadhook.go
+	}
+	return err
 }
 
 func (q *SelectQuery) scan(ctx context.Context, dest ...any) error {

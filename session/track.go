@@ -169,6 +169,7 @@ func (u *UnitOfWork) adopt(mi *modelInfo, p reflect.Value, shard ShardID, rels r
 	if shard == "" {
 		shard = shardOfLoaded(mi, v)
 		if shard == "" {
+			u.markFresh(p.Interface()) // returned untracked
 			return p
 		}
 	}
@@ -186,6 +187,7 @@ func (u *UnitOfWork) adopt(mi *modelInfo, p reflect.Value, shard ShardID, rels r
 	}
 	e := &entry{ptr: p.Interface(), mi: mi, state: statePersistent, shard: shard,
 		st: &stored{key: key, snap: u.snapshot(mi, v)}}
+	u.markFresh(e.ptr)
 	u.track(e)
 	u.ids.Add(key, e)
 	u.adoptRelations(mi, v, rels)
@@ -245,6 +247,7 @@ func (u *UnitOfWork) fill(e *entry, v reflect.Value, rels relTree) {
 		}
 		u.adoptRelations(e.mi, v, relTree{name: sub})
 		mine.Set(theirs)
+		u.markHeld(mine, rel)
 		if rel.Type == schema.ManyToManyRelation {
 			u.resnapLink(e, rel)
 		}
@@ -279,6 +282,7 @@ func (u *UnitOfWork) scan(ctx context.Context, q *SelectQuery) error {
 			from = r.Shards[0]
 		}
 	}
+	u.fresh = nil
 	err := q.scan(ctx)
 	if err != nil && !isPartial(err) {
 		return err
@@ -293,6 +297,9 @@ func (u *UnitOfWork) scan(ctx context.Context, q *SelectQuery) error {
 		default:
 			el.Set(u.adopt(q.mi, el, from, q.rels))
 		}
+	}
+	if err == nil {
+		err = q.s.fireLoads(ctx, u, rows, q.mi, q.rels, false, from) // loadhook.go
 	}
 	return err
 }
@@ -312,6 +319,7 @@ func (u *UnitOfWork) tracked1(mi *modelInfo, p reflect.Value, shard ShardID, rel
 	v := p.Elem()
 	if shard == "" {
 		if shard = shardOfLoaded(mi, v); shard == "" {
+			u.markFresh(p.Interface()) // returned untracked
 			return p
 		}
 	}
@@ -320,11 +328,13 @@ func (u *UnitOfWork) tracked1(mi *modelInfo, p reflect.Value, shard ShardID, rel
 		// A zero key may be a key the select left out (Column("city")):
 		// it does not say which row this is.
 		if f.Value(v).IsZero() {
+			u.markFresh(p.Interface()) // returned untracked
 			return p
 		}
 	}
 	e, ok := u.ids.Get(identity.NewKey(mi.typ, shard, pk...))
 	if !ok {
+		u.markFresh(p.Interface()) // returned untracked
 		return p
 	}
 	for name := range rels {
@@ -338,6 +348,7 @@ func (u *UnitOfWork) tracked1(mi *modelInfo, p reflect.Value, shard ShardID, rel
 			continue
 		}
 		mine.Set(theirs)
+		u.markHeld(mine, rel)
 		if rel.Type == schema.ManyToManyRelation {
 			u.resnapLink(e, rel)
 		}

@@ -100,6 +100,8 @@ type UnitOfWork struct {
 	depth   atomic.Int32
 	noflush int
 
+	fresh map[any]bool // objects the current statement made (loadhook.go)
+
 	// holds is set while the unit is counted in its session's open units
 	// (Session.OpenUnits): from its first transaction to its end. Fan-out
 	// goroutines set it, hence atomic.
@@ -710,7 +712,7 @@ func (u *UnitOfWork) get(ctx context.Context, o stmtOptions, dst any, pk []any) 
 		return err
 	}
 	dv.Elem().Set(u.adopt(mi, probe, id, nil))
-	return nil
+	return u.s.fireLoads(ctx, u, dv.Elem(), mi, nil, false, id) // loadhook.go
 }
 
 // pkOf reads the primary-key values of the struct v.
@@ -767,10 +769,12 @@ func (u *UnitOfWork) LoadRelation(ctx context.Context, parents any, relation str
 		return err
 	}
 	defer u.leave()
+	u.fresh = nil
 	err := u.view.loadRelation(ctx, parents, relation, opts, u)
 	u.observe(err)
 	if err == nil {
 		u.resnapLoaded(parents, relation)
+		err = u.view.fireRelationLoads(ctx, u, parents, relation)
 	}
 	return err
 }
