@@ -22,13 +22,12 @@ var loadHookType = reflect.TypeFor[LoadHook]()
 // for models without a Token. Nothing is walked when no model on the way
 // implements LoadHook.
 type loads struct {
-	s       *Session
-	u       *UnitOfWork
-	single  ShardID
-	seen    map[any]bool
-	err     error
-	ctx     context.Context
-	anyHook bool
+	s      *Session
+	u      *UnitOfWork
+	single ShardID
+	seen   map[any]bool
+	err    error
+	ctx    context.Context
 }
 
 // fireLoads runs loads over root; see loads.
@@ -168,8 +167,7 @@ func pathTree(path string) relTree {
 // loaded row) holds that the unit does not track: objects held by value,
 // or by pointer in a partial select.
 func (u *UnitOfWork) markHeld(f reflect.Value, rel *schema.Relation) {
-	var visit func(p reflect.Value)
-	visit = func(p reflect.Value) {
+	visit := func(p reflect.Value) {
 		if _, ok := u.lookup(p.Interface()); !ok {
 			u.markFresh(p.Interface())
 		}
