@@ -419,8 +419,9 @@ func (u *UnitOfWork) hook(stage string, id ShardID) {
 // expunged; the other tracked objects are expired, their unflushed changes
 // discarded (see [UnitOfWork.ExpireAll]), and pending Deletes are
 // cancelled, as SQLAlchemy's rollback does. Rollback with no transaction
-// open does nothing but that, and returns nil, so `defer uow.Rollback(ctx)`
-// is safe after a Commit; after a failure (see [ErrRollbackPending]) it
+// open (nothing ran since the last Commit) only drops the objects added
+// since and returns nil, so `defer uow.Rollback(ctx)` is safe after a
+// Commit and leaves the identity map as Commit left it; after a failure (see [ErrRollbackPending]) it
 // only makes the unit usable again: the shards were rolled back then.
 // Failures to roll back (a shard unreachable: PostgreSQL rolls back on its
 // own when the connection dies) are reported as *ShardError values, joined.
@@ -453,6 +454,18 @@ func (u *UnitOfWork) abort(ctx context.Context) error {
 				written[id] = true
 			}
 		}
+	}
+	if len(open) == 0 && len(u.inserted) == 0 {
+		// Nothing was begun since the last Commit (a deferred Rollback after
+		// it): stored objects stay as they are; added ones are dropped.
+		for _, e := range u.tracked {
+			if e.state == statePending {
+				u.detach(e)
+			}
+		}
+		u.compact()
+		u.closeTxs()
+		return nil
 	}
 	errs, _ := fanout.Run(ctx, len(open), fanout.Policy{Limit: u.s.cfg.concurrency}, func(ctx context.Context, i int) error {
 		id := open[i]

@@ -146,6 +146,17 @@ func TestUnitExpiredObjectKeepsLaterChanges(t *testing.T) {
 	if c := f.perShard(); !slices.Equal(c, zero4) || kept.City != "Mine" {
 		t.Errorf("Get under ExpireOnCommit(false) ran %v statements, city %q; want none and Mine", c, kept.City)
 	}
+	// A Rollback with nothing begun since the Commit (a deferred one)
+	// leaves the map as it was.
+	if err := keep.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := keep.Get(ctx, &same, 2); err != nil || same != kept {
+		t.Fatalf("Get after an empty Rollback = %p, %v; want %p", same, err, kept)
+	}
+	if c := f.perShard(); !slices.Equal(c, zero4) {
+		t.Errorf("Get after an empty Rollback ran %v statements; want none", c)
+	}
 }
 
 // Rollback leaves the unit usable: objects added or on shards the
