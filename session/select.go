@@ -599,7 +599,7 @@ func (q *SelectQuery) scanAny(ctx context.Context, dest ...any) error {
 		return u.scan(ctx, q)
 	}
 	err := q.scan(ctx, dest...)
-	if err == nil && len(dest) == 0 && !q.aggregating && q.mi != nil && q.s.unit == nil && q.s.hooked(q.mi.table, q.rels) {
+	if err == nil && len(dest) == 0 && !q.aggregating && q.mi != nil && q.s.at.unitOf() == nil && q.s.hooked(q.mi.table, q.rels) {
 		var single ShardID
 		if r, rerr := q.Route(ctx); rerr == nil && len(r.Shards) == 1 {
 			single = r.Shards[0]

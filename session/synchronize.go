@@ -113,7 +113,7 @@ var (
 // outside a unit or with SyncNone. SyncEvaluate fails on a clause it
 // cannot evaluate; SyncAuto turns into SyncFetch then.
 func (m *mutation) newSyncer(op chooser.Op, clauses []clause) (*syncer, error) {
-	u := m.s.unit
+	u := m.s.at.unitOf()
 	if u == nil || m.mi == nil || m.err != nil || m.inUnit {
 		return nil, nil
 	}
