@@ -29,6 +29,7 @@ type InsertQuery struct {
 
 	columns  []string // Column, for the shard-key check
 	excluded []string // ExcludeColumn, likewise
+	values   []string // Value, likewise
 	on       bool     // On or Ignore was called
 	skips    bool     // the conflict clause may skip rows (DO NOTHING, Ignore, a WHERE)
 	err      error
@@ -72,8 +73,11 @@ func (q *InsertQuery) ExcludeColumn(columns ...string) *InsertQuery {
 }
 
 // Value overrides the value of column with a SQL expression, as
-// bun.InsertQuery.Value does.
+// bun.InsertQuery.Value does. Overriding the column the ShardChooser
+// places objects by is an error at Exec, as for Column: the row would hold
+// another key than the one it was placed by.
 func (q *InsertQuery) Value(column string, expr string, args ...any) *InsertQuery {
+	q.values = append(q.values, column)
 	q.subs = subqueriesIn(q.subs, "Value", args)
 	return q.op(func(b *bun.InsertQuery) *bun.InsertQuery { return b.Value(column, expr, args...) })
 }
@@ -145,12 +149,13 @@ func (q *InsertQuery) Options(opts ...StatementOption) *InsertQuery {
 //
 // What would be silently wrong is refused before anything is sent, with
 // [ErrInvalidArgument] naming the model and the column or clause:
-//   - a Column list without, or an ExcludeColumn with, the column the
-//     ShardChooser places by (when the chooser names it: a chooser with a
-//     KeyColumn(table) or Column() method);
+//   - a Column list without, or an ExcludeColumn or a Value with, the
+//     column the ShardChooser places by (when the chooser names it: a
+//     chooser with a KeyColumn(table) or Column() method);
 //   - an upsert whose SET writes that column with anything but
-//     EXCLUDED.<column>, the value the row was placed by: the row would
-//     keep living on a shard its new key does not route to. (A WHERE in
+//     EXCLUDED.<column> alone (not an expression of it), the value the row
+//     was placed by, or names it in a row assignment ((a, col) = (...)):
+//     the row would keep living on a shard its new key does not route to. (A WHERE in
 //     the ON text that compares the column is refused too; put it in
 //     Where.) With a chooser that names no column this is not checked:
 //     leave the shard key out of Set;
@@ -240,6 +245,11 @@ func (q *InsertQuery) vet(mi *modelInfo, kind destKind) error {
 				"the row would hold another key than the one it was placed by; add it to Column",
 				ErrInvalidArgument, t.TypeName, strings.Join(q.columns, ", "), key, t.TypeName)
 		}
+		if slices.Contains(q.values, key) {
+			return fmt.Errorf("%w: insert %s: Value(%q, ...) overrides %s, the column the ShardChooser places %s by: "+
+				"the row would hold another key than the one it was placed by; set the field on the object instead",
+				ErrInvalidArgument, t.TypeName, key, key, t.TypeName)
+		}
 		if slices.Contains(q.excluded, key) {
 			return fmt.Errorf("%w: insert %s: ExcludeColumn(%s) leaves out %s, the column the ShardChooser places %s by: "+
 				"the row would hold another key than the one it was placed by",
@@ -304,14 +314,26 @@ func conflictTail(sql string) string {
 }
 
 // setsColumn reports whether the SQL text assigns col (col = ..., bare or
-// double-quoted, any case) with anything but EXCLUDED.col. It errs on the
+// double-quoted, any case) with anything but EXCLUDED.col alone (an
+// expression of it, EXCLUDED.col || 'x', counts), or names col in a
+// row assignment ((a, col) = (...), whatever the values). It errs on the
 // side of yes: a comparison col = x anywhere in text counts.
 func setsColumn(text, col string) bool {
-	re := regexp.MustCompile(`(?i)(?:^|[^\w."])(?:"` + regexp.QuoteMeta(col) + `"|` + regexp.QuoteMeta(col) + `)\s*=([^=]|$)`)
-	ex := regexp.MustCompile(`(?i)^\s*excluded\s*\.\s*(?:"` + regexp.QuoteMeta(col) + `"|` + regexp.QuoteMeta(col) + `)(?:[^\w"]|$)`)
+	name := `(?:"` + regexp.QuoteMeta(col) + `"|` + regexp.QuoteMeta(col) + `)`
+	re := regexp.MustCompile(`(?i)(?:^|[^\w."])` + name + `\s*=([^=]|$)`)
+	// EXCLUDED.col and nothing more: then the next assignment, the
+	// update's WHERE, RETURNING, or the end.
+	ex := regexp.MustCompile(`(?i)^\s*excluded\s*\.\s*` + name + `\s*(?:,|$|(?:where|returning)(?:[^\w"]|$))`)
 	for _, m := range re.FindAllStringSubmatchIndex(text, -1) {
 		rhs := text[m[2]:] // from the character after '='
 		if !ex.MatchString(rhs) {
+			return true
+		}
+	}
+	row := regexp.MustCompile(`\(([^()]*)\)\s*=([^=]|$)`)
+	in := regexp.MustCompile(`(?i)(?:^|[^\w."])` + name + `(?:[^\w"]|$)`)
+	for _, m := range row.FindAllStringSubmatch(text, -1) {
+		if in.MatchString(m[1]) {
 			return true
 		}
 	}

@@ -20,6 +20,13 @@ func TestSetsColumn(t *testing.T) {
 		{` ON CONFLICT (id) DO UPDATE SET city = 'x' WHERE continent >= 'A'`, false},
 		{` ON CONFLICT (id) DO UPDATE SET city = 'x' WHERE continent == 'A'`, false},
 		{` ON CONFLICT DO NOTHING RETURNING continent`, false},
+		{` ON CONFLICT (id) DO UPDATE SET continent = EXCLUDED.continent || '-x'`, true},
+		{` ON CONFLICT (id) DO UPDATE SET continent = EXCLUDED.continent, city = 'x'`, false},
+		{` ON CONFLICT (id) DO UPDATE SET continent = EXCLUDED.continent WHERE city = 'x' RETURNING id`, false},
+		{` ON CONFLICT (id) DO UPDATE SET "continent" = EXCLUDED."continent" RETURNING "id"`, false},
+		{` ON CONFLICT (id) DO UPDATE SET (city, continent) = (EXCLUDED.city, 'Asia')`, true},
+		{` ON CONFLICT (id) DO UPDATE SET ("continent") = ROW('Asia')`, true},
+		{` ON CONFLICT (id) DO UPDATE SET (city, subcontinent) = ('x', 'y')`, false},
 		{``, false},
 	}
 	for _, c := range cases {

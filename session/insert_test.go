@@ -204,6 +204,22 @@ func TestNewInsertRefusesWhatWouldBeWrong(t *testing.T) {
 			b := locBatch(1, 1, "Moved")
 			return s.NewInsert().Model(&b).On("CONFLICT (id) DO UPDATE").Set("? = ?", bun.Ident("continent"), "Asia")
 		}, session.ErrInvalidArgument, []string{"Location", "continent"}},
+		{"SET of EXCLUDED.continent in an expression", func() *session.InsertQuery {
+			b := locBatch(1, 4, "Moved")
+			return s.NewInsert().Model(&b).On("CONFLICT (id) DO UPDATE").Set("continent = EXCLUDED.continent || ?", "-moved")
+		}, session.ErrInvalidArgument, []string{"Location", "continent", "EXCLUDED.continent"}},
+		{"SET of a row of columns", func() *session.InsertQuery {
+			b := locBatch(1, 4, "Moved")
+			return s.NewInsert().Model(&b).On("CONFLICT (id) DO UPDATE").Set("(city, continent) = (EXCLUDED.city, 'Europe')")
+		}, session.ErrInvalidArgument, []string{"Location", "continent"}},
+		{"SET of a row of columns in the ON text", func() *session.InsertQuery {
+			b := locBatch(1, 1, "Moved")
+			return s.NewInsert().Model(&b).On(`CONFLICT (id) DO UPDATE SET ("continent") = ROW('Asia')`)
+		}, session.ErrInvalidArgument, []string{"Location", "continent"}},
+		{"Value of the shard key", func() *session.InsertQuery {
+			b := locBatch(20, 21, "New")
+			return s.NewInsert().Model(&b).Value("continent", "'Europe'")
+		}, session.ErrInvalidArgument, []string{"Location", "continent", "Value"}},
 		{"Column without the shard key", func() *session.InsertQuery {
 			b := locBatch(20, 21, "New")
 			return s.NewInsert().Model(&b).Column("id", "city")
