@@ -276,13 +276,16 @@ func (q *InsertQuery) vet(mi *modelInfo, kind destKind) error {
 				ErrInvalidArgument, t.TypeName, key, t.TypeName, key, key)
 		}
 	}
-	if q.skips && len(objs) > 1 {
+	if len(objs) > 1 {
 		sql, err := q.render(q.model)
 		if err != nil {
 			return fmt.Errorf("session: insert %s: %w", t.TypeName, err)
 		}
-		tail := conflictTail(sql)
-		if strings.Contains(strings.ToUpper(tail), " RETURNING ") {
+		// The rendered clause, not only the On text: DO and NOTHING may
+		// be apart by any whitespace, or come from a placeholder.
+		tail := " " + strings.Join(strings.Fields(strings.ToUpper(conflictTail(sql))), " ") + " "
+		skips := q.skips || strings.Contains(tail, " DO NOTHING ") || strings.Contains(tail, " WHERE ")
+		if skips && strings.Contains(tail, " RETURNING ") {
 			return fmt.Errorf("%w: insert %s: %d objects with a conflict clause that may skip rows (DO NOTHING, Ignore, "+
 				"Where) and a RETURNING clause: a skipped row returns nothing and Bun fills the objects in order, so "+
 				"returned values would land in the wrong objects; insert them one per statement, or add Returning(\"NULL\")",

@@ -236,6 +236,14 @@ func TestNewInsertRefusesWhatWouldBeWrong(t *testing.T) {
 			b := locBatch(7, 10, "Skipped")
 			return s.NewInsert().Model(&b).On("CONFLICT (id) DO NOTHING").Returning("id, city")
 		}, session.ErrInvalidArgument, []string{"Location", "one per statement"}},
+		{"DO NOTHING across lines with RETURNING, several objects", func() *session.InsertQuery {
+			b := locBatch(7, 10, "Skipped")
+			return s.NewInsert().Model(&b).On("CONFLICT (id) DO\n\tNOTHING").Returning("*")
+		}, session.ErrInvalidArgument, []string{"Location", "one per statement"}},
+		{"DO NOTHING through a placeholder with RETURNING, several objects", func() *session.InsertQuery {
+			b := locBatch(7, 10, "Skipped")
+			return s.NewInsert().Model(&b).On("CONFLICT (id) DO ?", bun.Safe("NOTHING")).Returning("*")
+		}, session.ErrInvalidArgument, []string{"Location", "one per statement"}},
 		{"DO UPDATE WHERE with RETURNING, several objects", func() *session.InsertQuery {
 			b := locBatch(7, 10, "Skipped")
 			return s.NewInsert().Model(&b).On("CONFLICT (id) DO UPDATE").Where("location.id > 100").Returning("*")
