@@ -356,3 +356,47 @@ func TestUnitNewInsert(t *testing.T) {
 		t.Errorf("refused inserts ran %v statements per shard; want none", got)
 	}
 }
+
+// TestNewInsertPartialFailure: a slice split over four shards, one of whose
+// INSERTs fails (a duplicate primary key there): the other three commit,
+// the error names them and joins a *ShardError for the failed one, and
+// only the committed objects get a Token; the rows are what the three
+// committed statements wrote.
+func TestNewInsertPartialFailure(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	s := f.keyedSession(t)
+	seed := locBatch(1, 8, "Seed")
+	if _, err := s.NewInsert().Model(&seed).Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := append(locBatch(9, 12, "New"), locBatch(5, 5, "Dup")...) // 9 and 5 on asia, 5 already there
+	f.reset()
+	res, err := s.NewInsert().Model(&b).Exec(ctx)
+	var se *session.ShardError
+	if !errors.As(err, &se) || se.Shard != "asia" {
+		t.Fatalf("Exec = %v; want a *ShardError for asia", err)
+	}
+	wantIn(t, err, "committed on shards [europe north_america south_america]")
+	if got := f.perShard(); !slices.Equal(got, []int{1, 1, 1, 1}) {
+		t.Errorf("statements per shard = %v; want one INSERT on each", got)
+	}
+	if res.RowsAffected != 3 || res.ByShard["asia"] != 0 || res.ByShard["europe"] != 1 {
+		t.Errorf("Result = %+v; want 3 rows, none on asia", res)
+	}
+	for _, l := range b {
+		id, ok := l.Token.Shard()
+		if want := weather.ShardOfContinent[l.Continent]; (want == "asia") == ok || ok && id != want {
+			t.Errorf("location %d (%s) has Token %q, %v after the insert", l.ID, l.Continent, id, ok)
+		}
+	}
+	got := cities(t, f)
+	if _, ok := got["asia"][9]; ok {
+		t.Errorf("location 9 is on asia, whose INSERT failed: %v", got["asia"])
+	}
+	for id, lid := range map[session.ShardID]int64{"europe": 10, "south_america": 11, "north_america": 12} {
+		if got[id][lid] != fmt.Sprintf("New %d", lid) {
+			t.Errorf("location %d on %s = %q; want committed", lid, id, got[id][lid])
+		}
+	}
+}
