@@ -120,6 +120,7 @@ func (p *plan) whereJoined(id ShardID, add func(string, ...any)) {
 // relations: the route the statement's own criteria give, narrowed to the
 // shards the ExecuteChooser names for each joined criterion (unless a pin
 // routes it), each shard with its own values when the chooser splits them.
+// A joined reference table narrows nothing: every shard holds a copy.
 // The scatter guard applies to the narrowed route. When no shard is left,
 // no row can match: the statement runs nowhere, as for criteria that share
 // no value.
@@ -143,6 +144,11 @@ func (q *SelectQuery) planJoined(ctx context.Context, criteria []chooser.Criteri
 	if p.By == "chooser" {
 		for i := range p.joined {
 			j := &p.joined[i]
+			if s.reference(&modelInfo{table: j.table}) {
+				// Every shard holds a copy of a reference table, so each
+				// shard's own rows may join it: no narrowing.
+				continue
+			}
 			at := fmt.Sprintf("%s: WhereShardKey(%q)", what, j.path+"."+j.crit.Column)
 			t, err := s.executeChooser.ChooseExecute(ctx, &chooser.Statement{Op: chooser.OpSelect, Table: j.table, Criteria: []chooser.Criterion{j.crit}})
 			if err != nil {
