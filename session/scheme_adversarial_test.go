@@ -107,9 +107,23 @@ func TestWherePruneProbes(t *testing.T) {
 			}},
 		{"joined relation, Where on the model's alias",
 			func(q *session.SelectQuery) *session.SelectQuery {
-				return q.Relation("Plan").Where("project.tenant_id = ?", 6)
+				return q.Relation("Plan").Where("sch_project.tenant_id = ?", 6)
 			},
-			func(q *bun.SelectQuery) *bun.SelectQuery { return q.Where("project.tenant_id = ?", 6) }},
+			func(q *bun.SelectQuery) *bun.SelectQuery { return q.Where("sch_project.tenant_id = ?", 6) }},
+		{"unqualified key with a joined table of the same column",
+			func(q *session.SelectQuery) *session.SelectQuery {
+				return q.Join("JOIN sch_tasks AS t ON t.project_id = sch_project.id").Where("tenant_id = ?", 4)
+			},
+			func(q *bun.SelectQuery) *bun.SelectQuery {
+				return q.Join("JOIN sch_tasks AS t ON t.project_id = sch_project.id").Where("tenant_id = ?", 4)
+			}},
+		{"the joined table's column",
+			func(q *session.SelectQuery) *session.SelectQuery {
+				return q.Join("JOIN sch_tasks AS t ON t.project_id = sch_project.id").Where("t.tenant_id = ?", 4)
+			},
+			func(q *bun.SelectQuery) *bun.SelectQuery {
+				return q.Join("JOIN sch_tasks AS t ON t.project_id = sch_project.id").Where("t.tenant_id = ?", 4)
+			}},
 		{"WhereGroup OR holding the key",
 			func(q *session.SelectQuery) *session.SelectQuery {
 				return q.Where("tenant_id = ?", 2).WhereGroup(" OR ", func(b *bun.SelectQuery) *bun.SelectQuery {

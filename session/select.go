@@ -188,6 +188,7 @@ func (q *SelectQuery) WhereShardKey(column string, values ...any) *SelectQuery {
 // shard: rows of other shards are not visible to them.
 func (q *SelectQuery) Join(join string, args ...any) *SelectQuery {
 	q.subs = subqueriesIn(q.subs, "Join", args)
+	q.wk.joins = true
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Join(join, q.s.bindArgs(b.DB(), args)...) })
 }
 
@@ -206,6 +207,9 @@ func (q *SelectQuery) Relation(name string, apply ...func(*bun.SelectQuery) *bun
 		q.rels = relTree{}
 	}
 	q.rels.add(name)
+	if q.mi == nil || joinsApply(q.mi.table, name) {
+		q.wk.joins = true // a has-one or belongs-to relation is joined into the main query
+	}
 	if len(apply) > 0 && q.s.narrows(q.mi, name, apply) {
 		q.projected = true
 	}

@@ -37,6 +37,7 @@ type whereKey struct {
 	op     int // its index in the statement's ops
 	column string
 	in     bool // col IN (?), else col = ?
+	bare   bool // the column is not qualified
 	arg    any
 }
 
@@ -64,7 +65,7 @@ func parseWhereKey(table *schema.Table, query string, args []any) (whereKey, boo
 	if table.FieldMap[col] == nil {
 		return whereKey{}, false
 	}
-	return whereKey{column: col, in: in, arg: args[0]}, true
+	return whereKey{column: col, in: in, bare: m[1] == "", arg: args[0]}, true
 }
 
 // ident returns an SQL identifier as PostgreSQL reads it: a quoted one as
@@ -187,6 +188,9 @@ func listOf(arg any) (reflect.Value, bool) {
 type whereScope struct {
 	keys   []whereKey
 	opaque bool // an OR at the top level, an Apply, or a joined relation's apply
+	// joins: the select joins other tables (Join, a has-one or belongs-to
+	// Relation), so an unqualified column may be ambiguous there.
+	joins bool
 }
 
 // note records the Where at op index op.
@@ -241,6 +245,12 @@ func (w *whereScope) criteria(table *schema.Table, column string) ([]chooser.Cri
 			continue
 		}
 		crit = append(crit, chooser.Criterion{Column: column, Values: vals})
+		if k.bare && w.joins {
+			// Kept as written, beside the criterion: PostgreSQL refuses
+			// it if a joined table has the column too, as one database
+			// would, instead of the session reading it as the model's.
+			continue
+		}
 		if skip == nil {
 			skip = map[int]bool{}
 		}
