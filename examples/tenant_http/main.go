@@ -53,8 +53,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bunshard/bunshard/chooser"
-	"github.com/bunshard/bunshard/internal/pgtest"
 	"github.com/bunshard/bunshard/session"
+	"github.com/bunshard/bunshard/shardtest"
 )
 
 // Tenant is a customer; its id is the shard key of everything it owns.
@@ -434,7 +434,7 @@ func run(ctx context.Context, w io.Writer, listen, dsnList string) error {
 		dsns = strings.Split(dsnList, ",")
 	} else {
 		fmt.Fprintln(w, "starting 2 temporary PostgreSQL servers (-dsns to use your own)")
-		set, err := pgtest.Start(len(shardIDs))
+		set, err := shardtest.Start(len(shardIDs))
 		if err != nil {
 			return err
 		}

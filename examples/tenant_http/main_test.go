@@ -18,12 +18,12 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/bunshard/bunshard/chooser"
-	"github.com/bunshard/bunshard/internal/pgtest"
 	"github.com/bunshard/bunshard/session"
+	"github.com/bunshard/bunshard/shardtest"
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(pgtest.Main(m, 2, func() error { return goleak.Find() }))
+	os.Exit(shardtest.Main(m, 2, func() error { return goleak.Find() }))
 }
 
 // counter records the statements one shard ran.
@@ -50,7 +50,7 @@ func (c *counter) take() []string {
 
 // TestTour runs the command's tour against two fresh databases.
 func TestTour(t *testing.T) {
-	dsns := pgtest.Shared().NewDatabases(t.Context(), t, "tenant_tour")
+	dsns := shardtest.Shared().NewDatabases(t.Context(), t, "tenant_tour")
 	var out bytes.Buffer
 	if err := run(t.Context(), &out, "", strings.Join(dsns, ",")); err != nil {
 		t.Fatalf("run = %v\n%s", err, out.String())
@@ -82,7 +82,7 @@ func TestTour(t *testing.T) {
 // outside a request, with no pin, is routed there by the scheme alone.
 func TestTenantFlowStaysOnItsShard(t *testing.T) {
 	ctx := t.Context()
-	dsns := pgtest.Shared().NewDatabases(ctx, t, "tenant_http")
+	dsns := shardtest.Shared().NewDatabases(ctx, t, "tenant_http")
 	counts := map[session.ShardID]*counter{"s1": {}, "s2": {}}
 	sess, err := Open(ctx, dsns, counts["s1"], counts["s2"])
 	if err != nil {
