@@ -344,10 +344,14 @@ func setsColumn(text, col string) bool {
 }
 
 // keyColumn returns the column the session's ShardChooser places objects
-// of t by, when it says (a chooser.Scheme's KeyColumn, or a one-column
-// chooser's Column, if t has that column), and "" otherwise.
-func (s *Session) keyColumn(t *schema.Table) string {
-	switch c := s.shardChooser.(type) {
+// of t by, when it says (see chooserKeyColumn), and "" otherwise.
+func (s *Session) keyColumn(t *schema.Table) string { return chooserKeyColumn(s.shardChooser, t) }
+
+// chooserKeyColumn returns the column chooser c routes t by when it says so
+// (a chooser.Scheme's KeyColumn, or a one-column chooser's Column if t has
+// that column), and "" otherwise.
+func chooserKeyColumn(c any, t *schema.Table) string {
+	switch c := c.(type) {
 	case interface {
 		KeyColumn(*schema.Table) (string, bool)
 	}:

@@ -260,23 +260,8 @@ func (w *whereScope) criteria(table *schema.Table, column string) ([]chooser.Cri
 }
 
 // execKeyColumn returns the column the ExecuteChooser routes t by when it
-// says so (a chooser.Scheme's KeyColumn, a one-column chooser's Column if t
-// has it), and "" otherwise.
-func (s *Session) execKeyColumn(t *schema.Table) string {
-	switch c := s.executeChooser.(type) {
-	case interface {
-		KeyColumn(*schema.Table) (string, bool)
-	}:
-		if col, ok := c.KeyColumn(t); ok {
-			return col
-		}
-	case interface{ Column() string }:
-		if col := c.Column(); t.FieldMap[col] != nil {
-			return col
-		}
-	}
-	return ""
-}
+// says so (see chooserKeyColumn), and "" otherwise.
+func (s *Session) execKeyColumn(t *schema.Table) string { return chooserKeyColumn(s.executeChooser, t) }
 
 // joinsApply reports whether a Relation path with apply funcs reaches a
 // has-one or belongs-to relation, whose apply Bun runs on the main query
