@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -173,5 +174,46 @@ func TestCheckReplica(t *testing.T) {
 	}
 	if len(res) != 1 || res[0].Role != "replica" {
 		t.Errorf("check of the replica = %+v; want role replica", res)
+	}
+
+	// A replica whose replay is paused falls behind the writes on its primary; once
+	// pg_stat_replication's replay_lag passes --max-lag, check exits 3 and names shard a.
+	cfg, dsns := fleetConfig(t, "")
+	primary, err := shardtest.OpenDB(shardtest.PGDriver, dsns[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer primary.Close()
+	standby, err := shardtest.OpenDB(shardtest.PGDriver, rep.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer standby.Close()
+	if _, err := standby.ExecContext(t.Context(), "SELECT pg_wal_replay_pause()"); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = standby.ExecContext(context.Background(), "SELECT pg_wal_replay_resume()") }()
+	if _, err := primary.ExecContext(t.Context(), "CREATE TABLE lag (v int)"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := primary.ExecContext(t.Context(), "INSERT INTO lag VALUES (1)"); err != nil {
+			t.Fatal(err)
+		}
+		r := bunshard(t, map[string]string{}, "--config", cfg, "check", "--max-lag", "300ms")
+		if r.code == exitAttention {
+			if !strings.Contains(r.stderr, "a") || !strings.Contains(r.stderr, "lagging more than 300ms") {
+				t.Errorf("check with a paused replica: stderr %q; want shard a named and the lag limit", r.stderr)
+			}
+			break
+		}
+		if r.code != exitOK {
+			t.Fatalf("check with a paused replica: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("check never exited %d while the replica's replay was paused:\n%s", exitAttention, r.stdout)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
