@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"unicode"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/schema"
@@ -40,7 +39,7 @@ func (q *SelectQuery) resolveJoined(name string, values []any) (joinedKey, error
 	for _, seg := range strings.Split(path, ".") {
 		var rel *schema.Relation
 		for _, r := range t.Relations {
-			if strings.EqualFold(r.Field.GoName, seg) || underscore(r.Field.GoName) == seg {
+			if strings.EqualFold(r.Field.GoName, seg) || r.Field.Name == seg {
 				rel = r
 				break
 			}
@@ -53,7 +52,7 @@ func (q *SelectQuery) resolveJoined(name string, values []any) (joinedKey, error
 				"(a has-many or many-to-many relation is loaded by its own query)", ErrInvalidArgument, what, t.TypeName, rel.Field.GoName)
 		}
 		goPath = append(goPath, rel.Field.GoName)
-		aliases = append(aliases, underscore(rel.Field.GoName))
+		aliases = append(aliases, rel.Field.Name) // Bun's join alias (relation_join.go appendAlias)
 		t = rel.JoinTable
 	}
 	tree := q.rels
@@ -73,23 +72,6 @@ func (q *SelectQuery) resolveJoined(name string, values []any) (joinedKey, error
 		return joinedKey{}, err
 	}
 	return joinedKey{path: path, alias: strings.Join(aliases, "__"), table: t, crit: crit[0]}, nil
-}
-
-// underscore is Bun's name for a Go identifier in SQL: CamelCase becomes
-// camel_case, as Bun names a relation's join alias.
-func underscore(s string) string {
-	var b strings.Builder
-	rs := []rune(s)
-	for i, r := range rs {
-		if unicode.IsUpper(r) {
-			if i > 0 && (unicode.IsLower(rs[i-1]) || i+1 < len(rs) && unicode.IsLower(rs[i+1])) {
-				b.WriteByte('_')
-			}
-			r = unicode.ToLower(r)
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // narrow intersects a route with the shards a chooser named for a joined

@@ -10,6 +10,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/bunshard/bunshard/identity"
 	"github.com/bunshard/bunshard/internal/weather"
 	"github.com/bunshard/bunshard/session"
 )
@@ -136,5 +137,54 @@ func TestWhereShardKeyOnJoinedRelation(t *testing.T) {
 	}
 	if got := f.perShard(); slices.Max(got) != 0 {
 		t.Errorf("refused selects ran %v statements per shard; want none", got)
+	}
+}
+
+// homedReport is weather_reports with its location relation under a Go name
+// ("HomeLocation") that its bun tag renames ("home"), so Bun joins it as
+// "home", not as the underscored Go name "home_location".
+type homedReport struct {
+	bun.BaseModel `bun:"table:weather_reports,alias:report"`
+	identity.Token
+
+	ID           int64             `bun:",pk"`
+	LocationID   int64             `bun:",notnull"`
+	Temperature  float64           `bun:",notnull"`
+	HomeLocation *weather.Location `bun:"home,rel:belongs-to,join:location_id=id"`
+}
+
+// TestWhereShardKeyOnTagNamedRelation: a joined shard key names the relation
+// as Bun's join alias does (the field's SQL name, here its tag's "home") or by
+// its Go name, and the condition is written on Bun's alias, so the select runs
+// on the key's shard and returns what the unsharded database holds.
+func TestWhereShardKeyOnTagNamedRelation(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	s := f.session(t)
+	f.seed(t, s, weather.Generate(24, 5, 7))
+	var want []int64
+	must(t, f.single.NewSelect().TableExpr("weather_reports AS report").
+		Join("JOIN weather_locations AS location ON location.id = report.location_id").ColumnExpr("report.id").
+		Where("location.continent = ?", "Asia").OrderExpr("report.id").Scan(ctx, &want))
+	for _, key := range []string{"home.continent", "HomeLocation.continent"} {
+		f.reset()
+		var got []*homedReport
+		if err := s.NewSelect().Model(&got).Relation("HomeLocation").WhereShardKey(key, "Asia").Order("id").Scan(ctx); err != nil {
+			t.Errorf("WhereShardKey(%q): %v", key, err)
+			continue
+		}
+		ids := make([]int64, len(got))
+		for i, r := range got {
+			ids[i] = r.ID
+			if r.HomeLocation == nil || r.HomeLocation.Continent != "Asia" {
+				t.Errorf("WhereShardKey(%q): report %d has location %+v; want one in Asia", key, r.ID, r.HomeLocation)
+			}
+		}
+		if !slices.Equal(ids, want) || len(want) == 0 {
+			t.Errorf("WhereShardKey(%q) = %v; want %v (unsharded)", key, ids, want)
+		}
+		if got := f.perShard(); slices.Max(got) != 1 || got[slices.Index(weather.Continents, "Asia")] != 1 {
+			t.Errorf("WhereShardKey(%q) ran %v statements per shard; want one, on Asia's shard", key, got)
+		}
 	}
 }
