@@ -81,6 +81,20 @@ var (
 	// the writes that were lost. The error wraps the failure's.
 	ErrRollbackPending = errors.New("session: the unit of work's transaction was rolled back by a failure; call Rollback")
 
+	// ErrShardKeyChanged is returned by Update of objects ([Session.Update],
+	// an UPDATE of objects, a unit of work's flush of a changed object),
+	// before anything is sent, when the object's shard-key column (the one a
+	// chooser declares: a chooser.Scheme's Distributed key, a one-column
+	// chooser's Column) now routes to another shard than the one its Token
+	// records: the row would be written where key-routed reads of its new
+	// key never look. It is also returned by a statement-form UPDATE whose
+	// Set assigns that column. The error names the model, the column, the
+	// old and the new shard. To move a row, delete it and insert it with
+	// the new key in one unit of work. With a chooser that declares no
+	// column (a ShardChooserFunc, RoundRobin) the Token wins, as in
+	// SQLAlchemy.
+	ErrShardKeyChanged = errors.New("session: the shard key changed")
+
 	// ErrConcurrentUse is returned by a UnitOfWork method called while
 	// another of its methods is running in another goroutine: a unit is for
 	// one goroutine. The unit is then unusable: its Flush and Commit fail

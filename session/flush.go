@@ -244,6 +244,11 @@ func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 		for i, c := range cols {
 			names[i] = c.Name
 		}
+		if !pin.wins {
+			if err := u.s.keyMoved(ctx, "flush: update "+describe(e.mi, e.val(), -1), e.mi, e.val(), e.shard, names); err != nil {
+				return nil, err
+			}
+		}
 		k := string(e.shard) + "\x00" + e.mi.typ.String() + "\x00" + strings.Join(names, ",")
 		g, ok := groups[k]
 		if !ok {

@@ -231,6 +231,15 @@ func (q *UpdateQuery) Options(opts ...StatementOption) *UpdateQuery {
 // Inside a unit of work the unit's tracked objects are synchronized with
 // what it did, as the [Synchronize] option says (default [SyncAuto]).
 func (q *UpdateQuery) Exec(ctx context.Context) (Result, error) {
+	if q.err == nil && q.mi != nil {
+		for _, c := range q.clauses {
+			if col := q.s.setKey(q.mi.table, c.query); c.kind == "Set" && col != "" {
+				return Result{}, fmt.Errorf("%w: update %s: Set(%q) assigns %s, the shard key of %s: the rows would stay on "+
+					"shards their new key does not route to, where reads by that key miss them; to move a row, delete it and "+
+					"insert it with the new key in one unit of work", ErrShardKeyChanged, q.mi.table.TypeName, c.query, col, q.mi.table.TypeName)
+			}
+		}
+	}
 	if q.objs != nil {
 		return q.execObjects(ctx)
 	}

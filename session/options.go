@@ -75,6 +75,7 @@ type stmtOptions struct {
 	scatter scatterRule
 	stats   *Stats
 	sync    SyncMode // synchronize.go
+	written []string // an UPDATE of objects' Column list (nil: every column), for keyMoved
 }
 
 // Stats receives what a statement did on each shard. It is filled while the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 
@@ -116,7 +117,11 @@ func (q *UpdateQuery) execObjects(ctx context.Context) (Result, error) {
 	}
 	var mu sync.Mutex
 	res := Result{ByShard: map[ShardID]int64{}}
-	err := q.s.write(ctx, "update", ob.model, q.opts, func(ctx context.Context, db bun.IDB, m any, mi *modelInfo, objs []reflect.Value) ([]int, error) {
+	opts := q.opts
+	if len(ob.columns) > 0 {
+		opts = append(slices.Clip(opts), func(o *stmtOptions) { o.written = ob.columns })
+	}
+	err := q.s.write(ctx, "update", ob.model, opts, func(ctx context.Context, db bun.IDB, m any, mi *modelInfo, objs []reflect.Value) ([]int, error) {
 		id, _ := contextPin(ctx) // Session.run pins each shard's ctx to its shard
 		b := db.NewUpdate().Model(m)
 		if len(ob.columns) > 0 {

@@ -40,11 +40,17 @@ func (s *Session) Insert(ctx context.Context, model any, opts ...StatementOption
 }
 
 // Update updates every column of model's objects (see [Session.Insert] for
-// model) by primary key, each on its own shard: the shard on its [Token],
-// which wins even when the column the ShardChooser reads has changed since.
+// model) by primary key, each on its own shard: the shard on its [Token].
 // Objects without a Token follow a pin (option, Using, context) or, failing
 // that, the ShardChooser. An object whose Token names another shard than the
 // pin is an error: rows are never moved between shards silently.
+//
+// When a chooser declares the model's shard-key column (a chooser.Scheme's
+// key, a one-column chooser's Column) and the object's key now routes to
+// another shard than its Token's, Update fails with [ErrShardKeyChanged]
+// before anything is sent (move a row by deleting it and inserting it in
+// one unit of work; [PinWins] with a pin on the Token's shard writes it
+// anyway). With a chooser that declares no column the Token wins.
 //
 // A slice is updated with one statement per shard, which returns the
 // primary keys it matched. If some objects match no row (the row is gone,
@@ -259,6 +265,9 @@ func (s *Session) writeObjects(ctx context.Context, op string, model any, opts [
 		id, err := s.placeObject(ctx, op, mi, obj, pin, at)
 		if err == nil && s.at.unitOf() != nil {
 			err = s.at.unitOf().outside([]ShardID{id}, pin.by, op+" "+describe(mi, obj, at))
+		}
+		if err == nil && op == "update" && !pin.wins {
+			err = s.keyMoved(ctx, op+" "+describe(mi, obj, at), mi, obj, id, o.written)
 		}
 		if err != nil {
 			return err

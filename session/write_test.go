@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bunshard/bunshard/chooser"
 	"github.com/bunshard/bunshard/internal/weather"
 	"github.com/bunshard/bunshard/session"
 )
@@ -62,8 +63,8 @@ func TestUpdateAndDeleteGoToOriginShard(t *testing.T) {
 	if sh, _ := tokyo.Shard(); sh != "asia" {
 		t.Fatalf("loaded City 0002 from %q; want asia", sh)
 	}
-	// The chooser's column changes: the row must still be updated in asia.
-	tokyo.Continent = "Europe"
+	// A change of another column is written on the object's shard.
+	tokyo.City = "Tokyo"
 	f.reset()
 	if err := s.Update(ctx, &tokyo); err != nil {
 		t.Fatalf("Update = %v", err)
@@ -71,20 +72,71 @@ func TestUpdateAndDeleteGoToOriginShard(t *testing.T) {
 	if c := f.perShard(); !slices.Equal(c, []int{0, 1, 0, 0}) {
 		t.Errorf("Update ran %v statements; want [0 1 0 0]", c)
 	}
+	// The shard key (continent, which ByContinent declares) changes to one
+	// that routes to europe: written in asia, a read by continent = Europe
+	// would miss the row. Refused before anything is sent.
+	tokyo.Continent = "Europe"
+	f.reset()
+	err := s.Update(ctx, &tokyo)
+	if !errors.Is(err, session.ErrShardKeyChanged) {
+		t.Fatalf("Update with a moved shard key = %v; want ErrShardKeyChanged", err)
+	}
+	wantIn(t, err, "Location", "continent", "asia", "europe", "delete")
+	if c := f.perShard(); !slices.Equal(c, []int{0, 0, 0, 0}) {
+		t.Errorf("refused Update sent %v statements", c)
+	}
+	// So is the same change through NewUpdate of the object, and a
+	// statement-form UPDATE that sets the key.
+	if _, err := s.NewUpdate().Model(&tokyo).Exec(ctx); !errors.Is(err, session.ErrShardKeyChanged) {
+		t.Errorf("NewUpdate().Model(&obj) with a moved shard key = %v; want ErrShardKeyChanged", err)
+	}
+	if _, err := s.NewUpdate().Model((*weather.Location)(nil)).Set("continent = ?", "Europe").
+		Where("id = ?", tokyo.ID).Exec(ctx); !errors.Is(err, session.ErrShardKeyChanged) {
+		t.Errorf("NewUpdate().Set(continent) = %v; want ErrShardKeyChanged", err)
+	}
+	// An UPDATE of objects that leaves the key column out writes nothing
+	// there: allowed.
+	if _, err := s.NewUpdate().Model(&tokyo).Column("city").Exec(ctx); err != nil {
+		t.Errorf("NewUpdate().Model(&obj).Column(city) = %v; want nil", err)
+	}
+	if c := f.perShard(); !slices.Equal(c, []int{0, 1, 0, 0}) {
+		t.Errorf("refused Updates and one Column(city) update sent %v statements; want [0 1 0 0]", c)
+	}
 	var cont string
 	if err := f.shards["asia"].NewSelect().Table("weather_locations").Column("continent").Where("id = ?", tokyo.ID).Scan(ctx, &cont); err != nil {
 		t.Fatal(err)
 	}
-	if cont != "Europe" {
-		t.Errorf("continent in asia after Update = %q; want Europe", cont)
+	if cont != "Asia" {
+		t.Errorf("continent in asia after the refused Updates = %q; want Asia", cont)
 	}
 	if ids := f.rowsOn(t, "europe", "weather_locations"); slices.Contains(ids, tokyo.ID) {
 		t.Errorf("row %d appeared in europe: %v", tokyo.ID, ids)
 	}
+	// A key that still routes to the object's shard is written.
+	tokyo.Continent = "Asia"
+
+	// With a chooser that declares no column, the Token wins (SQLAlchemy's
+	// behaviour): the row is updated on asia, whatever its continent says.
+	opaque, err := session.New(f.shards, weather.ShardChooser, chooser.All, chooser.All, session.WithShardOrder(weather.Shards...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokyo.Continent = "Europe"
+	f.reset()
+	if err := opaque.Update(ctx, &tokyo); err != nil {
+		t.Fatalf("Update under an opaque chooser = %v; want nil", err)
+	}
+	if c := f.perShard(); !slices.Equal(c, []int{0, 1, 0, 0}) {
+		t.Errorf("Update under an opaque chooser ran %v statements; want [0 1 0 0]", c)
+	}
+	tokyo.Continent = "Asia"
+	if err := opaque.Update(ctx, &tokyo); err != nil {
+		t.Fatal(err)
+	}
 
 	// A pin that disagrees with the object's shard is refused, before sending.
 	f.reset()
-	err := s.Update(ctx, &tokyo, session.SetShardID("europe"))
+	err = s.Update(ctx, &tokyo, session.SetShardID("europe"))
 	if !errors.Is(err, session.ErrInvalidArgument) {
 		t.Fatalf("Update pinned elsewhere = %v; want ErrInvalidArgument", err)
 	}

@@ -267,13 +267,15 @@ func run(ctx context.Context, w io.Writer) error {
 		fmt.Fprintf(w, "  report %d committed on %s\n", r.ID, id)
 	}
 
-	section(w, "update after the chooser's column changed: the row stays on its shard")
+	section(w, "update after the shard key changed: refused, the row would be lost to key-routed reads")
 	tokyo.Continent = "Europe"
-	if err := sess.Update(ctx, tokyo); err != nil {
-		return err
+	err = sess.Update(ctx, tokyo)
+	if !errors.Is(err, session.ErrShardKeyChanged) {
+		return fmt.Errorf("update of Tokyo with continent Europe = %v; want ErrShardKeyChanged", err)
 	}
 	id, _ := tokyo.Shard()
-	fmt.Fprintf(w, "  Tokyo updated on %s (not europe)\n", id)
+	fmt.Fprintf(w, "  Tokyo (on %s) with continent Europe: ErrShardKeyChanged; move a row by delete + insert in one unit\n", id)
+	tokyo.Continent = "Asia"
 	return nil
 }
 

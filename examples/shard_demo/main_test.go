@@ -32,7 +32,7 @@ func TestDemo(t *testing.T) {
 		"count(*) over all shards: 5",
 		"report 6 committed on europe",
 		"report 7 committed on south_america",
-		"Tokyo updated on asia (not europe)",
+		"Tokyo (on asia) with continent Europe: ErrShardKeyChanged",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, text)

@@ -1,0 +1,126 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"regexp"
+	"slices"
+
+	"github.com/uptrace/bun/schema"
+
+	"github.com/bunshard/bunshard/chooser"
+)
+
+// keyMoved fails an UPDATE of obj on shard have, its Token's shard, with
+// ErrShardKeyChanged when obj's declared shard-key column now routes
+// elsewhere: the ShardChooser's key column (chooser.Scheme's KeyColumn, a
+// one-column chooser's Column) places it on another shard, or the
+// ExecuteChooser's key column routes a read of its value to shards that
+// do not include have. Key-routed reads of the new value would miss the
+// row. written are the columns the UPDATE writes (nil: every column); an
+// UPDATE that leaves the key column out changes nothing there.
+//
+// A chooser that cannot answer (an error, a NULL key, an empty or unknown
+// shard, every shard) proves nothing, and the Token wins, as it does for
+// a chooser that declares no column.
+func (s *Session) keyMoved(ctx context.Context, what string, mi *modelInfo, obj reflect.Value, have ShardID, written []string) error {
+	t := mi.table
+	writes := func(col string) bool { return written == nil || slices.Contains(written, col) }
+	if col := s.keyColumn(t); col != "" && writes(col) {
+		if v, ok := keyValue(t, col, obj); ok {
+			id, err := s.shardChooser.ChooseShard(ctx, t, obj.Addr().Interface())
+			if _, known := s.shards[id]; err == nil && known && id != have {
+				return s.keyChanged(what, t, col, v, have, []ShardID{id}, "the ShardChooser")
+			}
+		}
+	}
+	if col := s.execKeyColumn(t); col != "" && writes(col) {
+		if v, ok := keyValue(t, col, obj); ok {
+			crit, err := typedCriteria(chooser.OpSelect, t, []chooser.Criterion{{Column: col, Values: []any{v}}})
+			if err != nil {
+				return nil
+			}
+			tg, err := s.executeChooser.ChooseExecute(ctx, &chooser.Statement{Op: chooser.OpSelect, Table: t, Criteria: crit})
+			if err != nil || tg.IsAll() || tg.IsNone() {
+				return nil
+			}
+			ids := tg.List()
+			for _, id := range ids {
+				if _, ok := s.shards[id]; !ok {
+					return nil
+				}
+			}
+			if !slices.Contains(ids, have) {
+				return s.keyChanged(what, t, col, v, have, ids, "the ExecuteChooser")
+			}
+		}
+	}
+	return nil
+}
+
+// keyChanged is the ErrShardKeyChanged of keyMoved.
+func (s *Session) keyChanged(what string, t *schema.Table, col string, v any, have ShardID, to []ShardID, by string) error {
+	if str, ok := chooserOf(by, s).(fmt.Stringer); ok {
+		by += " " + str.String()
+	}
+	return fmt.Errorf("%w: %s: column %s, the shard key of %s, is now %v, which %s routes to %v, but the row lives on "+
+		"shard %s (the object's Token): written there, reads by its new key would miss it; to move the row, delete it "+
+		"and insert it with the new key in one unit of work (UnitOfWork.Delete, then Add of a copy without the Token)",
+		ErrShardKeyChanged, what, col, t.TypeName, describeValue(v), by, to, have)
+}
+
+func chooserOf(by string, s *Session) any {
+	if by == "the ShardChooser" {
+		return s.shardChooser
+	}
+	return s.executeChooser
+}
+
+// keyValue returns obj's value of column col, and false when it is NULL
+// (a nil pointer) or t has no such column.
+func keyValue(t *schema.Table, col string, obj reflect.Value) (any, bool) {
+	f := t.FieldMap[col]
+	if f == nil {
+		return nil, false
+	}
+	fv := f.Value(obj)
+	for fv.Kind() == reflect.Pointer || fv.Kind() == reflect.Interface {
+		if fv.IsNil() {
+			return nil, false
+		}
+		fv = fv.Elem()
+	}
+	return fv.Interface(), true
+}
+
+// setKey returns the declared shard-key column (the ShardChooser's or the
+// ExecuteChooser's) that an UPDATE's Set text assigns, or "". The text is
+// the Set query before its arguments; a name inside a string literal
+// counts too (it errs on the side of yes).
+func (s *Session) setKey(t *schema.Table, query string) string {
+	for _, col := range []string{s.keyColumn(t), s.execKeyColumn(t)} {
+		if col != "" && assigns(query, col) {
+			return col
+		}
+	}
+	return ""
+}
+
+// assigns reports whether SQL text assigns col: col = ..., bare, qualified
+// or double-quoted, any case, or col inside a row assignment's column list
+// ((a, col) = ...).
+func assigns(text, col string) bool {
+	name := `(?:"` + regexp.QuoteMeta(col) + `"|` + regexp.QuoteMeta(col) + `)`
+	if regexp.MustCompile(`(?i)(?:^|[^\w"])` + name + `\s*=([^=]|$)`).MatchString(text) {
+		return true
+	}
+	row := regexp.MustCompile(`\(([^()]*)\)\s*=([^=]|$)`)
+	in := regexp.MustCompile(`(?i)(?:^|[^\w"])` + name + `(?:[^\w"]|$)`)
+	for _, m := range row.FindAllStringSubmatch(text, -1) {
+		if in.MatchString(m[1]) {
+			return true
+		}
+	}
+	return false
+}
