@@ -17,10 +17,8 @@ import (
 // reports true. Each object's shard is the one its [Token] records, "" when
 // it has none. It fails with [ErrInvalidArgument] for a non-model.
 func (s *Session) AllowRelation(ctx context.Context, a, b any) (bool, error) {
-	rr, ok := s.shardChooser.(chooser.RelationRouter)
-	if !ok {
-		return true, nil
-	}
+	// The arguments are checked first, with or without a RelationRouter:
+	// a non-model is a caller's mistake whatever the chooser.
 	oa, err := s.object(a)
 	if err != nil {
 		return false, fmt.Errorf("session: AllowRelation: %w", err)
@@ -28,6 +26,10 @@ func (s *Session) AllowRelation(ctx context.Context, a, b any) (bool, error) {
 	ob, err := s.object(b)
 	if err != nil {
 		return false, fmt.Errorf("session: AllowRelation: %w", err)
+	}
+	rr, ok := s.shardChooser.(chooser.RelationRouter)
+	if !ok {
+		return true, nil
 	}
 	return rr.AllowRelation(ctx, oa, ob) != chooser.Deny, nil
 }

@@ -26,9 +26,14 @@ import (
 // written when the unit rolls back, as a statement on the *bun.DB does
 // inside Bun's RunInTx.
 //
+// A nil fn is [ErrInvalidArgument], and nothing is begun.
+//
 // The rollback runs even when ctx has ended (it is what frees the shards'
 // connections): it ignores ctx's cancellation.
 func (s *Session) RunInTx(ctx context.Context, opts []UnitOption, fn func(ctx context.Context, uow *UnitOfWork) error) error {
+	if fn == nil {
+		return fmt.Errorf("%w: RunInTx: fn is nil; pass the function to run in the unit of work", ErrInvalidArgument)
+	}
 	u := s.Begin(opts...)
 	ended := false
 	defer func() {
