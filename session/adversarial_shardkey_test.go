@@ -203,3 +203,64 @@ func TestShardKeyChangedIsRefused(t *testing.T) {
 		t.Errorf("read by the new key found %d rows; want project %d", len(again), pid)
 	}
 }
+
+// TestShardKeyOfCopiedTokenIsRefused: a struct copy of a loaded object
+// carries its Token; inserting the copy with another shard key (a new
+// row, or the "move" recipe done with a copy that kept the Token) would
+// place the row on the Token's shard, where reads by its key never look.
+// Session.Insert, NewInsert and a unit's Add refuse it with
+// ErrShardKeyChanged and send nothing; with the Token cleared the copy
+// goes to its key's shard.
+func TestShardKeyOfCopiedTokenIsRefused(t *testing.T) {
+	ctx := context.Background()
+	f := newSchFixture(t)
+	f.seed(t, newSchData())
+	s := f.sess
+	var p SchProject
+	must(t, s.NewSelect().Model(&p).Where("id = ?", 301).Scan(ctx))
+	far := f.otherTenant(t, 3, false)
+	home := f.owner(3)
+
+	fresh := func(id int64) *SchProject {
+		c := p // carries p's Token: home
+		c.ID, c.TenantID, c.Name = id, far, "copy"
+		return &c
+	}
+	cases := []struct {
+		name string
+		run  func(c *SchProject) error
+	}{
+		{"Session.Insert", func(c *SchProject) error { return s.Insert(ctx, c) }},
+		{"Session.Insert of a slice", func(c *SchProject) error { return s.Insert(ctx, &[]*SchProject{c}) }},
+		{"NewInsert", func(c *SchProject) error { _, err := s.NewInsert().Model(c).Exec(ctx); return err }},
+		{"unit Add", func(c *SchProject) error {
+			u := s.Begin()
+			defer u.Rollback(ctx)
+			must(t, u.Add(c))
+			return u.Commit(ctx)
+		}},
+	}
+	for i, c := range cases {
+		id := int64(9000 + i)
+		obj := fresh(id)
+		f.reset()
+		err := c.run(obj)
+		if !errors.Is(err, session.ErrShardKeyChanged) {
+			t.Errorf("%s of a copy with tenant %d and %s's Token = %v; want ErrShardKeyChanged", c.name, far, home, err)
+		} else {
+			wantIn(t, err, "SchProject", "tenant_id", string(home), string(f.owner(far)))
+		}
+		for _, sh := range schShards {
+			if n := len(f.like("INSERT")[sh]); n != 0 {
+				t.Errorf("%s: %d INSERTs on %s; want none", c.name, n, sh)
+			}
+		}
+	}
+	// Cleared, the copy goes where its key routes.
+	c := fresh(9100)
+	c.SetShard("")
+	must(t, s.Insert(ctx, c))
+	if got, _ := c.Shard(); got != f.owner(far) {
+		t.Errorf("Insert of a copy without Token went to %s; want %s", got, f.owner(far))
+	}
+}

@@ -86,8 +86,10 @@ var (
 	// before anything is sent, when the object's shard-key column (the one a
 	// chooser declares: a chooser.Scheme's Distributed key, a one-column
 	// chooser's Column) now routes to another shard than the one its Token
-	// records: the row would be written where key-routed reads of its new
-	// key never look. It is also returned by a statement-form UPDATE whose
+	// records (or an Insert or a unit's Add of an object its Token places:
+	// a struct copy of a loaded object carries it): the row would be written
+	// where key-routed reads of its key never look. It is also returned by a
+	// statement-form UPDATE whose
 	// Set assigns that column. The error names the model, the column, the
 	// old and the new shard. To move a row, delete it and insert it with
 	// the new key in one unit of work. With a chooser that declares no

@@ -282,6 +282,11 @@ func (u *UnitOfWork) place(ctx context.Context, e *entry, pin writePin) (chosen 
 		if _, ok := u.s.shards[have]; !ok {
 			return false, u.s.unknown(have, "insert "+e.mi.table.TypeName+" (the object's token)")
 		}
+		if !pin.wins { // a struct copy of a loaded object carries its Token
+			if err := u.s.keyMoved(ctx, "flush: insert "+describe(e.mi, v, -1), e.mi, v, have, nil); err != nil {
+				return false, err
+			}
+		}
 		id = have
 	case e.owner != nil && e.owner.shard != "":
 		id = e.owner.shard

@@ -12,7 +12,8 @@ import (
 	"github.com/bunshard/bunshard/chooser"
 )
 
-// keyMoved fails an UPDATE of obj on shard have, its Token's shard, with
+// keyMoved fails an UPDATE of obj on shard have, its Token's shard (or an
+// INSERT placed there by the Token), with
 // ErrShardKeyChanged when obj's declared shard-key column now routes
 // elsewhere: the ShardChooser's key column (chooser.Scheme's KeyColumn, a
 // one-column chooser's Column) places it on another shard, or the
@@ -64,9 +65,10 @@ func (s *Session) keyChanged(what string, t *schema.Table, col string, v any, ha
 	if str, ok := chooserOf(by, s).(fmt.Stringer); ok {
 		by += " " + str.String()
 	}
-	return fmt.Errorf("%w: %s: column %s, the shard key of %s, is now %v, which %s routes to %v, but the row lives on "+
-		"shard %s (the object's Token): written there, reads by its new key would miss it; to move the row, delete it "+
-		"and insert it with the new key in one unit of work (UnitOfWork.Delete, then Add of a copy without the Token)",
+	return fmt.Errorf("%w: %s: column %s, the shard key of %s, is now %v, which %s routes to %v, but the object's Token "+
+		"names shard %s: written there, reads by its key would miss the row; to move a row, delete it and insert it with "+
+		"the new key in one unit of work (UnitOfWork.Delete, then Add of a copy whose Token is cleared with SetShard(\"\"): "+
+		"a struct copy carries the Token)",
 		ErrShardKeyChanged, what, col, t.TypeName, describeValue(v), by, to, have)
 }
 

@@ -28,6 +28,11 @@ import (
 // per shard, the shards in parallel. Values the database generates
 // (RETURNING) land in the caller's objects.
 //
+// An object placed by its Token (a struct copy of a loaded object
+// carries it) whose declared shard key routes to another shard fails with
+// [ErrShardKeyChanged], as for [Session.Update]: clear the copy's Token
+// with SetShard("") to place it by its key.
+//
 // Shards are written independently, each in its own implicit transaction: if
 // one fails, the others may have committed; the error is a join of
 // *ShardError values and says which shards committed. Use a unit of work
@@ -262,11 +267,18 @@ func (s *Session) writeObjects(ctx context.Context, op string, model any, opts [
 		if kind == destStruct {
 			at = -1
 		}
+		tokened := false // the object came with a shard on its Token
+		if tok := mi.token(obj); tok != nil {
+			_, tokened = tok.Shard()
+		}
 		id, err := s.placeObject(ctx, op, mi, obj, pin, at)
 		if err == nil && s.at.unitOf() != nil {
 			err = s.at.unitOf().outside([]ShardID{id}, pin.by, op+" "+describe(mi, obj, at))
 		}
-		if err == nil && op == "update" && !pin.wins {
+		// An update, or an insert placed by its Token (a struct copy of a
+		// loaded object carries it), must not write a key that routes
+		// elsewhere.
+		if err == nil && (op == "update" || op == "insert" && tokened) && !pin.wins {
 			err = s.keyMoved(ctx, op+" "+describe(mi, obj, at), mi, obj, id, o.written)
 		}
 		if err != nil {
