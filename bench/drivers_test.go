@@ -3,6 +3,7 @@ package bench
 import (
 	"database/sql"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
@@ -46,7 +47,7 @@ var driverWorkloads = func() []workload {
 // TestWorkloads does for the others: each side's digest must match.
 func TestDrivers(t *testing.T) {
 	e := load(t)
-	for _, w := range driverWorkloads {
+	for _, w := range append(slices.Clone(driverWorkloads), pgxHandWorkloads...) {
 		t.Run(w.name, func(t *testing.T) {
 			x, y := w.setup(t, e)
 			sameDigest(t, w, 0, once(t, x), once(t, y))
@@ -62,7 +63,7 @@ func TestDrivers(t *testing.T) {
 //
 //	go test -run '^$' -bench 'Drivers/W3.pgxsimple.bun' -cpuprofile cpu.out ./bench
 func BenchmarkDrivers(b *testing.B) {
-	for _, w := range driverWorkloads {
+	for _, w := range append(slices.Clone(driverWorkloads), pgxHandWorkloads...) {
 		b.Run(w.name, func(b *testing.B) { benchPair(b, w) })
 	}
 }

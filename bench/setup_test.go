@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 				db.Close()
 			}
 		}
+		for _, p := range pools {
+			p.Close()
+		}
 		return goleak.Find()
 	}))
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/bunshard/bunshard/identity"
 	"github.com/bunshard/bunshard/internal/fanout"
+	"github.com/bunshard/bunshard/internal/pgxscan"
 )
 
 // Conns gives the handle statements on one shard run on. [Shards] is the
@@ -397,7 +398,7 @@ func (l *load) query(ctx context.Context, db bun.IDB, t *task) (found, error) {
 	if pf := l.rel.PolymorphicField; pf != nil {
 		q = q.Where("?TableAlias.? = ?", bun.Safe(pf.SQLName), l.rel.PolymorphicValue)
 	}
-	if err := q.Scan(ctx); err != nil {
+	if err := pgxscan.Scan(ctx, db, q); err != nil {
 		return found{}, err
 	}
 	rows := dst.Elem()

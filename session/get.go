@@ -12,6 +12,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/bunshard/bunshard/chooser"
+	"github.com/bunshard/bunshard/internal/pgxscan"
 )
 
 // Get loads the row with primary key pk into dst, a non-nil pointer to a
@@ -188,7 +189,7 @@ func (s *Session) getRouted(ctx context.Context, mi *modelInfo, target reflect.V
 		}
 		missing := false
 		err := s.run(ctx, 0, id, s.reading(func(ctx context.Context, _ int, _ ShardID, db bun.IDB) error {
-			err := db.NewSelect().Model(dst).WherePK().Scan(ctx)
+			err := pgxscan.Scan(ctx, db, db.NewSelect().Model(dst).WherePK())
 			if errors.Is(err, sql.ErrNoRows) {
 				missing = true
 				return nil
@@ -216,7 +217,7 @@ func (s *Session) getRouted(ctx context.Context, mi *modelInfo, target reflect.V
 		if err := setPK(mi, obj.Elem(), pk); err != nil {
 			return false, err
 		}
-		err := db.NewSelect().Model(obj.Interface()).WherePK().Scan(ctx)
+		err := pgxscan.Scan(ctx, db, db.NewSelect().Model(obj.Interface()).WherePK())
 		if errors.Is(err, sql.ErrNoRows) {
 			return false, nil
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/bunshard/bunshard/chooser"
+	"github.com/bunshard/bunshard/internal/pgxscan"
 	"github.com/bunshard/bunshard/internal/planner"
 	"github.com/bunshard/bunshard/merge"
 )
@@ -647,7 +648,7 @@ func (q *SelectQuery) scan(ctx context.Context, dest ...any) error {
 	if n == 1 {
 		id := p.Shards[0]
 		return q.s.fanOut(ctx, p.Shards, "select", func(ctx context.Context, _ int, _ ShardID, db bun.IDB) error {
-			if err := q.build(db, &p, id, q.model, 1, true).Scan(ctx); err != nil {
+			if err := pgxscan.Scan(ctx, db, q.build(db, &p, id, q.model, 1, true)); err != nil {
 				return err
 			}
 			q.s.readRows(ctx, int64(dst.Len()))
@@ -684,7 +685,7 @@ func (q *SelectQuery) scanParts(ctx context.Context, p *plan, typ reflect.Type) 
 	}
 	err := q.s.fanOutPolicy(ctx, p.Shards, "select", p.partial, func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
 		part := reflect.New(typ)
-		if err := q.build(db, p, id, part.Interface(), len(p.Shards), true).Scan(ctx); err != nil {
+		if err := pgxscan.Scan(ctx, db, q.build(db, p, id, part.Interface(), len(p.Shards), true)); err != nil {
 			return err
 		}
 		q.s.stampAll(part, kind, q.mi, q.rels, p.mark(id))
@@ -762,7 +763,7 @@ func (q *SelectQuery) scanOne(ctx context.Context, p *plan) error {
 	if len(p.Shards) == 1 {
 		id := p.Shards[0]
 		return q.s.fanOut(ctx, p.Shards, "select", func(ctx context.Context, _ int, _ ShardID, db bun.IDB) error {
-			if err := q.build(db, p, id, q.model, 1, true).Scan(ctx); err != nil {
+			if err := pgxscan.Scan(ctx, db, q.build(db, p, id, q.model, 1, true)); err != nil {
 				return err
 			}
 			q.s.readRows(ctx, 1)

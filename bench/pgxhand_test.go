@@ -1,0 +1,208 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bunshard/bunshard/internal/weather"
+)
+
+// pgx by hand: W1, W3 and W6 written straight on pgx (a pgxpool per shard,
+// its default exec mode: parameterised statements, the statement cache,
+// binary results), the baseline of BENCH.md's "pgx by hand" column. Each
+// is paired with bunshard over each driver: W1.pgxhand.pgdriver,
+// W3.pgxhand.pgx, W6.pgxhand.pgxsimple, ... (a = bunshard over that driver,
+// b = pgx by hand). BenchmarkRatios runs them when BUNSHARD_RATIOS names
+// them.
+var pgxHandWorkloads = func() []workload {
+	var out []workload
+	for _, d := range []string{"pgdriver", "pgx", "pgxsimple"} {
+		for _, w := range []struct {
+			base workload
+			hand func(testing.TB, *env) side
+		}{{w1, pgxW1}, {w3, pgxW3}, {w6, pgxW6}} {
+			out = append(out, vsPgxHand(w.base, d, w.hand))
+		}
+	}
+	return out
+}()
+
+// vsPgxHand pairs bunshard's side of w, over driver d, with pgx by hand.
+func vsPgxHand(w workload, d string, hand func(testing.TB, *env) side) workload {
+	return workload{
+		name: w.name + ".pgxhand." + d, reps: w.reps, a: "bunshard/" + d, b: "pgx/hand",
+		setup: func(b testing.TB, e *env) (side, side) {
+			ee := e
+			for _, dd := range drivers {
+				if dd.name == d {
+					ee = e.overPgx(b, dd.name, dd.mode)
+				}
+			}
+			ours, _ := w.setup(b, ee)
+			return ours, hand(b, e)
+		},
+		finish: w.finish,
+	}
+}
+
+var (
+	poolsMu sync.Mutex
+	pools   []*pgxpool.Pool // in weather.Shards order
+)
+
+// pgxPools opens (once per process) a pgxpool per shard, 8 connections
+// each, as the Bun handles have.
+func (e *env) pgxPools(b testing.TB) []*pgxpool.Pool {
+	poolsMu.Lock()
+	defer poolsMu.Unlock()
+	if pools != nil {
+		return pools
+	}
+	for _, dsn := range e.dsns {
+		cfg, err := pgxpool.ParseConfig(dsn)
+		if err != nil {
+			b.Fatal(fmt.Errorf("pgxpool.ParseConfig(%s): %w", dsn, err))
+		}
+		cfg.MaxConns = 8
+		p, err := pgxpool.NewWithConfig(ctx, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pools = append(pools, p)
+	}
+	return pools
+}
+
+func pgxW1(b testing.TB, e *env) side {
+	ps := e.pgxPools(b)
+	want := make([]weather.Location, len(getIDs))
+	run := func() error {
+		for i, id := range getIDs {
+			l := &want[i]
+			*l = weather.Location{}
+			err := ps[shardOfLocation(id)].QueryRow(ctx,
+				"SELECT id, continent, city FROM weather_locations WHERE id = $1", id).Scan(&l.ID, &l.Continent, &l.City)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return side{run: run, digest: locationsDigest(want)}
+}
+
+func pgxW3(b testing.TB, e *env) side {
+	ps := e.pgxPools(b)
+	var want []weather.Report
+	run := func() error {
+		parts := make([][]weather.Report, len(ps))
+		g, ctx := errgroup.WithContext(ctx)
+		for i, p := range ps {
+			g.Go(func() error {
+				rows, err := p.Query(ctx, "SELECT id, location_id, temperature, report_time FROM weather_reports")
+				if err != nil {
+					return err
+				}
+				defer rows.Close()
+				var out []weather.Report
+				for rows.Next() {
+					out = append(out, weather.Report{})
+					r := &out[len(out)-1]
+					if err := rows.Scan(&r.ID, &r.LocationID, &r.Temperature, &r.ReportTime); err != nil {
+						return err
+					}
+				}
+				parts[i] = out
+				return rows.Err()
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		total := 0
+		for _, p := range parts {
+			total += len(p)
+		}
+		reps := make([]weather.Report, 0, total)
+		for _, p := range parts {
+			reps = append(reps, p...)
+		}
+		want = reps
+		return wantLen("reports", len(reps), nLocations*perLoc)
+	}
+	return side{run: run, digest: func() (uint64, error) { return unordered(ptrs(want), encReport), nil }}
+}
+
+func pgxW6(b testing.TB, e *env) side {
+	ps := e.pgxPools(b)
+	var byHand []*weather.Location
+	run := func() error {
+		parts := make([][]*weather.Location, len(ps))
+		g, ctx := errgroup.WithContext(ctx)
+		for i, p := range ps {
+			g.Go(func() error {
+				locs, err := pgxScan(ctx, p, "SELECT id, continent, city FROM weather_locations WHERE id <= $1",
+					[]any{500}, func(rows pgx.Rows) (*weather.Location, error) {
+						l := &weather.Location{}
+						return l, rows.Scan(&l.ID, &l.Continent, &l.City)
+					})
+				if err != nil {
+					return err
+				}
+				ids := make([]int64, len(locs))
+				byID := make(map[int64]*weather.Location, len(locs))
+				for j, l := range locs {
+					ids[j] = l.ID
+					byID[l.ID] = l
+				}
+				reps, err := pgxScan(ctx, p, "SELECT id, location_id, temperature, report_time FROM weather_reports WHERE location_id = ANY($1)",
+					[]any{ids}, func(rows pgx.Rows) (*weather.Report, error) {
+						r := &weather.Report{}
+						return r, rows.Scan(&r.ID, &r.LocationID, &r.Temperature, &r.ReportTime)
+					})
+				if err != nil {
+					return err
+				}
+				for _, r := range reps {
+					l := byID[r.LocationID]
+					l.Reports = append(l.Reports, r)
+				}
+				parts[i] = locs
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		var locs []*weather.Location
+		for _, p := range parts {
+			locs = append(locs, p...)
+		}
+		byHand = locs
+		return wantLen("reports", countReports(locs)+len(locs)-500, 500*perLoc)
+	}
+	return side{run: run, digest: func() (uint64, error) { return unordered(byHand, encLocationTree), nil }}
+}
+
+func pgxScan[T any](ctx context.Context, p *pgxpool.Pool, sql string, args []any, scan func(pgx.Rows) (T, error)) ([]T, error) {
+	rows, err := p.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
