@@ -47,7 +47,7 @@ var driverWorkloads = func() []workload {
 // TestWorkloads does for the others: each side's digest must match.
 func TestDrivers(t *testing.T) {
 	e := load(t)
-	for _, w := range append(slices.Clone(driverWorkloads), pgxHandWorkloads...) {
+	for _, w := range append(append(slices.Clone(driverWorkloads), pgxHandWorkloads...), scanWorkloads...) {
 		t.Run(w.name, func(t *testing.T) {
 			x, y := w.setup(t, e)
 			sameDigest(t, w, 0, once(t, x), once(t, y))
@@ -63,7 +63,7 @@ func TestDrivers(t *testing.T) {
 //
 //	go test -run '^$' -bench 'Drivers/W3.pgxsimple.bun' -cpuprofile cpu.out ./bench
 func BenchmarkDrivers(b *testing.B) {
-	for _, w := range append(slices.Clone(driverWorkloads), pgxHandWorkloads...) {
+	for _, w := range append(append(slices.Clone(driverWorkloads), pgxHandWorkloads...), scanWorkloads...) {
 		b.Run(w.name, func(b *testing.B) { benchPair(b, w) })
 	}
 }

@@ -160,7 +160,7 @@ func BenchmarkRatios(b *testing.B) {
 	workloads := workloads
 	if only := os.Getenv("BUNSHARD_RATIOS"); only != "" {
 		names := strings.Split(only, ",")
-		all := append(append(slices.Clone(workloads), driverWorkloads...), pgxHandWorkloads...) // the driver pairs run only when named
+		all := append(append(append(slices.Clone(workloads), driverWorkloads...), pgxHandWorkloads...), scanWorkloads...) // the driver pairs run only when named
 		workloads = slices.DeleteFunc(all, func(w workload) bool { return !slices.Contains(names, w.name) })
 	}
 	type pairSides struct{ a, b side }

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bunshard/bunshard/internal/pgxscan"
 	"github.com/bunshard/bunshard/internal/weather"
 )
 
@@ -205,4 +206,64 @@ func pgxScan[T any](ctx context.Context, p *pgxpool.Pool, sql string, args []any
 		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+// scanWorkloads measure the fast path itself: bunshard over pgx with it
+// (a, "fast") against the same with every scan through Bun's
+// (b, "bunscan"), on W1, W3 and W6, in each exec mode: W3.pgxscan.pgx,
+// W6.pgxscan.pgxsimple, ... Run by BenchmarkRatios when named, and by
+// BenchmarkDrivers for profiles:
+//
+//	go test -run '^$' -bench 'Drivers/W3.pgxscan.pgx$/fast' -cpuprofile cpu.out ./bench
+var scanWorkloads = func() []workload {
+	var out []workload
+	for _, d := range drivers {
+		for _, w := range []workload{w1, w3, w6} {
+			out = append(out, withoutFastPath(w, d.name, d.mode))
+		}
+	}
+	return out
+}()
+
+func withoutFastPath(w workload, name string, mode pgx.QueryExecMode) workload {
+	return workload{
+		name: w.name + ".pgxscan." + name, reps: w.reps, a: "fast", b: "bunscan",
+		setup: func(b testing.TB, e *env) (side, side) {
+			fast, _ := w.setup(b, e.overPgx(b, name, mode))
+			slow, _ := w.setup(b, e.overPgx(b, name, mode))
+			off := func(p func()) func() {
+				return func() {
+					pgxscan.Disabled.Store(true)
+					if p != nil {
+						p()
+					}
+				}
+			}
+			on := func(c func()) func() {
+				return func() {
+					if c != nil {
+						c()
+					}
+					pgxscan.Disabled.Store(false)
+				}
+			}
+			// the flag is flipped untimed, around the run; the digest
+			// reads memory only
+			slow.prep, slow.clean = off(slow.prep), on(slow.clean)
+			fastPrep := fast.prep
+			fast.prep = func() {
+				pgxscan.Disabled.Store(false)
+				if fastPrep != nil {
+					fastPrep()
+				}
+			}
+			return fast, slow
+		},
+		finish: func(tb testing.TB, e *env) {
+			pgxscan.Disabled.Store(false)
+			if w.finish != nil {
+				w.finish(tb, e)
+			}
+		},
+	}
 }

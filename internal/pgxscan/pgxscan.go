@@ -462,7 +462,7 @@ func (c *column) convert(i int, raw []byte, x *cell) error {
 
 // store scans c's cell into strct as Bun would (field.ScanValue), storing
 // it straight into the field where that is what Bun's scanner does.
-func (c *column) store(strct reflect.Value, x *cell) error {
+func (c *column) store(strct reflect.Value, base unsafe.Pointer, x *cell) error {
 	if c.unknown != "" {
 		return errors.New(c.unknown)
 	}
@@ -473,7 +473,7 @@ func (c *column) store(strct reflect.Value, x *cell) error {
 	if x.null {
 		return f.ScanValue(strct, nil)
 	}
-	p := unsafe.Add(strct.Addr().UnsafePointer(), c.off)
+	p := unsafe.Add(base, c.off)
 	switch c.kind {
 	case kInt64:
 		*(*int64)(p) = x.i
@@ -522,8 +522,9 @@ func scanRows(rows pgx.Rows, m *pgtype.Map, s *shape, v reflect.Value) (int, err
 	// storeRow scans the row into strct, as database/sql's Rows.Scan
 	// calls Bun's scanner column by column, wrapping its errors.
 	storeRow := func(strct reflect.Value) error {
+		base := strct.Addr().UnsafePointer()
 		for i := range cols {
-			if err := cols[i].store(strct, &cells[i]); err != nil {
+			if err := cols[i].store(strct, base, &cells[i]); err != nil {
 				return fmt.Errorf("sql: Scan error on column index %d, name %q: %w", i, cols[i].name, err)
 			}
 		}
