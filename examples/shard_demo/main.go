@@ -12,6 +12,14 @@
 //
 //	BUNSHARD_DEMO_DSNS=postgres://postgres@host1/weather?sslmode=disable,... go run ./examples/shard_demo
 //
+// BUNSHARD_DEMO_DRIVER picks the database/sql driver under every shard's
+// *bun.DB: pgdriver (Bun's own, the default), pgx (pgx's stdlib driver in
+// its default exec mode) or pgx-simple (pgx with
+// QueryExecModeSimpleProtocol); see docs/drivers.md for which is faster
+// for what:
+//
+//	BUNSHARD_DEMO_DRIVER=pgx go run ./examples/shard_demo
+//
 // The demo drops and recreates its two tables there. Its two-phase commit
 // needs max_prepared_transactions > 0 on those servers; without it the demo
 // says so and commits in one phase.
@@ -28,6 +36,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/driver/pgdriver"
@@ -108,7 +118,11 @@ func run(ctx context.Context, w io.Writer) error {
 	dialect := pgdialect.New() // one dialect instance shared by every shard
 	shards := map[session.ShardID]bun.IDB{}
 	for i, id := range shardIDs {
-		shards[id] = bun.NewDB(sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsns[i]))), dialect)
+		sqldb, err := openDB(os.Getenv("BUNSHARD_DEMO_DRIVER"), dsns[i])
+		if err != nil {
+			return err
+		}
+		shards[id] = bun.NewDB(sqldb, dialect)
 	}
 	sess, err := session.New(shards, placeRow, chooser.All, byContinent, session.WithShardOrder(shardIDs...))
 	if err != nil {
@@ -300,6 +314,25 @@ func createTables(ctx context.Context, db bun.IDB) error {
 		}
 	}
 	return nil
+}
+
+// openDB opens dsn with the driver BUNSHARD_DEMO_DRIVER names ("" is
+// pgdriver). It dials nothing; an unknown driver name is an error.
+func openDB(driver, dsn string) (*sql.DB, error) {
+	switch driver {
+	case "", "pgdriver":
+		return sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsn))), nil
+	case "pgx", "pgx-simple":
+		cfg, err := pgx.ParseConfig(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("BUNSHARD_DEMO_DRIVER=%s: %w", driver, err)
+		}
+		if driver == "pgx-simple" {
+			cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+		}
+		return stdlib.OpenDB(*cfg), nil
+	}
+	return nil, fmt.Errorf("BUNSHARD_DEMO_DRIVER=%q: want pgdriver, pgx or pgx-simple", driver)
 }
 
 // shardDSNs returns the four shard DSNs: from BUNSHARD_DEMO_DSNS, or from

@@ -44,6 +44,33 @@ func TestDemo(t *testing.T) {
 // servers' watchers included).
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// TestDemoOverPgx runs the demo over pgx's driver in both exec modes
+// (BUNSHARD_DEMO_DRIVER): the same output as over pgdriver.
+func TestDemoOverPgx(t *testing.T) {
+	for _, d := range []string{"pgx", "pgx-simple"} {
+		t.Run(d, func(t *testing.T) {
+			t.Setenv("BUNSHARD_DEMO_DSNS", "")
+			t.Setenv("BUNSHARD_DEMO_DRIVER", d)
+			var out bytes.Buffer
+			if err := run(context.Background(), &out); err != nil {
+				t.Fatalf("run = %v\n%s", err, out.String())
+			}
+			for _, want := range []string{"Get(1) = Tokyo, from asia", "report 5 = 61.0, loaded from north_america", "85.0 at Quito\n  80.0 at Tokyo"} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("output lacks %q:\n%s", want, out.String())
+				}
+			}
+		})
+	}
+}
+
+// TestDemoUnknownDriver: a driver name the demo does not know is refused.
+func TestDemoUnknownDriver(t *testing.T) {
+	if _, err := openDB("mysql", "postgres://x/y"); err == nil || !strings.Contains(err.Error(), "pgx-simple") {
+		t.Fatalf("openDB(mysql) = %v; want an error naming the drivers", err)
+	}
+}
+
 // TestDemoOnOwnServers runs the demo on servers named in BUNSHARD_DEMO_DSNS,
 // here ones without prepared transactions: it uses them, and says that it
 // commits in one phase.
