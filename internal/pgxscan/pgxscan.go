@@ -745,7 +745,7 @@ var internals = func() (in struct {
 	sliceModel  reflect.Type // *bun.sliceTableModel
 	structJoins []int        // the index of their joins field
 	sliceJoins  []int
-	commentKey  any          // bun.WithComment's context key
+	commentKey  any // bun.WithComment's context key
 }) {
 	type row struct {
 		bun.BaseModel `bun:"table:pgxscan_probe"`

@@ -62,42 +62,42 @@ type PtrInner struct {
 type Wide struct {
 	bun.BaseModel `bun:"table:wides"`
 
-	ID  int64 `bun:",pk"`
-	I16 int16
-	I32 int32
-	I   int
-	I64 int64
-	I4  int64 `bun:"type:integer"`  // int4 into an int64 field
-	I2  int64 `bun:"type:smallint"` // int2 into an int64 field
-	F32 float32
-	F64 float64
-	F4  float64 `bun:"type:real"` // float4 into a float64 field
-	S   string
-	Txt string `bun:"type:text"`
-	Ch  string `bun:"type:char(5)"`
-	B   bool
-	T   time.Time
-	TN  time.Time `bun:"type:timestamp"`
-	D   time.Time `bun:"type:date"`
-	PS  *string
-	PI  *int64
-	PT  *time.Time
-	NS  sql.NullString  `bun:"type:text"`
-	J   map[string]any  `bun:"type:jsonb"`
-	JR  json.RawMessage `bun:"type:json"`
-	Arr []int64         `bun:",array"`
-	By  []byte
-	Num string    `bun:"type:numeric"`
-	U   string    `bun:"type:uuid"`
-	Iv  string    `bun:"type:interval"`
-	IS  string    `bun:"type:bigint"`           // int8 into a string field
-	C   Celsius   `bun:"type:double precision"` // sql.Scanner
-	MI  MyInt     // a named type
-	JS  string    `bun:"type:jsonb"` // jsonb into a string field
-	TS  string    `bun:"type:timestamptz"`
-	Inner         // embedded
-	*PtrInner     // embedded through a pointer
-	Any       any `bun:"type:jsonb"`
+	ID        int64 `bun:",pk"`
+	I16       int16
+	I32       int32
+	I         int
+	I64       int64
+	I4        int64 `bun:"type:integer"`  // int4 into an int64 field
+	I2        int64 `bun:"type:smallint"` // int2 into an int64 field
+	F32       float32
+	F64       float64
+	F4        float64 `bun:"type:real"` // float4 into a float64 field
+	S         string
+	Txt       string `bun:"type:text"`
+	Ch        string `bun:"type:char(5)"`
+	B         bool
+	T         time.Time
+	TN        time.Time `bun:"type:timestamp"`
+	D         time.Time `bun:"type:date"`
+	PS        *string
+	PI        *int64
+	PT        *time.Time
+	NS        sql.NullString  `bun:"type:text"`
+	J         map[string]any  `bun:"type:jsonb"`
+	JR        json.RawMessage `bun:"type:json"`
+	Arr       []int64         `bun:",array"`
+	By        []byte
+	Num       string  `bun:"type:numeric"`
+	U         string  `bun:"type:uuid"`
+	Iv        string  `bun:"type:interval"`
+	IS        string  `bun:"type:bigint"`           // int8 into a string field
+	C         Celsius `bun:"type:double precision"` // sql.Scanner
+	MI        MyInt   // a named type
+	JS        string  `bun:"type:jsonb"` // jsonb into a string field
+	TS        string  `bun:"type:timestamptz"`
+	Inner             // embedded
+	*PtrInner         // embedded through a pointer
+	Any       any     `bun:"type:jsonb"`
 }
 
 var wideRows = []string{
