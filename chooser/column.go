@@ -23,7 +23,7 @@ type byColumn struct {
 	// targets[i] is the single-shard Target of the i-th distinct shard.
 	targets []Target
 	// pick returns the index into targets of the shard that owns k, or an
-	// error naming k. It is only called with k.kind != kindNone.
+	// error naming k. It is only called with k.Kind != kindNone.
 	pick func(table *schema.Table, column string, k key) (int, error)
 }
 
@@ -80,7 +80,7 @@ func (c *byColumn) objectKey(table *schema.Table, obj any) (key, error) {
 		return key{}, fmt.Errorf("chooser: %s.%s: %w", table.TypeName, c.name, err)
 	}
 	k := keyOfValue(fv)
-	if k.kind == kindNone {
+	if k.Kind == kindNone {
 		return key{}, badKeyError(table, c.name, errorValue(fv), c.want)
 	}
 	return k, nil
@@ -104,7 +104,7 @@ func errorValue(v reflect.Value) any {
 // valueKey reads a key from a primary-key or criterion value.
 func (c *byColumn) valueKey(table *schema.Table, x any) (key, error) {
 	k := keyOf(x)
-	if k.kind == kindNone {
+	if k.Kind == kindNone {
 		return key{}, badKeyError(table, c.name, errorValue(reflect.ValueOf(x)), c.want)
 	}
 	return k, nil

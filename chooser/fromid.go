@@ -86,9 +86,9 @@ func NewFromID(column string, layout identity.Layout, assign []identity.ShardID)
 func (c *FromID) pick(table *schema.Table, column string, k key) (int, error) {
 	var id int64
 	switch {
-	case k.kind == kindInt && int64(k.n) >= 0,
-		k.kind == kindUint && k.n <= math.MaxInt64:
-		id = int64(k.n)
+	case k.Kind == kindInt && int64(k.N) >= 0,
+		k.Kind == kindUint && k.N <= math.MaxInt64:
+		id = int64(k.N)
 	default:
 		return 0, fmt.Errorf("chooser: %s: value %v is not an ID of layout %v; want a non-negative integer", at(table, column), k, c.layout)
 	}

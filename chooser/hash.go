@@ -94,7 +94,7 @@ func (h *Hash) pick(table *schema.Table, column string, k key) (int, error) {
 }
 
 func (h *Hash) bucket(table *schema.Table, column string, k key) (int, error) {
-	sum, ok := k.sum64()
+	sum, ok := sum64(k)
 	if !ok {
 		return 0, fmt.Errorf("chooser: %s: value %v cannot be hashed; want %s", at(table, column), k, h.col.want)
 	}

@@ -75,7 +75,7 @@ func jumpHash(key uint64, n int) int {
 }
 
 func (j *Jump) pick(table *schema.Table, column string, k key) (int, error) {
-	sum, ok := k.sum64()
+	sum, ok := sum64(k)
 	if !ok {
 		return 0, fmt.Errorf("chooser: %s: value %v cannot be hashed; want %s", at(table, column), k, j.col.want)
 	}

@@ -3,82 +3,45 @@ package chooser
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 	"reflect"
-	"strconv"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/uptrace/bun/schema"
+
+	"github.com/bunshard/bunshard/identity"
 )
 
-// keyKind is the family of a shard-key value. Named types count as their
-// underlying kind: type UserID int64 is an int.
-type keyKind uint8
+// key is a shard-key value in bunshard's one canonical form,
+// identity.Scalar, read without boxing it, so that routing a single key
+// allocates nothing.
+type key = identity.Scalar
+
+// keyKind is the family of a key.
+type keyKind = identity.ScalarKind
 
 const (
-	kindNone   keyKind = iota // nil, NULL or an unsupported type
-	kindInt                   // int, int8 … int64
-	kindUint                  // uint, uint8 … uint64, uintptr
-	kindFloat                 // float32, float64 (Ranges only)
-	kindString                // string
-	kindBytes                 // []byte
+	kindNone   = identity.ScalarNull   // nil, NULL or a type no chooser routes on
+	kindInt    = identity.ScalarInt    // an integer that fits an int64
+	kindUint   = identity.ScalarUint   // an unsigned integer above math.MaxInt64
+	kindFloat  = identity.ScalarFloat  // float32, float64 (Ranges and ValueMap only)
+	kindString = identity.ScalarString // string
+	kindBytes  = identity.ScalarBytes  // []byte
 )
 
-// key is a shard-key value read without boxing it, so that routing a single
-// key allocates nothing: a struct field is read with reflect's Int/String
-// accessors rather than Interface, which would copy the value to the heap.
-type key struct {
-	kind keyKind
-	n    uint64 // kindInt: the int64's bits; kindUint: the value; kindFloat: math.Float64bits
-	s    string // kindString
-	b    []byte // kindBytes
-}
+// keyOf reads a key from a value passed as any (a primary-key value of a
+// Get, a declared criterion value) with identity.ScalarOf. A value no
+// chooser routes on (a bool, a time, a struct) gives kindNone.
+func keyOf(x any) key { return routable(identity.ScalarOf(x)) }
 
-// keyOf reads a key from a value passed as any (a primary-key value of a Get,
-// a declared criterion value). The common types take a type switch; named
-// types and pointers go through reflect.
-func keyOf(x any) key {
-	switch x := x.(type) {
-	case int64:
-		return key{kind: kindInt, n: uint64(x)}
-	case int:
-		return key{kind: kindInt, n: uint64(int64(x))}
-	case int32:
-		return key{kind: kindInt, n: uint64(int64(x))}
-	case string:
-		return key{kind: kindString, s: x}
-	case uint64:
-		return key{kind: kindUint, n: x}
-	case []byte:
-		return key{kind: kindBytes, b: x}
-	}
-	return keyOfValue(reflect.ValueOf(x))
-}
+// keyOfValue reads a key from v (a struct field) with
+// identity.ScalarOfValue, as keyOf does.
+func keyOfValue(v reflect.Value) key { return routable(identity.ScalarOfValue(v)) }
 
-// keyOfValue reads a key from v, following pointers and interfaces. A nil
-// pointer or an unsupported kind gives kindNone.
-func keyOfValue(v reflect.Value) key {
-	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
-		if v.IsNil() {
-			return key{}
-		}
-		v = v.Elem()
+func routable(k key) key {
+	if k.Kind == identity.ScalarOther {
+		return key{}
 	}
-	switch v.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return key{kind: kindInt, n: uint64(v.Int())}
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return key{kind: kindUint, n: v.Uint()}
-	case reflect.Float32, reflect.Float64:
-		return key{kind: kindFloat, n: math.Float64bits(v.Float())}
-	case reflect.String:
-		return key{kind: kindString, s: v.String()}
-	case reflect.Slice:
-		if v.Type().Elem().Kind() == reflect.Uint8 {
-			return key{kind: kindBytes, b: v.Bytes()}
-		}
-	}
-	return key{}
+	return k
 }
 
 // sum64 returns the xxhash64 (seed 0) of k's canonical encoding, and false
@@ -90,35 +53,18 @@ func keyOfValue(v reflect.Value) key {
 //     int64(7) and uint16(7) hash alike;
 //   - strings: their bytes, as they are (no length prefix, no normalization);
 //   - []byte: the bytes, so []byte("a") hashes like "a".
-func (k key) sum64() (uint64, bool) {
-	switch k.kind {
+func sum64(k key) (uint64, bool) {
+	switch k.Kind {
 	case kindInt, kindUint:
 		var buf [8]byte
-		binary.LittleEndian.PutUint64(buf[:], k.n)
+		binary.LittleEndian.PutUint64(buf[:], k.N)
 		return xxhash.Sum64(buf[:]), true
 	case kindString:
-		return xxhash.Sum64String(k.s), true
+		return xxhash.Sum64String(k.S), true
 	case kindBytes:
-		return xxhash.Sum64(k.b), true
+		return xxhash.Sum64(k.B), true
 	}
 	return 0, false
-}
-
-// String renders k for error messages.
-func (k key) String() string {
-	switch k.kind {
-	case kindInt:
-		return strconv.FormatInt(int64(k.n), 10)
-	case kindUint:
-		return strconv.FormatUint(k.n, 10)
-	case kindFloat:
-		return strconv.FormatFloat(math.Float64frombits(k.n), 'g', -1, 64)
-	case kindString:
-		return strconv.Quote(k.s)
-	case kindBytes:
-		return fmt.Sprintf("%#x", k.b)
-	}
-	return "NULL"
 }
 
 // at names a column in errors: "Model.column", or just "column" when the

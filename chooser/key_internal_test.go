@@ -30,13 +30,13 @@ func TestSum64Golden(t *testing.T) {
 		{"日本", 0x80c2e40b8486afab},
 	}
 	for _, tt := range tests {
-		got, ok := keyOf(tt.value).sum64()
+		got, ok := sum64(keyOf(tt.value))
 		if !ok || got != tt.want {
 			t.Errorf("sum64(%T %v) = %#x, %v; want %#x", tt.value, tt.value, got, ok, tt.want)
 		}
 	}
 	for _, v := range []any{nil, 1.5, float32(2), struct{}{}} {
-		if got, ok := keyOf(v).sum64(); ok {
+		if got, ok := sum64(keyOf(v)); ok {
 			t.Errorf("sum64(%T %v) = %#x, true; want no hash", v, v, got)
 		}
 	}

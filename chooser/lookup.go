@@ -3,7 +3,6 @@ package chooser
 import (
 	"context"
 	"fmt"
-	"math"
 	"reflect"
 	"sync"
 
@@ -111,7 +110,7 @@ func (k cacheKey) value() any {
 	return k.s
 }
 
-func (k cacheKey) String() string { return key{kind: k.kind, n: k.n, s: k.s}.String() }
+func (k cacheKey) String() string { return key{Kind: k.kind, N: k.n, S: k.s}.String() }
 
 type lruEntry struct {
 	key        cacheKey
@@ -205,7 +204,7 @@ func (l *Lookup) ChooseIdentity(ctx context.Context, k Key) (Target, error) {
 		return loadedFrom(k.LoadedFrom), nil
 	}
 	kk := keyOf(k.PK[i])
-	if kk.kind == kindNone {
+	if kk.Kind == kindNone {
 		return Target{}, badKeyError(k.Table, l.column, errorValue(reflect.ValueOf(k.PK[i])), lookupWant)
 	}
 	return l.one(ctx, k.Table, kk)
@@ -228,7 +227,7 @@ func (l *Lookup) ChooseExecute(ctx context.Context, stmt *Statement) (Target, er
 		return None(), nil
 	case len(values) == 1:
 		k := keyOf(values[0])
-		if k.kind == kindNone {
+		if k.Kind == kindNone {
 			return Target{}, badKeyError(stmt.Table, l.column, errorValue(reflect.ValueOf(values[0])), lookupWant)
 		}
 		return l.one(ctx, stmt.Table, k)
@@ -276,21 +275,17 @@ func (l *Lookup) SplitValues(ctx context.Context, table *schema.Table, column st
 // String returns "chooser.Lookup(column)".
 func (l *Lookup) String() string { return "chooser.Lookup(" + l.column + ")" }
 
-// canonical turns a key into its cache and directory form; floats and NULL
-// have none.
+// canonical turns a key into its cache and directory form, a comparable
+// copy of the key's identity.Scalar.Canonical that is not boxed; floats and
+// NULL have none.
 func canonical(k key) (cacheKey, bool) {
-	switch k.kind {
-	case kindInt:
-		return cacheKey{kind: kindInt, n: k.n}, true
-	case kindUint:
-		if k.n <= math.MaxInt64 {
-			return cacheKey{kind: kindInt, n: k.n}, true
-		}
-		return cacheKey{kind: kindUint, n: k.n}, true
+	switch k.Kind {
+	case kindInt, kindUint:
+		return cacheKey{kind: k.Kind, n: k.N}, true
 	case kindString:
-		return cacheKey{kind: kindString, s: k.s}, true
+		return cacheKey{kind: kindString, s: k.S}, true
 	case kindBytes:
-		return cacheKey{kind: kindString, s: string(k.b)}, true
+		return cacheKey{kind: kindString, s: string(k.B)}, true
 	}
 	return cacheKey{}, false
 }

@@ -153,31 +153,31 @@ func toOrdered[K cmp.Ordered](k key) (K, bool) {
 	v := reflect.ValueOf(&out).Elem()
 	switch v.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		n := int64(k.n)
+		n := int64(k.N)
 		switch {
-		case k.kind == kindUint && k.n > math.MaxInt64,
-			k.kind != kindInt && k.kind != kindUint,
+		case k.Kind == kindUint && k.N > math.MaxInt64,
+			k.Kind != kindInt && k.Kind != kindUint,
 			v.OverflowInt(n):
 			return out, false
 		}
 		v.SetInt(n)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
 		switch {
-		case k.kind == kindInt && int64(k.n) < 0,
-			k.kind != kindInt && k.kind != kindUint,
-			v.OverflowUint(k.n):
+		case k.Kind == kindInt && int64(k.N) < 0,
+			k.Kind != kindInt && k.Kind != kindUint,
+			v.OverflowUint(k.N):
 			return out, false
 		}
-		v.SetUint(k.n)
+		v.SetUint(k.N)
 	case reflect.Float32, reflect.Float64:
 		var f float64
-		switch k.kind {
+		switch k.Kind {
 		case kindFloat:
-			f = math.Float64frombits(k.n)
+			f = math.Float64frombits(k.N)
 		case kindInt:
-			f = float64(int64(k.n))
+			f = float64(int64(k.N))
 		case kindUint:
-			f = float64(k.n)
+			f = float64(k.N)
 		default:
 			return out, false
 		}
@@ -186,11 +186,11 @@ func toOrdered[K cmp.Ordered](k key) (K, bool) {
 		}
 		v.SetFloat(f)
 	case reflect.String:
-		switch k.kind {
+		switch k.Kind {
 		case kindString:
-			v.SetString(k.s)
+			v.SetString(k.S)
 		case kindBytes:
-			v.SetString(string(k.b))
+			v.SetString(string(k.B))
 		default:
 			return out, false
 		}

@@ -48,7 +48,7 @@ var (
 // are one canonical key (two float keys 0 and -0).
 func NewValueMap[K comparable](column string, m map[K]identity.ShardID) *ValueMap[K] {
 	kt := reflect.TypeFor[K]()
-	fam := familyOf(keyOfValue(reflect.Zero(kt)).kind)
+	fam := familyOf(keyOfValue(reflect.Zero(kt)).Kind)
 	if fam == kindNone {
 		panic(fmt.Sprintf("chooser: NewValueMap(%q): key type %s cannot be a shard key; use an integer, float or string type", column, kt))
 	}
@@ -75,7 +75,7 @@ func NewValueMap[K comparable](column string, m map[K]identity.ShardID) *ValueMa
 	}
 	want := "a " + kt.String()
 	pick := func(table *schema.Table, column string, k key) (int, error) {
-		if familyOf(k.kind) != fam {
+		if familyOf(k.Kind) != fam {
 			return 0, fmt.Errorf("chooser: %s: value %v cannot be a %s key", at(table, column), k, kt)
 		}
 		ck, _ := mapKey(k)
@@ -104,10 +104,10 @@ func familyOf(k keyKind) keyKind {
 // mapKey is canonical extended to floats, with -0 folded into 0; false for
 // NULL and NaN, which equal no key.
 func mapKey(k key) (cacheKey, bool) {
-	if k.kind != kindFloat {
+	if k.Kind != kindFloat {
 		return canonical(k)
 	}
-	f := math.Float64frombits(k.n)
+	f := math.Float64frombits(k.N)
 	if f != f {
 		return cacheKey{}, false
 	}

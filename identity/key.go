@@ -1,13 +1,10 @@
 package identity
 
 import (
-	"database/sql/driver"
 	"fmt"
-	"math"
 	"reflect"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // Key identifies one object in a unit of work: its model type, its primary
@@ -61,7 +58,8 @@ func (k Key) String() string {
 type compositePK string
 
 // Canonical returns a comparable value that is equal for equal primary
-// keys, whatever Go types hold them:
+// keys, whatever Go types hold them: for one value, [Scalar.Canonical] of
+// [ScalarOf] (so the rules are [Scalar]'s):
 //
 //   - signed and unsigned integers become int64 (uint64 values above
 //     math.MaxInt64 stay uint64), floats become float64;
@@ -105,74 +103,14 @@ func Canonical(pk ...any) any {
 	return compositePK(b.String())
 }
 
+// canonical is [Scalar.Canonical] of [ScalarOf](v), returning v itself
+// when it is already canonical (boxing it again would allocate).
 func canonical(v any) any {
-	switch x := v.(type) {
+	switch v.(type) {
 	case nil:
 		return nil
 	case int64, string, float64, bool:
-		return v // already canonical: returning v, not x, avoids boxing again
-	case int:
-		return int64(x)
-	case int32:
-		return int64(x)
-	case int16:
-		return int64(x)
-	case int8:
-		return int64(x)
-	case uint64:
-		if x <= math.MaxInt64 {
-			return int64(x)
-		}
-		return x
-	case uint:
-		return canonical(uint64(x))
-	case uint32:
-		return int64(x)
-	case uint16:
-		return int64(x)
-	case uint8:
-		return int64(x)
-	case float32:
-		return float64(x)
-	case []byte:
-		return string(x)
-	case time.Time:
-		return x.Round(0).UTC()
-	case driver.Valuer:
-		rv := reflect.ValueOf(v)
-		if rv.Kind() == reflect.Pointer && rv.IsNil() {
-			return nil
-		}
-		dv, err := x.Value()
-		if err != nil {
-			return fmt.Sprintf("%#v", v)
-		}
-		return canonical(dv)
-	}
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Pointer:
-		if rv.IsNil() {
-			return nil
-		}
-		return canonical(rv.Elem().Interface())
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return rv.Int()
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return canonical(rv.Uint())
-	case reflect.Float32, reflect.Float64:
-		return rv.Float()
-	case reflect.String:
-		return rv.String()
-	case reflect.Bool:
-		return rv.Bool()
-	case reflect.Slice:
-		if rv.Type().Elem().Kind() == reflect.Uint8 {
-			return string(rv.Bytes())
-		}
-	}
-	if rv.Comparable() {
 		return v
 	}
-	return fmt.Sprintf("%#v", v)
+	return ScalarOf(v).Canonical()
 }

@@ -11,7 +11,8 @@ import (
 )
 
 // key matches loaded rows to parents: an int64 for the common single
-// integer column (no allocation per row), else a canonical value.
+// integer column (no allocation per row), else a canonical value; both are
+// identity's one canonical form (identity.ScalarOf, identity.Canonical).
 type key struct {
 	n    int64
 	v    any
@@ -96,17 +97,10 @@ func (ki *keyIndex) keyOf(fields []*schema.Field, v reflect.Value) key {
 		if err != nil {
 			return key{null: true}
 		}
-		for fv.Kind() == reflect.Pointer {
-			if fv.IsNil() {
-				return key{null: true}
-			}
-			fv = fv.Elem()
-		}
-		if fv.CanInt() {
-			return key{n: fv.Int()}
-		}
-		if fv.CanUint() {
-			return key{n: int64(fv.Uint())}
+		// identity's canonical form, as the identity map and the choosers
+		// read keys; for an integer it allocates nothing.
+		if k := identity.ScalarOfValue(fv); k.Kind == identity.ScalarInt {
+			return key{n: int64(k.N)}
 		}
 		return key{null: true}
 	}
