@@ -68,6 +68,16 @@ type RelationRouter interface {
 	AllowRelation(ctx context.Context, a, b Object) Verdict
 }
 
+// SameShard is the default answer to whether a and b may be related, the
+// one every bunshard path falls back on ([Routers] and [Scheme] when no
+// router decides, the session when its ShardChooser is no RelationRouter
+// or abstains): [Allow] when both are on one shard or either has not been
+// placed yet (Shard ""), [Deny] for two different shards. It never
+// abstains.
+func SameShard(a, b Object) Verdict {
+	return VerdictOf(a.Shard == "" || b.Shard == "" || a.Shard == b.Shard)
+}
+
 // RelationRouterFunc adapts a function to [RelationRouter].
 type RelationRouterFunc func(ctx context.Context, a, b Object) Verdict
 

@@ -248,15 +248,16 @@ func (c *Routers) SplitValues(ctx context.Context, table *schema.Table, column s
 }
 
 // AllowRelation returns the first verdict other than [Abstain] a
-// RelationRouter gives, else [Allow] when both objects are on the same shard
-// or either has not been placed yet, and [Deny] otherwise.
+// RelationRouter gives, else the default, [SameShard]: [Allow] when both
+// objects are on the same shard or either has not been placed yet, and
+// [Deny] otherwise.
 func (c *Routers) AllowRelation(ctx context.Context, a, b Object) Verdict {
 	for _, r := range c.rel {
 		if v := r.AllowRelation(ctx, a, b); v != Abstain {
 			return v
 		}
 	}
-	return VerdictOf(a.Shard == "" || b.Shard == "" || a.Shard == b.Shard)
+	return SameShard(a, b)
 }
 
 // AllowMigrate returns the first verdict other than [Abstain] a

@@ -369,8 +369,9 @@ func (s *Scheme) SplitValues(ctx context.Context, table *schema.Table, column st
 }
 
 // AllowRelation allows a relation to or from a reference object (its table
-// is on every shard), and between other objects when both are on one shard
-// or either has not been placed yet; it denies the rest. It abstains for a
+// is on every shard), and between other objects answers as the default,
+// [SameShard]: allowed when both are on one shard or either has not been
+// placed yet, denied otherwise. It abstains for a
 // model the scheme does not declare, so that a router chain decides.
 func (s *Scheme) AllowRelation(_ context.Context, a, b Object) Verdict {
 	if a.Table == nil || b.Table == nil || s.models[a.Table.Type] == nil || s.models[b.Table.Type] == nil {
@@ -379,7 +380,7 @@ func (s *Scheme) AllowRelation(_ context.Context, a, b Object) Verdict {
 	if s.IsReference(a.Table) || s.IsReference(b.Table) {
 		return Allow
 	}
-	return VerdictOf(a.Shard == "" || b.Shard == "" || a.Shard == b.Shard)
+	return SameShard(a, b)
 }
 
 // String returns "chooser.Scheme(Tenant.id, Project.tenant_id, Plan

@@ -123,11 +123,13 @@
 //
 // Two more abilities are found by type assertion on the session's
 // ShardChooser, the chooser that decides where writes go: a
-// chooser.RelationRouter vets, before Insert and Update send anything, the
-// objects held in relation fields ([ErrRelationDenied]; by default a
-// relation between objects on two shards is refused), and a
-// chooser.MigrateRouter decides where placement puts tables. Without them
-// every relation is allowed and every table goes to every shard.
+// chooser.RelationRouter vets, before Insert, Update and a unit's flush
+// send anything, the objects held in relation fields ([ErrRelationDenied]),
+// and a chooser.MigrateRouter decides where placement puts tables. When the
+// RelationRouter abstains, or there is none, one default decides every
+// path: chooser.SameShard refuses a relation between objects placed on two
+// different shards (a unit begun with AllowCrossShard waives it). Without
+// a MigrateRouter every table goes to every shard.
 //
 // A Bun query passed as an argument (Where("id IN (?)", sub)) is inlined
 // into the statement and runs on the statement's shards: one built on

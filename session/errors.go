@@ -49,12 +49,12 @@ var (
 	ErrInvalidArgument = errors.New("session: invalid argument")
 
 	// ErrRelationDenied is returned by Insert and Update, and by a unit of
-	// work's Flush and Commit, before anything is sent, when the session's
-	// chooser.RelationRouter denies a relation between an object and an
-	// object held in one of its relation fields (by default: the two live on
-	// different shards). Without a RelationRouter, a unit of work denies a
-	// relation between objects on two different shards unless it was begun
-	// with AllowCrossShard.
+	// work's Flush and Commit, before anything is sent, when a relation
+	// between an object and an object held in one of its relation fields is
+	// denied: by the session's chooser.RelationRouter, or, when it abstains
+	// or there is none, by the one default, chooser.SameShard (the two are
+	// placed on different shards), which a unit begun with AllowCrossShard
+	// waives. Session.AllowRelation gives the same answer.
 	ErrRelationDenied = errors.New("session: relation not allowed")
 
 	// ErrUnsupported is returned for statements the session cannot answer

@@ -47,7 +47,8 @@ import (
 //
 // Errors found before sending anything (a chooser failure, an unknown
 // shard, a link between objects on different shards without
-// [AllowCrossShard] or a RelationRouter that allows it ([ErrRelationDenied]),
+// [AllowCrossShard] or a RelationRouter that allows it, decided as
+// Session.Insert decides it ([ErrRelationDenied]),
 // a changed primary key, an object removed from a many-to-many relation
 // whose linked model has a composite key ([ErrInvalidArgument]))
 // leave the unit as it was. An error from a shard rolls back every shard's
@@ -468,10 +469,10 @@ func (u *UnitOfWork) shardOf(p reflect.Value) ShardID {
 }
 
 // checkLinks refuses an object related to an object the rules deny: the
-// session's RelationRouter if its ShardChooser is one (asked about every
-// related object, placed or not, as Session.Insert asks), else the unit's
-// default, which denies objects on two different shards unless the unit
-// allows it (AllowCrossShard).
+// session's one decision, mayRelate (its RelationRouter, asked about every
+// related object, placed or not, as Session.Insert asks; else the default,
+// which denies objects on two different shards unless the unit allows it
+// with AllowCrossShard).
 func (u *UnitOfWork) checkLinks(ctx context.Context, e *entry) error {
 	um := e.mi.unit(u.s)
 	v := e.val()
@@ -494,25 +495,12 @@ func (u *UnitOfWork) checkLinks(ctx context.Context, e *entry) error {
 // linkErr applies checkLinks' rules to one related object p (a pointer)
 // that e holds in its relation rel.
 func (u *UnitOfWork) linkErr(ctx context.Context, e *entry, rel *schema.Relation, p reflect.Value) error {
-	rr, routed := u.s.shardChooser.(chooser.RelationRouter)
-	if !routed && u.cfg.crossShard {
-		return nil
-	}
 	other := u.shardOf(p)
-	var by string
-	switch {
-	case routed:
-		self := chooser.Object{Table: e.mi.table, Obj: e.ptr, Shard: e.shard}
-		them := chooser.Object{Table: rel.JoinTable, Obj: p.Interface(), Shard: other}
-		if rr.AllowRelation(ctx, self, them) != chooser.Deny {
-			return nil
-		}
-		by = fmt.Sprintf("%v denies the relation", u.s.shardChooser)
-	case other == "" || other == e.shard:
+	self := chooser.Object{Table: e.mi.table, Obj: e.ptr, Shard: e.shard}
+	them := chooser.Object{Table: rel.JoinTable, Obj: p.Interface(), Shard: other}
+	ok, by := u.s.mayRelate(ctx, self, them, u.cfg.crossShard)
+	if ok {
 		return nil
-	default:
-		by = "keep related objects on one shard (place the child with chooser.FollowParent, or add it to " +
-			"its parent's relation), or allow it with AllowCrossShard"
 	}
 	where := "no shard yet"
 	if other != "" {

@@ -12,10 +12,12 @@ import (
 )
 
 // AllowRelation reports whether a and b, pointers to model structs, may be
-// related (one held in a relation field of the other), as the session's
-// ShardChooser says if it is a chooser.RelationRouter; without one it
-// reports true. Each object's shard is the one its [Token] records, "" when
-// it has none. It fails with [ErrInvalidArgument] for a non-model.
+// related (one held in a relation field of the other), as Insert, Update
+// and a unit's flush decide it: the session's ShardChooser if it is a
+// chooser.RelationRouter that allows or denies, else the default,
+// chooser.SameShard (false for two objects on different shards). Each
+// object's shard is the one its [Token] records, "" when it has none. It
+// fails with [ErrInvalidArgument] for a non-model.
 func (s *Session) AllowRelation(ctx context.Context, a, b any) (bool, error) {
 	// The arguments are checked first, with or without a RelationRouter:
 	// a non-model is a caller's mistake whatever the chooser.
@@ -27,11 +29,8 @@ func (s *Session) AllowRelation(ctx context.Context, a, b any) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("session: AllowRelation: %w", err)
 	}
-	rr, ok := s.shardChooser.(chooser.RelationRouter)
-	if !ok {
-		return true, nil
-	}
-	return rr.AllowRelation(ctx, oa, ob) != chooser.Deny, nil
+	ok, _ := s.mayRelate(ctx, oa, ob, false)
+	return ok, nil
 }
 
 // AllowMigrate reports whether model's table (model is a pointer such as
@@ -70,13 +69,12 @@ func (s *Session) object(obj any) (chooser.Object, error) {
 	return o, nil
 }
 
-// checkRelations fails an insert or update before anything is sent when the
-// session's RelationRouter denies a relation between an object being written
-// (on the shard it is going to) and an object held in one of its relation
-// fields (on the shard its Token records).
+// checkRelations fails an insert or update before anything is sent when
+// mayRelate denies a relation between an object being written (on the
+// shard it is going to) and an object held in one of its relation fields
+// (on the shard its Token records).
 func (s *Session) checkRelations(ctx context.Context, op string, mi *modelInfo, groups map[ShardID][]reflect.Value) error {
-	rr, ok := s.shardChooser.(chooser.RelationRouter)
-	if !ok || (op != "insert" && op != "update") || len(mi.table.Relations) == 0 {
+	if (op != "insert" && op != "update") || len(mi.table.Relations) == 0 {
 		return nil
 	}
 	names := make([]string, 0, len(mi.table.Relations))
@@ -108,14 +106,13 @@ func (s *Session) checkRelations(ctx context.Context, op string, mi *modelInfo, 
 					if tok := other.token(v); tok != nil {
 						o.Shard, _ = tok.Shard()
 					}
-					if rr.AllowRelation(ctx, self, o) == chooser.Deny {
+					if ok, by := s.mayRelate(ctx, self, o, false); !ok {
 						where := "no shard yet"
 						if o.Shard != "" {
 							where = "shard " + string(o.Shard)
 						}
-						denied = fmt.Errorf("%w: %s %s: the object goes to shard %s but its relation %s holds a %s on %s, "+
-							"and %v denies the relation", ErrRelationDenied, op, mi.table.TypeName, id, name,
-							other.table.TypeName, where, s.shardChooser)
+						denied = fmt.Errorf("%w: %s %s: the object goes to shard %s but its relation %s holds a %s on %s; %s",
+							ErrRelationDenied, op, mi.table.TypeName, id, name, other.table.TypeName, where, by)
 					}
 				})
 				if denied != nil {

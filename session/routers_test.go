@@ -186,12 +186,13 @@ func TestRelationCheck(t *testing.T) {
 		t.Errorf("AllowRelation(obj, 42) = %v; want ErrInvalidArgument", err)
 	}
 
-	// Without a RelationRouter nothing is checked.
+	// Without a RelationRouter the one default decides as the Routers'
+	// does (chooser.SameShard; TestOneRelationDecision has every path).
 	plain := r.session(t, plPlace)
-	if err := plain.Insert(ctx, &plReport{ID: 5, LocationID: 1, Location: loc}, session.SetShardID("d"), session.PinWins()); err != nil {
-		t.Errorf("Insert across shards without a RelationRouter = %v; want it allowed", err)
+	if err := plain.Insert(ctx, &plReport{ID: 5, LocationID: 1, Location: loc}, session.SetShardID("d"), session.PinWins()); !errors.Is(err, session.ErrRelationDenied) {
+		t.Errorf("Insert across shards without a RelationRouter = %v; want ErrRelationDenied", err)
 	}
-	if ok, err := plain.AllowRelation(ctx, loc, tagB); !ok || err != nil {
-		t.Errorf("AllowRelation without a RelationRouter = %v, %v; want true", ok, err)
+	if ok, err := plain.AllowRelation(ctx, loc, tagB); ok || err != nil {
+		t.Errorf("AllowRelation(location on a, tag on b) without a RelationRouter = %v, %v; want false", ok, err)
 	}
 }

@@ -274,12 +274,13 @@ func ExpireOnCommit(on bool) UnitOption { return func(c *unitConfig) { c.keep = 
 func TwoPhase() UnitOption { return func(c *unitConfig) { c.twoPhase = true } }
 
 // AllowCrossShard lets the unit flush objects whose relations (belongs-to,
-// has-one, has-many) point to objects on another shard. Without it, and
-// without a chooser.RelationRouter in the session's ShardChooser, such a
-// link is an error ([ErrRelationDenied]) before anything is sent: a foreign
-// key cannot reach another shard, and relation loads look for related rows
-// on the parent's shard. A RelationRouter, when there is one, decides every
-// link itself, with or without this option.
+// has-one, has-many) point to objects on another shard. Without it such a
+// link is an error ([ErrRelationDenied]) before anything is sent, as for
+// Session.Insert: a foreign key cannot reach another shard, and relation
+// loads look for related rows on the parent's shard. It waives only the
+// default (chooser.SameShard): a chooser.RelationRouter in the session's
+// ShardChooser that allows or denies decides the link itself, and
+// chooser.Routers, which answer with that default themselves, still deny.
 func AllowCrossShard() UnitOption { return func(c *unitConfig) { c.crossShard = true } }
 
 // UnitPinWins lets a unit begun on a [Session.Using] view, or flushed under
