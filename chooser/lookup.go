@@ -100,17 +100,13 @@ type cacheKey struct {
 	s    string
 }
 
-func (k cacheKey) value() any {
-	switch k.kind {
-	case kindInt:
-		return int64(k.n)
-	case kindUint:
-		return k.n
-	}
-	return k.s
-}
+// scalar returns k as the key it came from (a []byte key as its string).
+func (k cacheKey) scalar() key { return key{Kind: k.kind, N: k.n, S: k.s} }
 
-func (k cacheKey) String() string { return key{Kind: k.kind, N: k.n, S: k.s}.String() }
+// value is the canonical value the Directory is asked about.
+func (k cacheKey) value() any { return k.scalar().Canonical() }
+
+func (k cacheKey) String() string { return k.scalar().String() }
 
 type lruEntry struct {
 	key        cacheKey

@@ -179,13 +179,7 @@ func (q *SelectQuery) scanAggregate(ctx context.Context, p *plan, dest any) erro
 // buildAggregate is the statement that computes shard id's partial
 // aggregates of every group.
 func (q *SelectQuery) buildAggregate(db bun.IDB, p *plan, id ShardID, gp *planner.Grouped) *bun.SelectQuery {
-	b := db.NewSelect().Model(q.tableModel())
-	for i, fn := range q.ops {
-		if !p.skip[i] {
-			b = fn(b)
-		}
-	}
-	p.where(id, func(s string, args ...any) { b = b.Where(s, args...) })
+	b := replay(db.NewSelect().Model(q.tableModel()), q.ops, p, id)
 	p.whereJoined(id, func(s string, args ...any) { b = b.Where(s, args...) })
 	for _, pt := range gp.Partials {
 		b = b.ColumnExpr(pt.SQL, pt.Args...)

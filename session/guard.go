@@ -105,4 +105,23 @@ func (u *UnitOfWork) enter(op unitOp) error {
 
 // leave ends an exported method started by enter. It leaves op as it is:
 // a late caller that arrives while the holder is leaving still names it.
-func (u *UnitOfWork) leave() { u.g.busy.Add(-1) }
+// On a nil unit (holdExec outside a unit) it does nothing.
+func (u *UnitOfWork) leave() {
+	if u != nil {
+		u.g.busy.Add(-1)
+	}
+}
+
+// holdExec starts a statement's Exec on s: inside a unit of work it enters
+// the unit (opExec) and returns it, outside one it returns nil. Either way
+// the caller must defer leave on what it returns.
+func (s *Session) holdExec() (*UnitOfWork, error) {
+	u := s.at.unitOf()
+	if u == nil {
+		return nil, nil
+	}
+	if err := u.enter(opExec); err != nil {
+		return nil, err
+	}
+	return u, nil
+}

@@ -173,12 +173,11 @@ func (q *InsertQuery) Exec(ctx context.Context) (Result, error) {
 	if q.err != nil {
 		return Result{}, q.err
 	}
-	if u := q.s.at.unitOf(); u != nil {
-		if err := u.enter(opExec); err != nil {
-			return Result{}, err
-		}
-		defer u.leave()
+	u, err := q.s.holdExec()
+	if err != nil {
+		return Result{}, err
 	}
+	defer u.leave()
 	mi, kind, err := q.s.dest(q.model)
 	if err != nil {
 		return Result{}, fmt.Errorf("session: insert: %w", err)

@@ -69,6 +69,28 @@ func (m *mutation) model(model any) {
 	}
 }
 
+// where records a Where or WhereOr (kind) about to be builder call n: the
+// clause SyncEvaluate reads, its subqueries, and for a Where what it says
+// of the shard key; a WhereOr leaves the shard key to the declared
+// criteria (wherekey.go).
+func (m *mutation) where(kind string, n int, query string, args []any) {
+	m.clauses = append(m.clauses, clause{kind, query, args})
+	m.subs = subqueriesIn(m.subs, kind, args)
+	switch {
+	case kind == "WhereOr":
+		m.wk.opaque = true
+	case m.mi != nil:
+		m.wk.note(m.mi.table, n, query, args)
+	}
+}
+
+// applied records an Apply: opaque to the shard-key reading and to
+// SyncEvaluate.
+func (m *mutation) applied() {
+	m.wk.opaque = true
+	m.clauses = append(m.clauses, clause{kind: "Apply"})
+}
+
 func (m *mutation) fail(err error) {
 	if m.err == nil {
 		m.err = err
@@ -100,8 +122,9 @@ func (m *mutation) execute(ctx context.Context, op chooser.Op, run func(ctx cont
 	if m.err != nil {
 		return Result{}, m.err
 	}
-	if u := m.s.at.unitOf(); u != nil && !m.inUnit { // inUnit: the outer exec of a reference write holds the unit
-		if err := u.enter(opExec); err != nil {
+	if !m.inUnit { // inUnit: the outer exec of a reference write holds the unit
+		u, err := m.s.holdExec()
+		if err != nil {
 			return Result{}, err
 		}
 		defer u.leave()
@@ -185,20 +208,14 @@ func (q *UpdateQuery) Set(query string, args ...any) *UpdateQuery {
 
 // Where adds a condition, as bun.UpdateQuery.Where does.
 func (q *UpdateQuery) Where(query string, args ...any) *UpdateQuery {
-	q.clauses = append(q.clauses, clause{"Where", query, args})
-	q.subs = subqueriesIn(q.subs, "Where", args)
-	if q.mi != nil {
-		q.wk.note(q.mi.table, len(q.ops), query, args)
-	}
+	q.where("Where", len(q.ops), query, args)
 	q.ops = append(q.ops, func(b *bun.UpdateQuery) *bun.UpdateQuery { return b.Where(query, q.s.bindArgs(b.DB(), args)...) })
 	return q
 }
 
 // WhereOr adds an OR condition, as bun.UpdateQuery.WhereOr does.
 func (q *UpdateQuery) WhereOr(query string, args ...any) *UpdateQuery {
-	q.clauses = append(q.clauses, clause{"WhereOr", query, args})
-	q.subs = subqueriesIn(q.subs, "WhereOr", args)
-	q.wk.opaque = true
+	q.where("WhereOr", len(q.ops), query, args)
 	q.ops = append(q.ops, func(b *bun.UpdateQuery) *bun.UpdateQuery { return b.WhereOr(query, q.s.bindArgs(b.DB(), args)...) })
 	return q
 }
@@ -212,8 +229,7 @@ func (q *UpdateQuery) WhereShardKey(column string, values ...any) *UpdateQuery {
 
 // Apply calls fn on every per-shard Bun query.
 func (q *UpdateQuery) Apply(fn func(*bun.UpdateQuery) *bun.UpdateQuery) *UpdateQuery {
-	q.wk.opaque = true
-	q.clauses = append(q.clauses, clause{kind: "Apply"})
+	q.applied()
 	q.ops = append(q.ops, fn)
 	return q
 }
@@ -248,13 +264,7 @@ func (q *UpdateQuery) Exec(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	res, err := q.exec(ctx, chooser.OpUpdate, func(ctx context.Context, db bun.IDB, p *plan, id ShardID) (int64, error) {
-		b := db.NewUpdate().Model(reflect.Zero(reflect.PointerTo(q.mi.typ)).Interface())
-		for i, fn := range q.ops {
-			if !p.skip[i] {
-				b = fn(b)
-			}
-		}
-		p.where(id, func(s string, args ...any) { b = b.Where(s, args...) })
+		b := replay(db.NewUpdate().Model(reflect.Zero(reflect.PointerTo(q.mi.typ)).Interface()), q.ops, p, id)
 		return sy.run(ctx, id, p, execUpdate{b})
 	})
 	sy.apply()
@@ -266,20 +276,14 @@ func (q *DeleteQuery) Model(model any) *DeleteQuery { q.model(model); return q }
 
 // Where adds a condition, as bun.DeleteQuery.Where does.
 func (q *DeleteQuery) Where(query string, args ...any) *DeleteQuery {
-	q.clauses = append(q.clauses, clause{"Where", query, args})
-	q.subs = subqueriesIn(q.subs, "Where", args)
-	if q.mi != nil {
-		q.wk.note(q.mi.table, len(q.ops), query, args)
-	}
+	q.where("Where", len(q.ops), query, args)
 	q.ops = append(q.ops, func(b *bun.DeleteQuery) *bun.DeleteQuery { return b.Where(query, q.s.bindArgs(b.DB(), args)...) })
 	return q
 }
 
 // WhereOr adds an OR condition, as bun.DeleteQuery.WhereOr does.
 func (q *DeleteQuery) WhereOr(query string, args ...any) *DeleteQuery {
-	q.clauses = append(q.clauses, clause{"WhereOr", query, args})
-	q.subs = subqueriesIn(q.subs, "WhereOr", args)
-	q.wk.opaque = true
+	q.where("WhereOr", len(q.ops), query, args)
 	q.ops = append(q.ops, func(b *bun.DeleteQuery) *bun.DeleteQuery { return b.WhereOr(query, q.s.bindArgs(b.DB(), args)...) })
 	return q
 }
@@ -293,8 +297,7 @@ func (q *DeleteQuery) WhereShardKey(column string, values ...any) *DeleteQuery {
 
 // Apply calls fn on every per-shard Bun query.
 func (q *DeleteQuery) Apply(fn func(*bun.DeleteQuery) *bun.DeleteQuery) *DeleteQuery {
-	q.wk.opaque = true
-	q.clauses = append(q.clauses, clause{kind: "Apply"})
+	q.applied()
 	q.ops = append(q.ops, fn)
 	return q
 }
@@ -313,13 +316,7 @@ func (q *DeleteQuery) Exec(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	res, err := q.exec(ctx, chooser.OpDelete, func(ctx context.Context, db bun.IDB, p *plan, id ShardID) (int64, error) {
-		b := db.NewDelete().Model(reflect.Zero(reflect.PointerTo(q.mi.typ)).Interface())
-		for i, fn := range q.ops {
-			if !p.skip[i] {
-				b = fn(b)
-			}
-		}
-		p.where(id, func(s string, args ...any) { b = b.Where(s, args...) })
+		b := replay(db.NewDelete().Model(reflect.Zero(reflect.PointerTo(q.mi.typ)).Interface()), q.ops, p, id)
 		return sy.run(ctx, id, p, execDelete{b})
 	})
 	sy.apply()

@@ -79,15 +79,7 @@ func Cascade() TableOption { return func(o *tableOptions) { o.cascade = true } }
 // of one of them cannot see the clash); with [ErrUnknownShard] for a pin to
 // an unknown shard; with a *ShardError for a shard it cannot ask.
 func (s *Session) Placement(ctx context.Context, models ...any) (map[ShardID][]PlacedTable, error) {
-	tables := make([]*schema.Table, len(models))
-	for i, m := range models {
-		mi, err := s.modelOf(m)
-		if err != nil {
-			return nil, fmt.Errorf("session: placement: %w", err)
-		}
-		tables[i] = mi.table
-	}
-	scope, err := s.ddlShards(ctx, "placement")
+	tables, scope, err := s.ddlScope(ctx, "placement", models)
 	if err != nil {
 		return nil, err
 	}
@@ -277,15 +269,7 @@ func (s *Session) DropTables(ctx context.Context, models []any, opts ...TableOpt
 // whether or not the session allows them there; a shard with none is left
 // out. It fails as Placement does.
 func (s *Session) Tables(ctx context.Context, models ...any) (map[ShardID][]PlacedTable, error) {
-	tables := make([]*schema.Table, len(models))
-	for i, m := range models {
-		mi, err := s.modelOf(m)
-		if err != nil {
-			return nil, fmt.Errorf("session: tables: %w", err)
-		}
-		tables[i] = mi.table
-	}
-	scope, err := s.ddlShards(ctx, "tables")
+	tables, scope, err := s.ddlScope(ctx, "tables", models)
 	if err != nil {
 		return nil, err
 	}
@@ -330,6 +314,25 @@ func (s *Session) Tables(ctx context.Context, models ...any) (map[ShardID][]Plac
 		}
 	}
 	return out, nil
+}
+
+// ddlScope returns the tables of models and the shards (ddlShards) a
+// report named what (Placement, Tables) looks at; a non-model fails as
+// modelOf does.
+func (s *Session) ddlScope(ctx context.Context, what string, models []any) ([]*schema.Table, []ShardID, error) {
+	tables := make([]*schema.Table, len(models))
+	for i, m := range models {
+		mi, err := s.modelOf(m)
+		if err != nil {
+			return nil, nil, fmt.Errorf("session: %s: %w", what, err)
+		}
+		tables[i] = mi.table
+	}
+	scope, err := s.ddlShards(ctx, what)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tables, scope, nil
 }
 
 // ddlShards returns the shards table DDL and its reports act on: the

@@ -150,12 +150,11 @@ func (q *RawQuery) run(ctx context.Context, op chooser.Op, dest []any, scan bool
 }
 
 func (q *RawQuery) runRaw(ctx context.Context, op chooser.Op, dest []any, scan bool) (Result, error) {
-	if u := q.s.at.unitOf(); u != nil {
-		if err := u.enter(opExec); err != nil {
-			return Result{}, err
-		}
-		defer u.leave()
+	u, err := q.s.holdExec()
+	if err != nil {
+		return Result{}, err
 	}
+	defer u.leave()
 	r, err := q.Route(ctx, op)
 	if err != nil {
 		return Result{}, err

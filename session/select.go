@@ -495,6 +495,20 @@ func (s *Session) plan(ctx context.Context, op chooser.Op, mi *modelInfo, criter
 	return p, nil
 }
 
+// replay starts shard id's statement b: the recorded builder calls ops
+// that p keeps for the shard (p.skip drops the plain shard-key Wheres it
+// replaces), then p's declared criteria for the shard. Every fan-out
+// statement (select, aggregate, UPDATE, DELETE) starts here.
+func replay[Q interface{ Where(string, ...any) Q }](b Q, ops []func(Q) Q, p *plan, id ShardID) Q {
+	for i, fn := range ops {
+		if !p.skip[i] {
+			b = fn(b)
+		}
+	}
+	p.where(id, func(s string, args ...any) { b = b.Where(s, args...) })
+	return b
+}
+
 // where renders the declared criteria for shard id.
 func (p *plan) where(id ShardID, add func(string, ...any)) {
 	for _, c := range p.criteria {
@@ -515,13 +529,7 @@ func (p *plan) where(id ShardID, add func(string, ...any)) {
 // untouched; with several, each shard returns its first offset+limit rows
 // and the merge applies the global window.
 func (q *SelectQuery) build(db bun.IDB, p *plan, id ShardID, model any, n int, paging bool) *bun.SelectQuery {
-	b := db.NewSelect().Model(model)
-	for i, fn := range q.ops {
-		if !p.skip[i] {
-			b = fn(b)
-		}
-	}
-	p.where(id, func(s string, args ...any) { b = b.Where(s, args...) })
+	b := replay(db.NewSelect().Model(model), q.ops, p, id)
 	p.whereJoined(id, func(s string, args ...any) { b = b.Where(s, args...) })
 	if !paging {
 		return b

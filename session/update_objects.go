@@ -71,12 +71,11 @@ func (q *UpdateQuery) execObjects(ctx context.Context) (Result, error) {
 	if q.err != nil {
 		return Result{}, q.err
 	}
-	if u := q.s.at.unitOf(); u != nil {
-		if err := u.enter(opExec); err != nil {
-			return Result{}, err
-		}
-		defer u.leave()
+	u, err := q.s.holdExec()
+	if err != nil {
+		return Result{}, err
 	}
+	defer u.leave()
 	t := q.mi.table
 	ob := q.objs
 	switch {
@@ -121,7 +120,7 @@ func (q *UpdateQuery) execObjects(ctx context.Context) (Result, error) {
 	if len(ob.columns) > 0 {
 		opts = append(slices.Clip(opts), func(o *stmtOptions) { o.written = ob.columns })
 	}
-	err := q.s.write(ctx, "update", ob.model, opts, func(ctx context.Context, db bun.IDB, m any, mi *modelInfo, objs []reflect.Value) ([]int, error) {
+	err = q.s.write(ctx, "update", ob.model, opts, func(ctx context.Context, db bun.IDB, m any, mi *modelInfo, objs []reflect.Value) ([]int, error) {
 		id, _ := contextPin(ctx) // Session.run pins each shard's ctx to its shard
 		b := db.NewUpdate().Model(m)
 		if len(ob.columns) > 0 {
