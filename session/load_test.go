@@ -400,12 +400,17 @@ func TestUnitLoadRelationUsesIdentityMap(t *testing.T) {
 	if err := uow.LoadRelation(ctx, &locs, "Reports"); err != nil {
 		t.Fatal(err)
 	}
+	loaded := 0 // a load that filled nothing must not pass
 	for _, l := range locs {
 		for _, r := range l.Reports {
+			loaded++
 			if !slices.Contains(reps, r) {
 				t.Errorf("report %d of location %d is not the tracked object", r.ID, l.ID)
 			}
 		}
+	}
+	if loaded != len(reps) {
+		t.Errorf("has-many load filled %d reports; want the %d tracked", loaded, len(reps))
 	}
 	// A select with Relation fills a relation the tracked object has not
 	// loaded... and keeps the one it has.
