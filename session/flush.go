@@ -658,12 +658,19 @@ func sortedKeys[V any](m map[ShardID]V) []ShardID {
 // models returns the Bun model for es: the object itself, or a *[]*T of
 // them (so values the database returns land in the caller's objects).
 func models(mi *modelInfo, es []*entry) any {
-	if len(es) == 1 {
-		return es[0].ptr
+	return groupModel(mi, es, func(e *entry) reflect.Value { return reflect.ValueOf(e.ptr) })
+}
+
+// groupModel is the Model argument of one statement on objs, objects of
+// model mi whose pointers ptr gives: the one object's pointer, or a
+// pointer to a []*T of them (what Bun takes for a bulk statement).
+func groupModel[E any](mi *modelInfo, objs []E, ptr func(E) reflect.Value) any {
+	if len(objs) == 1 {
+		return ptr(objs[0]).Interface()
 	}
-	ptrs := reflect.MakeSlice(reflect.SliceOf(reflect.PointerTo(mi.typ)), len(es), len(es))
-	for i, e := range es {
-		ptrs.Index(i).Set(reflect.ValueOf(e.ptr))
+	ptrs := reflect.MakeSlice(reflect.SliceOf(reflect.PointerTo(mi.typ)), len(objs), len(objs))
+	for i, o := range objs {
+		ptrs.Index(i).Set(ptr(o))
 	}
 	p := reflect.New(ptrs.Type())
 	p.Elem().Set(ptrs)

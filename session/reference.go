@@ -87,19 +87,7 @@ func (s *Session) writeReference(ctx context.Context, op string, mi *modelInfo, 
 	return s.referenceWrite(ctx, o, what, func(ctx context.Context, v *Session) error {
 		err := v.each(ctx, v.order, op, func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
 			mine := copies[i]
-			var m any
-			if len(mine) == 1 {
-				m = mine[0].Addr().Interface()
-			} else {
-				ptrs := reflect.MakeSlice(reflect.SliceOf(reflect.PointerTo(mi.typ)), len(mine), len(mine))
-				for j, obj := range mine {
-					ptrs.Index(j).Set(obj.Addr())
-				}
-				p := reflect.New(ptrs.Type())
-				p.Elem().Set(ptrs)
-				m = p.Interface()
-			}
-			miss, err := run(ctx, db, m, mi, mine)
+			miss, err := run(ctx, db, groupModel(mi, mine, reflect.Value.Addr), mi, mine)
 			if err != nil {
 				return err
 			}

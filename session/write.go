@@ -311,19 +311,7 @@ func (s *Session) writeObjects(ctx context.Context, op string, model any, opts [
 	missing := make([][]int, len(ids)) // per shard: positions in groups[id] that matched no row
 	err = s.each(ctx, ids, op, func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
 		objs := groups[id]
-		var m any
-		if len(objs) == 1 {
-			m = objs[0].Addr().Interface()
-		} else {
-			ptrs := reflect.MakeSlice(reflect.SliceOf(reflect.PointerTo(mi.typ)), len(objs), len(objs))
-			for j, obj := range objs {
-				ptrs.Index(j).Set(obj.Addr())
-			}
-			p := reflect.New(ptrs.Type())
-			p.Elem().Set(ptrs)
-			m = p.Interface()
-		}
-		miss, err := run(ctx, db, m, mi, objs)
+		miss, err := run(ctx, db, groupModel(mi, objs, reflect.Value.Addr), mi, objs)
 		if err != nil {
 			return err
 		}
