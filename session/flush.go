@@ -779,12 +779,11 @@ func assignValue(to, from reflect.Value) {
 
 // settle records what a successful flush did.
 func (u *UnitOfWork) settle(w *work) {
+	u.snapshots(w.ins)
 	for _, e := range w.ins {
 		e.state = statePersistent
 		e.placed = false
 		u.inserted = append(u.inserted, e)
-		v := e.val()
-		e.st = &stored{key: identity.NewKey(e.mi.typ, e.shard, pkOf(e.mi, v)...), snap: u.snapshot(e.mi, v)}
 		if _, added := u.ids.Add(e.st.key, e); !added {
 			// Only a row deleted by an earlier flush of this unit can have
 			// left its key behind; the new object is the one to track.
