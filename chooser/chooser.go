@@ -41,6 +41,10 @@ type Key struct {
 	// answers Shards(LoadedFrom), as the ready-made ones do; one that knows
 	// the related rows live elsewhere by design routes there.
 	LoadedFrom identity.ShardID
+	// Parent is the object (a pointer to a model struct) whose belongs-to or
+	// has-one relation the key is looked up for, and nil for a plain Get:
+	// Django's instance hint. A chooser must not modify it.
+	Parent any
 }
 
 // IdentityChooser returns the shards that may hold a primary key, in the

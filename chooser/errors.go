@@ -18,3 +18,10 @@ var ErrNoOpinion = errors.New("chooser: no opinion")
 // of the scheme is a mistake to fix, never a cue to fall back on another
 // chooser or on every shard.
 var ErrUndeclared = errors.New("chooser: model not declared in the scheme")
+
+// ErrRefused is returned, wrapped, by [Routers] when one of its
+// [WriteRouter]s answers a write with an error other than [ErrNoOpinion]: the
+// router refuses the write (a shard in read-only maintenance, say). The
+// error names the router, the model and, when decided, the shard. A session
+// never falls back on a pin or a Token when a write is refused.
+var ErrRefused = errors.New("chooser: write refused by a router")

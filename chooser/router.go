@@ -33,11 +33,24 @@ type Write struct {
 	Obj any
 	// Stmt is the UPDATE or DELETE statement, or nil for an object.
 	Stmt *Statement
+	// Shard is, for an object, the shard it is written on when that is
+	// already decided: the shard its Token records (it was loaded from or
+	// written to there: Django's sticky instance._state.db), or the shard the
+	// write is pinned to. It is "" when the router is asked to place a new
+	// object.
+	Shard identity.ShardID
 }
 
 // WriteRouter names the shards that writes of a model go to. For an object
 // (w.Obj set) the answer must name exactly one shard; for a statement it may
 // name any shards, or [AllShards]. Any answer but [None] is final.
+//
+// The session asks about every object it writes. For an object whose shard
+// is decided (w.Shard set) the answer must be [None] or that shard: a row is
+// never moved, so another shard is an error naming both. A router refuses a
+// write (a shard in read-only maintenance, say) by returning an error; the
+// session then sends nothing for the statement and returns the error, which
+// wraps [ErrRefused] and names the router when asked through [Routers].
 type WriteRouter interface {
 	RouteWrite(ctx context.Context, w *Write) (Target, error)
 }

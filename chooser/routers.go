@@ -65,6 +65,7 @@ var (
 	_ Splitter        = (*Routers)(nil)
 	_ RelationRouter  = (*Routers)(nil)
 	_ MigrateRouter   = (*Routers)(nil)
+	_ WriteRouter     = (*Routers)(nil)
 )
 
 // NewRouters returns the chain of routers, asked in the order given, with
@@ -152,12 +153,40 @@ func (m routerMember) wrap(t Target, err error) (Target, error) {
 	return t, nil
 }
 
-// ChooseShard asks the WriteRouter about obj; an answer must name one shard.
-func (m routerMember) ChooseShard(ctx context.Context, table *schema.Table, obj any) (identity.ShardID, error) {
-	if m.write == nil {
-		return "", nil
+// refused wraps a WriteRouter's answer: abstaining passes, any other error
+// is the router refusing the write, wrapped with [ErrRefused] and named.
+func (m routerMember) refused(w *Write, t Target, err error) (Target, error) {
+	switch {
+	case errors.Is(err, ErrNoOpinion):
+		return None(), nil
+	case err != nil:
+		what := "a " + w.Table.TypeName + " object"
+		if w.Stmt != nil {
+			what = "a statement-form " + strings.ToUpper(w.Stmt.Op.String()) + " of " + w.Table.TypeName
+		}
+		if w.Shard != "" {
+			what += " on shard " + string(w.Shard)
+		}
+		return Target{}, fmt.Errorf("%w: router %s refuses %s: %w", ErrRefused, m.name, what, err)
 	}
-	t, err := m.wrap(m.write.RouteWrite(ctx, &Write{Table: table, Obj: obj}))
+	return t, nil
+}
+
+// routeWrite asks the WriteRouter about w.
+func (m routerMember) routeWrite(ctx context.Context, w *Write) (Target, error) {
+	if m.write == nil {
+		return None(), nil
+	}
+	t, err := m.write.RouteWrite(ctx, w)
+	return m.refused(w, t, err)
+}
+
+// ChooseShard asks the WriteRouter about obj; an answer must name one shard.
+// Under a pin ([WithPin]) the router is told the pinned shard (Write.Shard).
+func (m routerMember) ChooseShard(ctx context.Context, table *schema.Table, obj any) (identity.ShardID, error) {
+	w := &Write{Table: table, Obj: obj}
+	w.Shard, _ = PinOf(ctx)
+	t, err := m.routeWrite(ctx, w)
 	switch {
 	case err != nil || t.IsNone():
 		return "", err
@@ -175,6 +204,9 @@ func (m routerMember) ChooseIdentity(ctx context.Context, key Key) (Target, erro
 		return None(), nil
 	}
 	stmt := &Statement{Op: OpSelect, Table: key.Table, LoadedFrom: key.LoadedFrom}
+	if key.Parent != nil {
+		stmt.Parents = []any{key.Parent}
+	}
 	if len(key.PK) == len(key.Table.PKs) {
 		stmt.Criteria = make([]Criterion, len(key.PK))
 		for i, f := range key.Table.PKs {
@@ -190,8 +222,8 @@ func (m routerMember) ChooseExecute(ctx context.Context, stmt *Statement) (Targe
 	switch {
 	case stmt.Op == OpSelect && m.read != nil:
 		return m.wrap(m.read.RouteRead(ctx, stmt))
-	case (stmt.Op == OpUpdate || stmt.Op == OpDelete) && m.write != nil:
-		return m.wrap(m.write.RouteWrite(ctx, &Write{Table: stmt.Table, Stmt: stmt}))
+	case stmt.Op == OpUpdate || stmt.Op == OpDelete:
+		return m.routeWrite(ctx, &Write{Table: stmt.Table, Stmt: stmt})
 	}
 	return None(), nil
 }
@@ -207,6 +239,23 @@ func (c *Routers) ChooseShard(ctx context.Context, table *schema.Table, obj any)
 			c, table.TypeName, err)
 	}
 	return id, err
+}
+
+// RouteWrite asks the WriteRouters about w in order and returns the first
+// answer other than [None], or None when every router abstains (the
+// default is not asked: see [Routers.ChooseShard]). A router's error other
+// than [ErrNoOpinion] is returned wrapping [ErrRefused], naming the router,
+// the model and w.Shard. The session asks it about each object whose shard
+// is already decided (its Token, or a pin), so that a router can refuse the
+// write or, by naming another shard, make the session refuse it.
+func (c *Routers) RouteWrite(ctx context.Context, w *Write) (Target, error) {
+	for _, m := range c.routers {
+		t, err := m.routeWrite(ctx, w)
+		if err != nil || !t.IsNone() {
+			return t, err
+		}
+	}
+	return None(), nil
 }
 
 // ChooseIdentity asks the ReadRouters about a select of key.Table whose

@@ -56,6 +56,13 @@ type Statement struct {
 	// parent's shard; a chooser can route a relation that lives elsewhere by
 	// design.
 	LoadedFrom identity.ShardID
+	// Parents are the objects (pointers to model structs) whose relation the
+	// statement loads, all of them on LoadedFrom, and nil otherwise: Django's
+	// instance hint. The session loads a relation with one statement per
+	// shard for every parent there, so a router is asked once for them all;
+	// Parents[0] is what Django passes as instance for a prefetch (its first
+	// instance). A router must not modify them.
+	Parents []any
 }
 
 // Values returns the declared values for column, and false if the statement

@@ -61,6 +61,15 @@ func (f RouterFunc) Route(ctx context.Context, table *schema.Table, from identit
 	return f(ctx, table, from, pinned)
 }
 
+// ParentsRouter is a [Router] that is told the parents themselves: [Load]
+// calls RouteParents instead of Route when its Router is one. parents are
+// the group's parents (addressable structs of the parents' model, all of
+// shard from), which a router must not modify: Django's instance hint.
+type ParentsRouter interface {
+	Router
+	RouteParents(ctx context.Context, table *schema.Table, from identity.ShardID, pinned bool, parents []reflect.Value) (Route, error)
+}
+
 // ParentShard is the default [Router]: each relation lives on its parents'
 // shard, and the pin of pinned parents propagates to what they load. It
 // fails for parents whose shard is unknown.
@@ -118,6 +127,15 @@ type Tracker interface {
 	// table's model) loaded from shard: the tracked one when its key is
 	// already tracked, else obj, which is tracked from now on.
 	Adopt(table *schema.Table, shard identity.ShardID, obj reflect.Value) reflect.Value
+}
+
+// ParentTracker is a [Tracker] that is told the parent whose belongs-to
+// target it looks up: [Load] calls LookupParent instead of Lookup when its
+// Tracker is one. parent is an addressable struct the tracker must not
+// modify.
+type ParentTracker interface {
+	Tracker
+	LookupParent(ctx context.Context, table *schema.Table, from identity.ShardID, pk []any, parent reflect.Value) (reflect.Value, bool, error)
 }
 
 // Load loads the relation named rel (a Go field name of a has-one,
@@ -270,7 +288,17 @@ func (l *load) plan(ctx context.Context) error {
 		if len(g.parents) == 0 {
 			continue
 		}
-		r, err := l.cfg.router.Route(ctx, l.rel.JoinTable, g.from, g.pinned)
+		var r Route
+		var err error
+		if pr, ok := l.cfg.router.(ParentsRouter); ok {
+			parents := make([]reflect.Value, len(g.parents))
+			for j, i := range g.parents {
+				parents[j] = l.parents[i]
+			}
+			r, err = pr.RouteParents(ctx, l.rel.JoinTable, g.from, g.pinned, parents)
+		} else {
+			r, err = l.cfg.router.Route(ctx, l.rel.JoinTable, g.from, g.pinned)
+		}
 		if err != nil {
 			return fmt.Errorf("loader: %s.%s: %w", l.table.TypeName, l.rel.Field.GoName, err)
 		}
@@ -332,7 +360,14 @@ func (l *load) probe(ctx context.Context, g *group) error {
 			kept = append(kept, i)
 			continue
 		}
-		obj, found, err := l.cfg.tracker.Lookup(ctx, l.rel.JoinTable, g.from, pk)
+		var obj reflect.Value
+		var found bool
+		var err error
+		if pt, ok := l.cfg.tracker.(ParentTracker); ok {
+			obj, found, err = pt.LookupParent(ctx, l.rel.JoinTable, g.from, pk, l.parents[i])
+		} else {
+			obj, found, err = l.cfg.tracker.Lookup(ctx, l.rel.JoinTable, g.from, pk)
+		}
 		if err != nil {
 			return fmt.Errorf("loader: %s.%s: %w", l.table.TypeName, l.rel.Field.GoName, err)
 		}

@@ -37,6 +37,15 @@ var (
 	// place it anyway.
 	ErrPinConflict = errors.New("session: the pinned shard is not the object's shard")
 
+	// ErrWouldMove is returned by Insert, Update and Delete of objects, and
+	// by a unit of work's Flush and Commit, before anything is sent, when the
+	// session's ShardChooser is a chooser.WriteRouter (a chooser.Routers
+	// chain) that routes an object whose shard is already decided (by its
+	// Token: it was loaded from or written to there; or by a pin) to another
+	// shard. A router never moves a row: the error names both shards and the
+	// router.
+	ErrWouldMove = errors.New("session: a router routes a placed object to another shard")
+
 	// ErrAmbiguous is returned when a Get finds its primary key on more than
 	// one candidate shard, or a single-row select matches rows on several
 	// shards with no order to pick one. Pin a shard to disambiguate. A

@@ -227,6 +227,8 @@ func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 				return nil, err
 			}
 			e.shard = id
+		} else if err := u.s.vetWrite(ctx, "flush: delete", e.mi, e.val(), e.shard, "its Token", false, -1); err != nil {
+			return nil, err
 		}
 		byShard := w.deletes[e.mi]
 		if byShard == nil {
@@ -237,6 +239,9 @@ func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 	}
 	groups := map[string]*updateGroup{}
 	for _, e := range w.upd {
+		if err := u.s.vetWrite(ctx, "flush: update", e.mi, e.val(), e.shard, "its Token", false, -1); err != nil {
+			return nil, err
+		}
 		if err := u.checkLinks(ctx, e); err != nil {
 			return nil, err
 		}
@@ -274,6 +279,7 @@ func (u *UnitOfWork) place(ctx context.Context, e *entry, pin writePin) (chosen 
 		have, _ = tok.Shard()
 	}
 	var id ShardID
+	by := "its Token"
 	switch {
 	case pin.id != "":
 		if id, err = u.view.placeObject(ctx, "insert", e.mi, v, pin, -1); err != nil {
@@ -290,14 +296,19 @@ func (u *UnitOfWork) place(ctx context.Context, e *entry, pin writePin) (chosen 
 		}
 		id = have
 	case e.owner != nil && e.owner.shard != "":
-		id = e.owner.shard
+		id, by = e.owner.shard, "its parent "+e.owner.mi.table.TypeName
 	case u.heldShard(e) != "":
-		id = u.heldShard(e)
+		id, by = u.heldShard(e), "the child it holds"
 	default:
 		if id, err = u.s.placeObject(ctx, "insert", e.mi, v, writePin{}, -1); err != nil {
 			return false, err
 		}
 		chosen = true
+	}
+	if pin.id == "" && !chosen {
+		if err := u.s.vetWrite(ctx, "flush: insert", e.mi, v, id, by, false, -1); err != nil {
+			return false, err
+		}
 	}
 	e.shard = id
 	if tok != nil && have != id {

@@ -93,7 +93,18 @@ type loadRouter struct {
 	o *stmtOptions
 }
 
+var (
+	_ loader.ParentsRouter = loadRouter{}
+	_ loader.ParentTracker = unitTracker{}
+)
+
 func (r loadRouter) Route(ctx context.Context, t *schema.Table, from ShardID, pinned bool) (loader.Route, error) {
+	return r.RouteParents(ctx, t, from, pinned, nil)
+}
+
+// RouteParents routes the load of the relation of parents (Django's
+// instance hint: the ExecuteChooser's Statement.Parents).
+func (r loadRouter) RouteParents(ctx context.Context, t *schema.Table, from ShardID, pinned bool, parents []reflect.Value) (loader.Route, error) {
 	s, o := r.s, r.o
 	what := "load " + t.TypeName
 	if pinned && len(o.shards) == 0 && len(s.at.pinned()) == 0 {
@@ -105,7 +116,14 @@ func (r loadRouter) Route(ctx context.Context, t *schema.Table, from ShardID, pi
 			return chooser.Target{}, fmt.Errorf("%w: the parents have no shard on their Token (not loaded or written "+
 				"through the session, or their model has no Token); pin one with SetShardID", ErrInvalidArgument)
 		}
-		return s.executeChooser.ChooseExecute(ctx, &chooser.Statement{Op: chooser.OpSelect, Table: t, LoadedFrom: from})
+		stmt := &chooser.Statement{Op: chooser.OpSelect, Table: t, LoadedFrom: from}
+		if len(parents) > 0 {
+			stmt.Parents = make([]any, len(parents))
+			for i, p := range parents {
+				stmt.Parents[i] = p.Addr().Interface()
+			}
+		}
+		return s.executeChooser.ChooseExecute(ctx, stmt)
 	})
 	return loader.Route{Shards: rt.Shards, Pinned: rt.pinned(), Shared: rt.By != "chooser"}, err
 }
@@ -119,9 +137,18 @@ type unitTracker struct {
 // Lookup probes the identity map on the shards a belongs-to target may be
 // on: the pin, else the IdentityChooser's candidates told LoadedFrom.
 func (t unitTracker) Lookup(ctx context.Context, table *schema.Table, from ShardID, pk []any) (reflect.Value, bool, error) {
+	return t.LookupParent(ctx, table, from, pk, reflect.Value{})
+}
+
+// LookupParent is Lookup told the parent (the IdentityChooser's Key.Parent).
+func (t unitTracker) LookupParent(ctx context.Context, table *schema.Table, from ShardID, pk []any, parent reflect.Value) (reflect.Value, bool, error) {
 	u := t.u
+	key := chooser.Key{Table: table, PK: pk, LoadedFrom: from}
+	if parent.IsValid() {
+		key.Parent = parent.Addr().Interface()
+	}
 	r, err := u.view.route(ctx, t.o, "load "+table.TypeName, func() (chooser.Target, error) {
-		return u.s.identityChooser.ChooseIdentity(ctx, chooser.Key{Table: table, PK: pk, LoadedFrom: from})
+		return u.s.identityChooser.ChooseIdentity(ctx, key)
 	})
 	if err != nil {
 		return reflect.Value{}, false, err

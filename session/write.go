@@ -474,14 +474,14 @@ func (s *Session) placeObject(ctx context.Context, op string, mi *modelInfo, obj
 			"rows are not moved between shards (delete it there and insert it here)",
 			ErrInvalidArgument, ErrPinConflict, op, describe(mi, obj, at), have, pin.id, pin.what())
 	case pin.id != "" && (pin.wins || op != "insert" && have == pin.id):
-		return pin.id, nil
+		return pin.id, s.vetWrite(ctx, op, mi, obj, pin.id, pin.what(), pin.wins, at)
 	case pin.id != "":
 		return s.checkPin(ctx, op, mi, obj, pin, at)
 	case have != "":
 		if _, ok := s.shards[have]; !ok {
 			return "", s.unknown(have, op+" "+describe(mi, obj, at)+" (the object's token)")
 		}
-		return have, nil
+		return have, s.vetWrite(ctx, op, mi, obj, have, "its Token", false, at)
 	}
 	id, err := s.shardChooser.ChooseShard(ctx, mi.table, obj.Addr().Interface())
 	if err != nil {
@@ -506,6 +506,9 @@ func (s *Session) checkPin(ctx context.Context, op string, mi *modelInfo, obj re
 	if cerr := ctx.Err(); cerr != nil {
 		return "", fmt.Errorf("session: %s %s: %w", op, describe(mi, obj, at), cerr)
 	}
+	if errors.Is(err, chooser.ErrRefused) {
+		return "", fmt.Errorf("session: %s %s: %w", op, describe(mi, obj, at), err)
+	}
 	if err != nil || id == "" || id == pin.id {
 		return pin.id, nil
 	}
@@ -520,4 +523,28 @@ func (s *Session) checkPin(ctx context.Context, op string, mi *modelInfo, obj re
 	return "", fmt.Errorf("%w: %s %s: the statement is pinned to shard %s by %s, but %s places the object on shard %s, "+
 		"where its reads look; a pin never moves a row off its own shard: fix the pin, or pass %s to write it on %s anyway",
 		ErrPinConflict, op, describe(mi, obj, at), pin.id, pin.what(), by, id, fix, pin.id)
+}
+
+// vetWrite asks the session's ShardChooser, when it is a
+// chooser.WriteRouter (a chooser.Routers chain is), about an object whose
+// shard id is already decided, by its Token or a pin (what says which), as
+// Django asks db_for_write with the instance: the router may refuse the
+// write (its error is returned, naming it), abstain, or name id. Naming
+// another shard is ErrWouldMove, naming both: a row is never moved between
+// shards by a router. With PinWins (wins) only a refusal counts.
+func (s *Session) vetWrite(ctx context.Context, op string, mi *modelInfo, obj reflect.Value, id ShardID, what string, wins bool, at int) error {
+	wr, ok := s.shardChooser.(chooser.WriteRouter)
+	if !ok {
+		return nil
+	}
+	t, err := wr.RouteWrite(ctx, &chooser.Write{Table: mi.table, Obj: obj.Addr().Interface(), Shard: id})
+	switch {
+	case err != nil:
+		return fmt.Errorf("session: %s %s: %w", op, describe(mi, obj, at), err)
+	case wins || t.IsNone() || len(t.List()) == 1 && t.List()[0] == id:
+		return nil
+	}
+	return fmt.Errorf("%w: %s %s: the object is on shard %s (by %s) but %v routes the write to %v; "+
+		"a router never moves a row between shards (delete it on %s and insert it where it belongs)",
+		ErrWouldMove, op, describe(mi, obj, at), id, what, s.shardChooser, t, id)
 }
