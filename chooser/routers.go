@@ -340,3 +340,23 @@ func nameOf(v any) string {
 	}
 	return fmt.Sprintf("%T", v)
 }
+
+// KeyColumn returns the shard-key column of table's model as the default
+// declares it (a [Scheme]'s KeyColumn, or a column chooser's Column when
+// the model has that column), and false when it declares none. The session
+// reads it to turn a plain Where("col = ?", v) into a declared criterion,
+// which the routers then see in Statement.Criteria as if WhereShardKey had
+// declared it.
+func (c *Routers) KeyColumn(table *schema.Table) (string, bool) {
+	switch d := c.def.(type) {
+	case interface {
+		KeyColumn(*schema.Table) (string, bool)
+	}:
+		return d.KeyColumn(table)
+	case interface{ Column() string }:
+		if col := d.Column(); table != nil && table.FieldMap[col] != nil {
+			return col, true
+		}
+	}
+	return "", false
+}
