@@ -96,7 +96,6 @@ func (s *Session) getOne(ctx context.Context, o stmtOptions, dst any, pk []any) 
 	if kind != destStruct {
 		return fmt.Errorf("%w: Get: dst must be a non-nil pointer to a model struct, got %T", ErrInvalidArgument, dst)
 	}
-	t := mi.table
 	target := reflect.ValueOf(dst).Elem()
 	if len(pk) == 0 {
 		return s.reget(ctx, &o, mi, target, dst)
@@ -104,9 +103,7 @@ func (s *Session) getOne(ctx context.Context, o stmtOptions, dst any, pk []any) 
 	if pk, err = typedPK(mi, pk); err != nil {
 		return err
 	}
-	r, err := s.route(ctx, &o, "Get "+t.TypeName, func() (chooser.Target, error) {
-		return s.identityChooser.ChooseIdentity(ctx, chooser.Key{Table: t, PK: pk})
-	})
+	r, err := s.getRoute(ctx, &o, mi, pk)
 	if err != nil {
 		return err
 	}
@@ -120,6 +117,14 @@ func (s *Session) getOne(ctx context.Context, o stmtOptions, dst any, pk []any) 
 	}
 	target.Set(fresh.Elem())
 	return s.fireLoads(ctx, nil, target, mi, nil, false, id) // loadhook.go
+}
+
+// getRoute is where a Get of pk looks: the pin, else the IdentityChooser's
+// candidates. Get and ExplainGet both call it.
+func (s *Session) getRoute(ctx context.Context, o *stmtOptions, mi *modelInfo, pk []any) (Route, error) {
+	return s.route(ctx, o, "Get "+mi.table.TypeName, func() (chooser.Target, error) {
+		return s.identityChooser.ChooseIdentity(ctx, chooser.Key{Table: mi.table, PK: pk})
+	})
 }
 
 // reget is Get with no key values: it reads dst's own key again, from the

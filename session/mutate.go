@@ -147,17 +147,8 @@ func (m *mutation) execute(ctx context.Context, op chooser.Op, run func(ctx cont
 		})
 		return res, err
 	}
-	criteria, skip := m.s.whereCriteria(m.mi, &m.wk, m.criteria)
-	p, err := m.s.plan(ctx, op, m.mi, criteria, m.opts)
+	p, err := m.planned(ctx, op)
 	if err != nil {
-		return Result{}, err
-	}
-	p.skip = skip
-	if m.inUnit && len(p.Shards) > 0 && !slices.Equal(p.Shards, m.s.order) {
-		return Result{}, fmt.Errorf("%w: %s %s: a reference table is written on every shard %v, but the ExecuteChooser "+
-			"sends the statement to %v", ErrInvalidArgument, op, m.mi.table.TypeName, m.s.order, p.Shards)
-	}
-	if err := m.s.vetSubqueries(m.subs, p.Shards, op.String()+" "+m.mi.table.TypeName); err != nil {
 		return Result{}, err
 	}
 	rows := make([]int64, len(p.Shards))
@@ -178,6 +169,25 @@ func (m *mutation) execute(ctx context.Context, op chooser.Op, run func(ctx cont
 		res.ByShard[p.Shards[i]] = n
 	}
 	return res, err
+}
+
+// planned routes the statement: where it runs and each shard's key
+// values. Exec and Explain both call it.
+func (m *mutation) planned(ctx context.Context, op chooser.Op) (plan, error) {
+	criteria, skip := m.s.whereCriteria(m.mi, &m.wk, m.criteria)
+	p, err := m.s.plan(ctx, op, m.mi, criteria, m.opts)
+	if err != nil {
+		return plan{}, err
+	}
+	p.skip = skip
+	if m.inUnit && len(p.Shards) > 0 && !slices.Equal(p.Shards, m.s.order) {
+		return plan{}, fmt.Errorf("%w: %s %s: a reference table is written on every shard %v, but the ExecuteChooser "+
+			"sends the statement to %v", ErrInvalidArgument, op, m.mi.table.TypeName, m.s.order, p.Shards)
+	}
+	if err := m.s.vetSubqueries(m.subs, p.Shards, op.String()+" "+m.mi.table.TypeName); err != nil {
+		return plan{}, err
+	}
+	return p, nil
 }
 
 func affected(res interface{ RowsAffected() (int64, error) }, err error) (int64, error) {

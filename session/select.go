@@ -509,17 +509,29 @@ func replay[Q interface{ Where(string, ...any) Q }](b Q, ops []func(Q) Q, p *pla
 	return b
 }
 
+// keys returns the declared criteria as shard id's statement carries them:
+// each column's values, the shard's own share where the chooser split them.
+func (p *plan) keys(id ShardID) []chooser.Criterion {
+	if len(p.criteria) == 0 {
+		return nil
+	}
+	out := make([]chooser.Criterion, len(p.criteria))
+	for i, c := range p.criteria {
+		out[i] = c
+		if v, ok := p.values[id][c.Column]; ok {
+			out[i].Values = v
+		}
+	}
+	return out
+}
+
 // where renders the declared criteria for shard id.
 func (p *plan) where(id ShardID, add func(string, ...any)) {
-	for _, c := range p.criteria {
-		vals := c.Values
-		if v, ok := p.values[id][c.Column]; ok {
-			vals = v
-		}
-		if len(vals) == 1 {
-			add("?TableAlias.? = ?", bun.Ident(c.Column), vals[0])
+	for _, c := range p.keys(id) {
+		if len(c.Values) == 1 {
+			add("?TableAlias.? = ?", bun.Ident(c.Column), c.Values[0])
 		} else {
-			add("?TableAlias.? IN (?)", bun.Ident(c.Column), bun.List(vals))
+			add("?TableAlias.? IN (?)", bun.Ident(c.Column), bun.List(c.Values))
 		}
 	}
 }
