@@ -128,7 +128,9 @@ func TestExplainMatchesStatements(t *testing.T) {
 	check("update", e, func() error { _, err := upd().Exec(ctx); return err }, "rows affected summed")
 
 	// delete
-	del := func() *session.DeleteQuery { return s2.NewDelete().Model((*plLocation)(nil)).WhereShardKey("region", "c") }
+	del := func() *session.DeleteQuery {
+		return s2.NewDelete().Model((*plLocation)(nil)).WhereShardKey("region", "c")
+	}
 	e, err = del().Explain(ctx)
 	if err != nil {
 		t.Fatal(err)
