@@ -41,7 +41,7 @@ type Explanation struct {
 
 // String renders the explanation on several lines:
 //
-//	select Location: [a b] by chooser (chooser.Hash(continent))
+//	select Location: [a b] by chooser (<the chooser's String>)
 //	  a: continent IN (asia)
 //	  b: continent IN (europe)
 //	  merge: ordered merge on id ASC
