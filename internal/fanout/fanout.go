@@ -87,7 +87,14 @@ func Run(ctx context.Context, n int, p Policy, task func(ctx context.Context, i 
 			ch <- result{i, context.Cause(tctx)}
 			return
 		}
-		ch <- result{i, task(tctx, i)}
+		err := task(tctx, i)
+		if err != nil && p.FailFast {
+			// Cancel here, before this task's limit slot frees, so the
+			// launcher's next task sees it and does not start; the
+			// receiving loop cancels too, but only after the slot is free.
+			cancel()
+		}
+		ch <- result{i, err}
 	}
 	if p.Limit <= 0 || p.Limit >= n {
 		// No bound to wait at: each task starts on its own goroutine, from
