@@ -77,6 +77,7 @@ type work struct {
 	stored  []link             // of those, the links of stored objects (planned before placement)
 	unlinks map[ShardID][]unlink
 	relink  []*entry // stored objects whose many-to-many relations changed
+	rehome  []*entry // stored objects whose has-one or has-many relations changed (hasmany.go)
 }
 
 // updateGroup is one UPDATE: objects of one model on one shard that
@@ -129,6 +130,14 @@ func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 			seen[mi] = true
 			types = append(types, mi)
 		}
+	}
+	// Children appended to or removed from stored parents get their new
+	// foreign keys before any object's changes are compared.
+	if w.rehome, err = u.adoptChildren(ctx); err != nil {
+		return nil, err
+	}
+	if err := u.orphanChildren(); err != nil {
+		return nil, err
 	}
 	changed := map[*entry][]*schema.Field{}
 	var last *modelInfo // most flushes hold one model: skip the map then
@@ -807,6 +816,11 @@ func (u *UnitOfWork) settle(w *work) {
 	}
 	for _, e := range w.relink {
 		u.snapLinks(e.st.snap, e.mi, e.val())
+	}
+	for _, e := range w.rehome {
+		if e.st != nil && e.st.snap != nil {
+			u.snapOwned(e.st.snap, e.mi, e.val())
+		}
 	}
 	for _, e := range w.del {
 		u.detach(e)

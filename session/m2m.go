@@ -173,9 +173,9 @@ func (u *UnitOfWork) resnapLoaded(parents any, relation string) {
 		}
 		var next []reflect.Value
 		for _, v := range objs {
-			if rel.Type == schema.ManyToManyRelation && v.CanAddr() {
+			if rel.Type != schema.BelongsToRelation && v.CanAddr() {
 				if e, ok := u.lookup(v.Addr().Interface()); ok {
-					u.resnapLink(e, rel)
+					u.resnapRel(e, rel)
 				}
 			}
 			related(v, rel, func(p reflect.Value) { next = append(next, p.Elem()) })

@@ -97,6 +97,7 @@ type snapshot struct {
 	copy  reflect.Value // a copy of the struct (for byValue columns)
 	enc   [][]byte      // per column: the SQL of a reference column, nil for byValue ones
 	links []linkSet     // per many-to-many relation (unitModel.m2m): the objects it held
+	owned []childSet    // per has-one and has-many relation (unitModel.owned): the children it held (hasmany.go)
 }
 
 func (u *UnitOfWork) snapshot(mi *modelInfo, v reflect.Value) *snapshot {
@@ -123,6 +124,7 @@ func (u *UnitOfWork) snapshotInto(sn *snapshot, mi *modelInfo, v, cp reflect.Val
 		sn.enc[i] = c.f.AppendValue(gen, nil, v)
 	}
 	u.snapLinks(sn, mi, v)
+	u.snapOwned(sn, mi, v)
 }
 
 // snapshots takes the snapshots of the objects of es, which a flush has
@@ -316,9 +318,7 @@ func (u *UnitOfWork) fill(e *entry, v reflect.Value, rels relTree) {
 		u.adoptRelations(e.mi, v, relTree{name: sub})
 		mine.Set(theirs)
 		u.markHeld(mine, rel)
-		if rel.Type == schema.ManyToManyRelation {
-			u.resnapLink(e, rel)
-		}
+		u.resnapRel(e, rel)
 	}
 }
 
@@ -417,9 +417,7 @@ func (u *UnitOfWork) tracked1(mi *modelInfo, p reflect.Value, shard ShardID, rel
 		}
 		mine.Set(theirs)
 		u.markHeld(mine, rel)
-		if rel.Type == schema.ManyToManyRelation {
-			u.resnapLink(e, rel)
-		}
+		u.resnapRel(e, rel)
 	}
 	return reflect.ValueOf(e.ptr)
 }

@@ -1,0 +1,261 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"reflect"
+
+	"github.com/uptrace/bun/schema"
+
+	"github.com/bunshard/bunshard/identity"
+)
+
+// Has-one and has-many writes of stored parents, as SQLAlchemy's
+// collections and Django's related managers make them: a snapshot records
+// the children a parent's relation held when it was loaded (childSet, by
+// the child's own key), and a flush compares.
+//
+//   - A stored child appended to (or set as) a stored parent's relation
+//     gets the parent's key in its foreign key, so the flush updates it on
+//     their shard, which must be the parent's (a child is not moved
+//     between shards: ErrRelationDenied). A new child is placed with the
+//     parent as before (cascade).
+//   - A child removed from the relation (or the field cleared: nil) whose
+//     foreign key still holds the parent's key and that is not deleted is
+//     orphaned: SQLAlchemy's default cascade sets its foreign key to NULL,
+//     and so does the flush, when the field can hold NULL (a pointer, or
+//     the nullzero tag) and the column is not NOT NULL. Otherwise the flush
+//     is refused before anything is sent (ErrInvalidArgument), as Django
+//     offers remove() only on a nullable foreign key: delete the child with
+//     Delete, or append it to another parent. (Bun has no delete-orphan
+//     cascade to declare.)
+//   - A child the unit no longer tracks (Expunge) is left alone.
+
+// childSet is the children a has-one or has-many relation holds, by the
+// child's primary key (without shard), counted.
+type childSet map[identity.Key]int
+
+// children returns the keys of the objects v's relation rel holds.
+func children(v reflect.Value, rel *schema.Relation) childSet {
+	var out childSet
+	related(v, rel, func(p reflect.Value) {
+		if out == nil {
+			out = childSet{}
+		}
+		out[childKey(p, rel)]++
+	})
+	return out
+}
+
+func childKey(p reflect.Value, rel *schema.Relation) identity.Key {
+	pk := make([]any, len(rel.JoinTable.PKs))
+	for i, f := range rel.JoinTable.PKs {
+		if fv := fieldOf(p.Elem(), f); fv.IsValid() {
+			pk[i] = fv.Interface()
+		}
+	}
+	return identity.NewKey(rel.JoinTable.Type, "", pk...)
+}
+
+// snapOwned records in sn what the has-one and has-many relations of v
+// hold.
+func (u *UnitOfWork) snapOwned(sn *snapshot, mi *modelInfo, v reflect.Value) {
+	owned := mi.unit(u.s).owned
+	if len(owned) == 0 {
+		return
+	}
+	sn.owned = make([]childSet, len(owned))
+	for i, rel := range owned {
+		sn.owned[i] = children(v, rel)
+	}
+}
+
+// resnapRel records again what relation rel of the tracked e holds, after
+// the unit loaded it into e: what was loaded is stored, not a change.
+func (u *UnitOfWork) resnapRel(e *entry, rel *schema.Relation) {
+	if rel.Type == schema.ManyToManyRelation {
+		u.resnapLink(e, rel)
+		return
+	}
+	if e.st == nil || e.st.snap == nil {
+		return
+	}
+	for i, r := range e.mi.unit(u.s).owned {
+		if r == rel && i < len(e.st.snap.owned) {
+			e.st.snap.owned[i] = children(e.val(), rel)
+		}
+	}
+}
+
+// adoptChildren is the first pass over the stored parents of a flush: a
+// stored child appended to a parent's has-one or has-many relation gets
+// the parent's key. It runs before any object's changes are compared, so
+// the children's updates carry their new foreign keys, and before
+// orphanChildren, so that a child moved to another parent is no orphan.
+// It returns the parents whose relations changed (resnapped by settle).
+func (u *UnitOfWork) adoptChildren(ctx context.Context) ([]*entry, error) {
+	var out []*entry
+	for _, e := range u.tracked {
+		if e.state != statePersistent || e.st == nil || e.st.snap == nil {
+			continue
+		}
+		sn := e.st.snap
+		changed := false
+		for i, rel := range e.mi.unit(u.s).owned {
+			var was childSet
+			if i < len(sn.owned) {
+				was = sn.owned[i]
+			}
+			now := children(e.val(), rel)
+			if maps.Equal(now, was) {
+				continue
+			}
+			changed = true
+			left := maps.Clone(was)
+			var err error
+			related(e.val(), rel, func(p reflect.Value) {
+				k := childKey(p, rel)
+				if left[k] > 0 {
+					left[k]--
+					return
+				}
+				if err == nil {
+					err = u.adoptChild(e, rel, p)
+				}
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		if changed {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// adoptChild gives the stored child p, appended to the stored parent e's
+// relation rel, e's key. A new child is the cascade's (placed with e).
+func (u *UnitOfWork) adoptChild(e *entry, rel *schema.Relation, p reflect.Value) error {
+	c, ok := u.lookup(p.Interface())
+	switch {
+	case ok && c.state == statePending:
+		return nil // a new child: placed with e, its key filled at insert
+	case ok && c.state == statePersistent:
+	case ok:
+		return nil // deleted: nothing to re-parent
+	default:
+		if id, stored := identity.ShardOf(p.Interface()); !stored || id == "" {
+			return nil // a new child, cascaded
+		}
+		return fmt.Errorf("%w: flush: a stored %s (%v) was appended to %s.%s of a stored %s (%v), but the unit does not "+
+			"track it, so it cannot update it; load it in the unit (Get) before appending it",
+			ErrInvalidArgument, rel.JoinTable.TypeName, childKey(p, rel).PK(), e.mi.table.TypeName, rel.Field.GoName,
+			e.mi.table.TypeName, e.st.key)
+	}
+	if c.shard != e.shard {
+		return fmt.Errorf("%w: flush: the %s %v on shard %s was appended to %s.%s of %s %v on shard %s; a child's row "+
+			"is not moved between shards: delete it and add a new one with the parent",
+			ErrRelationDenied, c.mi.table.TypeName, c.st.key.PK(), c.shard, e.mi.table.TypeName, rel.Field.GoName,
+			e.mi.table.TypeName, e.st.key.PK(), e.shard)
+	}
+	for i, f := range rel.JoinPKs {
+		if i < len(rel.BasePKs) {
+			if to, from := fieldOf(c.val(), f), fieldOf(e.val(), rel.BasePKs[i]); to.IsValid() && to.CanSet() && from.IsValid() {
+				assignValue(to, from)
+			}
+		}
+	}
+	return nil
+}
+
+// orphanChildren is the second pass: a stored child removed from a stored
+// parent's relation whose foreign key still holds the parent's key gets a
+// NULL foreign key, or the flush is refused (see the top of this file).
+func (u *UnitOfWork) orphanChildren() error {
+	type orphan struct {
+		c  *entry
+		fk []*schema.Field
+	}
+	var orphans []orphan // zeroed once none is refused
+	for _, e := range u.tracked {
+		if e.state != statePersistent || e.st == nil || e.st.snap == nil {
+			continue
+		}
+		sn := e.st.snap
+		for i, rel := range e.mi.unit(u.s).owned {
+			if i >= len(sn.owned) || len(sn.owned[i]) == 0 {
+				continue
+			}
+			now := children(e.val(), rel)
+			for k, n := range sn.owned[i] {
+				if n <= now[k] {
+					continue
+				}
+				c, ok := u.ids.Get(identity.NewKey(k.Type(), e.shard, k.PK()))
+				if !ok || c.state != statePersistent || !holdsKey(c.val(), rel.JoinPKs, e.val(), rel.BasePKs) {
+					continue // expunged, deleted, or moved to another parent
+				}
+				for _, f := range rel.JoinPKs {
+					if err := nullable(f); err != nil {
+						return fmt.Errorf("%w: flush: the %s %v was removed from %s.%s of %s %v, which would orphan it, "+
+							"but %s; delete it with Delete, or append it to another parent",
+							ErrInvalidArgument, c.mi.table.TypeName, c.st.key.PK(), e.mi.table.TypeName, rel.Field.GoName,
+							e.mi.table.TypeName, e.st.key.PK(), err)
+					}
+				}
+				orphans = append(orphans, orphan{c, rel.JoinPKs})
+			}
+		}
+	}
+	for _, o := range orphans {
+		for _, f := range o.fk {
+			fieldOf(o.c.val(), f).SetZero()
+		}
+	}
+	return nil
+}
+
+// holdsKey reports whether the child cv's foreign key fields fk hold the
+// parent pv's key fields pk.
+func holdsKey(cv reflect.Value, fk []*schema.Field, pv reflect.Value, pk []*schema.Field) bool {
+	for i, f := range fk {
+		if i >= len(pk) {
+			return false
+		}
+		a, b := fieldOf(cv, f), fieldOf(pv, pk[i])
+		if !a.IsValid() || !b.IsValid() {
+			return false
+		}
+		if a.Kind() == reflect.Pointer {
+			if a.IsNil() {
+				return false
+			}
+			a = a.Elem()
+		}
+		if !a.Equal(b) && !(a.CanConvert(b.Type()) && a.Convert(b.Type()).Equal(b)) {
+			return false
+		}
+	}
+	return true
+}
+
+// nullable fails when foreign-key field f cannot be written as NULL: a NOT
+// NULL (or primary-key) column, or a Go field whose zero value Bun writes
+// as a value (a plain int without the nullzero tag).
+func nullable(f *schema.Field) error {
+	switch {
+	case f.IsPK:
+		return fmt.Errorf("its column %s is part of its primary key", f.Name)
+	case f.NotNull:
+		return fmt.Errorf("its column %s is NOT NULL", f.Name)
+	case f.NullZero:
+		return nil
+	}
+	switch f.StructField.Type.Kind() {
+	case reflect.Pointer, reflect.Interface, reflect.Map, reflect.Slice:
+		return nil
+	}
+	return fmt.Errorf("its field %s (%s) cannot hold NULL: make it a pointer or tag it nullzero", f.GoName, f.StructField.Type)
+}
