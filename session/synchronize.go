@@ -3,9 +3,11 @@ package session
 import (
 	"context"
 	"fmt"
+	"math"
 	"reflect"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/uptrace/bun"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/bunshard/bunshard/chooser"
 	"github.com/bunshard/bunshard/identity"
+	"github.com/bunshard/bunshard/internal/planner"
 )
 
 // SyncMode says how a statement-form UPDATE or DELETE run inside a unit of
@@ -100,13 +103,16 @@ type evalCond struct {
 }
 
 type evalSet struct {
-	f *schema.Field
-	v reflect.Value // converted to the field's type
+	f  *schema.Field
+	v  reflect.Value // converted to the field's type; the operand when arith is set
+	op byte          // 0 for "col = ?"; '+' or '-' for "col = col + ?" and "col = col - ?"
 }
 
 var (
 	reCond = regexp.MustCompile(`^\s*(?:\?TableAlias\.|\w+\.)?"?(\w+)"?\s*(=|<>|!=|<=|>=|<|>)\s*\?\s*$`)
 	reSet  = regexp.MustCompile(`^\s*"?(\w+)"?\s*=\s*\?\s*$`)
+	// reSetArith is "col = col + ?" and "col = col - ?".
+	reSetArith = regexp.MustCompile(`^\s*"?(\w+)"?\s*=\s*"?(\w+)"?\s*([+-])\s*\?\s*$`)
 )
 
 // newSyncer returns the syncer of m's statement, or nil when it runs
@@ -152,7 +158,8 @@ func (sy *syncer) compile(clauses []clause) error {
 		case "Where":
 			mt := reCond.FindStringSubmatch(c.query)
 			if mt == nil || len(c.args) != 1 {
-				return fmt.Errorf("cannot evaluate Where(%q) in Go (only col = ?, col <> ?, and integer comparisons)", c.query)
+				return fmt.Errorf("cannot evaluate Where(%q) in Go (only col = ?, col <> ?, and comparisons of integer "+
+					"and double precision columns)", c.query)
 			}
 			f, err := field(c.kind, c.query, mt[1])
 			if err != nil {
@@ -168,9 +175,23 @@ func (sy *syncer) compile(clauses []clause) error {
 			}
 			sy.conds = append(sy.conds, evalCond{f: f, op: op, vals: []any{arg}})
 		case "Set":
+			if mt := reSetArith.FindStringSubmatch(c.query); mt != nil && mt[1] == mt[2] && len(c.args) == 1 {
+				f, err := field(c.kind, c.query, mt[1])
+				if err != nil {
+					return err
+				}
+				v, ok := floatArg(f, c.args[0])
+				if !ok {
+					return fmt.Errorf("cannot evaluate Set(%q) with %s in Go exactly for column %s (%s %s; only a float64 "+
+						"double precision column takes col = col + ?)", c.query, describeValue(c.args[0]), f.Name, f.StructField.Type, f.DiscoveredSQLType)
+				}
+				sy.sets = append(sy.sets, evalSet{f: f, v: reflect.ValueOf(v), op: mt[3][0]})
+				continue
+			}
 			mt := reSet.FindStringSubmatch(c.query)
 			if mt == nil || len(c.args) != 1 {
-				return fmt.Errorf("cannot evaluate Set(%q) in Go (only col = ?)", c.query)
+				return fmt.Errorf("cannot evaluate Set(%q) in Go (only col = ?, and col = col + ? or col = col - ? "+
+					"on a double precision column)", c.query)
 			}
 			f, err := field(c.kind, c.query, mt[1])
 			if err != nil {
@@ -197,6 +218,9 @@ func comparable(f *schema.Field, op string, arg any) bool {
 	if _, isQ := arg.(schema.QueryAppender); isQ {
 		return false
 	}
+	if _, ok := floatArg(f, arg); ok {
+		return true // every operator, compared as PostgreSQL compares float8
+	}
 	t := f.StructField.Type
 	a := reflect.ValueOf(arg)
 	switch op {
@@ -209,6 +233,41 @@ func comparable(f *schema.Field, op string, arg any) bool {
 		return false
 	}
 	return intKind(t.Kind()) && intKind(a.Kind())
+}
+
+// isFloat8 reports whether f is a float64 (or *float64) field of a double
+// precision column, whose comparisons and additions Go computes exactly as
+// PostgreSQL does (IEEE 754 binary64; NaN ordered as PostgreSQL orders it).
+func isFloat8(f *schema.Field) bool {
+	if f.IndirectType.Kind() != reflect.Float64 {
+		return false
+	}
+	switch strings.ToLower(strings.TrimSpace(f.DiscoveredSQLType)) {
+	case "double precision", "float8", "float":
+		return true
+	}
+	return false
+}
+
+// floatArg returns arg as the float8 PostgreSQL makes of it against the
+// double precision column f: a float64 (Bun writes it so that it reads back
+// the same) or an integer (converted to the nearest float8, as
+// PostgreSQL's int-to-float8 cast does). A float32, whose shortest text
+// PostgreSQL reads as another float8, and anything else is refused.
+func floatArg(f *schema.Field, arg any) (float64, bool) {
+	if !isFloat8(f) || arg == nil {
+		return 0, false
+	}
+	a := reflect.ValueOf(arg)
+	switch {
+	case a.Kind() == reflect.Float64:
+		return a.Float(), true
+	case a.CanInt():
+		return float64(a.Int()), true
+	case intKind(a.Kind()):
+		return float64(a.Uint()), true
+	}
+	return 0, false
 }
 
 func intKind(k reflect.Kind) bool {
@@ -352,6 +411,24 @@ func (c evalCond) eval(v reflect.Value) bool {
 		}
 		fv = fv.Elem()
 	}
+	if x, ok := floatArg(c.f, firstOf(c.vals)); ok && c.op != "in" {
+		n := planner.CompareFloat(fv.Float(), x)
+		switch c.op {
+		case "=":
+			return n == 0
+		case "<>":
+			return n != 0
+		case "<":
+			return n < 0
+		case "<=":
+			return n <= 0
+		case ">":
+			return n > 0
+		case ">=":
+			return n >= 0
+		}
+		return false
+	}
 	cur := identity.Canonical(fv.Interface())
 	switch c.op {
 	case "in":
@@ -375,6 +452,13 @@ func (c evalCond) eval(v reflect.Value) bool {
 	return false
 }
 
+func firstOf(vals []any) any {
+	if len(vals) == 0 {
+		return nil
+	}
+	return vals[0]
+}
+
 func toInt64(v reflect.Value) int64 {
 	if v.CanInt() {
 		return v.Int()
@@ -395,17 +479,63 @@ func (sy *syncer) set(e *entry) {
 		if slices.Contains(changed, s.f) {
 			continue
 		}
-		if fv := fieldOf(v, s.f); fv.IsValid() {
-			fv.Set(s.v)
-		}
-		if sv := fieldOf(snap.copy, s.f); sv.IsValid() {
-			sv.Set(s.v)
+		nv := s.v
+		if s.op != 0 {
+			// col = col +/- x, from the value the row held (the snapshot's:
+			// the column is unchanged in memory). A NULL stays NULL. A
+			// result PostgreSQL could not have produced (an overflow to
+			// infinity, which it refuses) means the object is stale: it is
+			// expired, so that its next load reads the row.
+			sv := fieldOf(snap.copy, s.f)
+			for sv.IsValid() && sv.Kind() == reflect.Pointer {
+				if sv.IsNil() {
+					sv = reflect.Value{}
+					break
+				}
+				sv = sv.Elem()
+			}
+			if !sv.IsValid() {
+				continue
+			}
+			old, x := sv.Float(), s.v.Float()
+			r := old + x
+			if s.op == '-' {
+				r = old - x
+			}
+			if math.IsInf(r, 0) && !math.IsInf(old, 0) && !math.IsInf(x, 0) {
+				sy.u.expire(e)
+				return
+			}
+			nv = reflect.New(sv.Type()).Elem()
+			nv.SetFloat(r)
+			setIndirect(fieldOf(v, s.f), nv)
+			setIndirect(fieldOf(snap.copy, s.f), nv)
+		} else {
+			if fv := fieldOf(v, s.f); fv.IsValid() {
+				fv.Set(nv)
+			}
+			if sv := fieldOf(snap.copy, s.f); sv.IsValid() {
+				sv.Set(nv)
+			}
 		}
 		for i, c := range cols {
 			if c.f == s.f && snap.enc != nil && snap.enc[i] != nil {
 				snap.enc[i] = c.f.AppendValue(gen, nil, v)
 			}
 		}
+	}
+}
+
+// setIndirect sets fv, or what the non-nil pointer fv points to, to v.
+func setIndirect(fv, v reflect.Value) {
+	for fv.IsValid() && fv.Kind() == reflect.Pointer {
+		if fv.IsNil() {
+			return
+		}
+		fv = fv.Elem()
+	}
+	if fv.IsValid() {
+		fv.Set(v)
 	}
 }
 

@@ -218,6 +218,11 @@ func compareNumericText(a, b string) int {
 	return strings.Compare(a, b)
 }
 
+// CompareFloat orders two float8 (or real) values as PostgreSQL does: NaN
+// is equal to itself and greater than every other value, and -0 equals 0.
+// It returns -1, 0 or +1 and never fails.
+func CompareFloat(a, b float64) int { return compareFloat(a, b) }
+
 // compareFloat orders as PostgreSQL does: NaN is equal to itself and greater
 // than every other value (cmp.Compare puts it first).
 func compareFloat(a, b float64) int {
