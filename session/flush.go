@@ -113,10 +113,10 @@ func (u *UnitOfWork) flush(ctx context.Context) error {
 func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 	u.dedupe()
 	u.cascade()
-	pin, err := u.view.pinned(ctx, &stmtOptions{pinWins: u.cfg.pinWins}, "flush")
-	if err != nil {
-		return nil, err
-	}
+	// A view's pin that cannot place objects (a view of several shards) is
+	// an error only for a flush that has objects to write: an empty unit's
+	// autoflush before a select on that view must not fail.
+	pin, pinErr := u.view.pinned(ctx, &stmtOptions{pinWins: u.cfg.pinWins}, "flush")
 	w := &work{
 		inserts: map[*modelInfo]map[ShardID][]*entry{},
 		updates: map[ShardID][]*updateGroup{},
@@ -133,6 +133,7 @@ func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 	}
 	// Children appended to or removed from stored parents get their new
 	// foreign keys before any object's changes are compared.
+	var err error
 	if w.rehome, err = u.adoptChildren(ctx); err != nil {
 		return nil, err
 	}
@@ -175,6 +176,12 @@ func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 			addType(e.mi)
 			last = e.mi
 		}
+	}
+	if pinErr != nil {
+		if len(w.ins)+len(w.upd)+len(w.del)+len(w.relink)+len(w.rehome) > 0 {
+			return nil, pinErr
+		}
+		return w, nil
 	}
 	w.order = typeOrder(types)
 	// Parents are placed first, so that a child's ShardChooser (FollowParent)

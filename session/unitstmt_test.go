@@ -226,3 +226,46 @@ func TestUnitOnViewKeepsItsShards(t *testing.T) {
 		t.Errorf("%d reports hold the unit's temperature after Commit; want the %d it updated", changed, res.ByShard["asia"])
 	}
 }
+
+// TestUnitOnMultiShardView: a unit begun on a view of two shards reads those
+// shards (its selects autoflush an empty unit, which writes nothing), and a
+// flush that has objects to write is refused, since a write of objects needs
+// one shard; nothing is sent to the other shards.
+func TestUnitOnMultiShardView(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	s := f.session(t)
+	f.seed(t, s, weather.Generate(8, 2, 12))
+	u := s.Using("asia", "europe").Begin()
+	defer u.Rollback(ctx)
+
+	f.reset()
+	var locs []*weather.Location
+	if err := u.NewSelect().Model(&locs).Order("id").Scan(ctx); err != nil {
+		t.Fatalf("select in a unit on [asia europe]: %v", err)
+	}
+	for _, l := range locs {
+		if l.Continent != "Asia" && l.Continent != "Europe" {
+			t.Errorf("select in a unit on [asia europe] returned %s's location %d", l.Continent, l.ID)
+		}
+	}
+	if len(locs) != 4 {
+		t.Errorf("select in a unit on [asia europe] returned %d locations; want 4", len(locs))
+	}
+	if got := f.perShard(); got[0] != 0 || got[3] != 0 || got[1] == 0 || got[2] == 0 {
+		t.Errorf("select ran %v statements per shard; want some on asia and europe only", got)
+	}
+	if err := u.Flush(ctx); err != nil {
+		t.Errorf("Flush with nothing pending = %v; want nil", err)
+	}
+	f.reset()
+	if err := u.Add(&weather.Location{ID: 900, Continent: "Asia", City: "Osaka"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Flush(ctx); !errors.Is(err, session.ErrInvalidArgument) {
+		t.Errorf("Flush of a new object in a unit on [asia europe] = %v; want ErrInvalidArgument", err)
+	}
+	if got := f.perShard(); got[0] != 0 || got[3] != 0 {
+		t.Errorf("refused flush ran %v statements per shard; want none outside the view", got)
+	}
+}
