@@ -141,7 +141,7 @@ func (q *SelectQuery) scanAggregate(ctx context.Context, p *plan, dest any) erro
 		return fmt.Errorf("%w: a grouped select scans into a pointer to a slice of structs or of map[string]any, got %T", ErrInvalidArgument, dest)
 	}
 	parts := make([][][]any, len(p.Shards))
-	err = q.s.fanOutPolicy(ctx, p.Shards, "select", p.partial, func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
+	one := func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
 		rows, err := q.buildAggregate(db, p, id, gp).Rows(ctx)
 		if err != nil {
 			return err
@@ -160,7 +160,16 @@ func (q *SelectQuery) scanAggregate(ctx context.Context, p *plan, dest any) erro
 		}
 		q.s.readRows(ctx, int64(len(parts[i])))
 		return rows.Err()
-	})
+	}
+	var folds [][]int
+	if q.aggregateFolds() {
+		folds = q.s.foldGroups(ctx, p.Shards)
+	}
+	if folds != nil {
+		err = q.aggregatePartsFolded(ctx, p, gp, parts, folds, one)
+	} else {
+		err = q.s.fanOutPolicy(ctx, p.Shards, "select", p.partial, one)
+	}
 	if err != nil && !isPartial(err) {
 		return err
 	}

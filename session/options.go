@@ -17,6 +17,8 @@ type config struct {
 	coordinator ShardID
 	hook        func(stage string, id ShardID) // two-phase fault injection, for tests
 	observer    Observer                       // nil: nothing observed (observe.go)
+	fold        bool                           // WithFolding (fold.go)
+	folds       *foldCache                     // made by New under WithFolding, shared by views
 }
 
 // WithCoordinator names the shard that holds the two-phase commit decision

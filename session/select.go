@@ -46,6 +46,7 @@ type SelectQuery struct {
 	groupBy     []string
 	aggs        []Aggregate
 	having      []planner.Having
+	applied     bool // Apply: the statement does not fold (fold.go)
 	opts        []StatementOption
 	subs        []subquery  // Bun queries among the arguments: vetted against the route
 	wk          whereScope  // plain Wheres on the shard key (wherekey.go)
@@ -358,6 +359,7 @@ func badName(name string, star bool) bool {
 // session's, which are merged across shards).
 func (q *SelectQuery) Apply(fn func(*bun.SelectQuery) *bun.SelectQuery) *SelectQuery {
 	q.wk.opaque = true // its conditions are not seen
+	q.applied = true   // nor anything else it does: the statement does not fold (fold.go)
 	return q.op(fn)
 }
 
@@ -698,6 +700,11 @@ func isPartial(err error) bool {
 // scanParts runs the statement on every shard of p into fresh slices of type
 // typ, one per shard, and stamps what they loaded.
 func (q *SelectQuery) scanParts(ctx context.Context, p *plan, typ reflect.Type) ([]reflect.Value, error) {
+	if q.selectFolds() {
+		if groups := q.s.foldGroups(ctx, p.Shards); groups != nil {
+			return q.scanPartsFolded(ctx, p, typ, groups)
+		}
+	}
 	parts := make([]reflect.Value, len(p.Shards))
 	kind := destSlice
 	if typ.Elem().Kind() == reflect.Pointer {
@@ -922,11 +929,19 @@ func (q *SelectQuery) countByShard(ctx context.Context) (map[ShardID]int, error)
 			ErrUnsupported, q.mi.table.TypeName, len(p.Shards))
 	}
 	counts := make([]int64, len(p.Shards))
-	err = q.s.fanOutPolicy(ctx, p.Shards, "count", p.partial, func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
-		n, err := q.build(db, &p, id, q.tableModel(), len(p.Shards), false).Count(ctx)
-		counts[i] = n
-		return err
-	})
+	var groups [][]int
+	if q.countFolds() {
+		groups = q.s.foldGroups(ctx, p.Shards)
+	}
+	if groups != nil {
+		err = q.countsFolded(ctx, &p, counts, groups)
+	} else {
+		err = q.s.fanOutPolicy(ctx, p.Shards, "count", p.partial, func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
+			n, err := q.build(db, &p, id, q.tableModel(), len(p.Shards), false).Count(ctx)
+			counts[i] = int64(n)
+			return err
+		})
+	}
 	if err != nil && !isPartial(err) {
 		return nil, err
 	}

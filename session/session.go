@@ -101,6 +101,9 @@ func New(shards map[ShardID]bun.IDB, sc chooser.ShardChooser, ic chooser.Identit
 	for _, opt := range opts {
 		opt(&s.cfg)
 	}
+	if s.cfg.fold {
+		s.cfg.folds = &foldCache{keys: map[ShardID]string{}}
+	}
 	var err error
 	if s.replicas, err = newReplicaSet(s, s.cfg.replicas); err != nil {
 		return nil, err
