@@ -26,6 +26,7 @@ func TestMain(m *testing.M) {
 				db.Close()
 			}
 		}
+		closeFoldEnvs()
 		for _, e := range pgxEnvs {
 			for _, db := range e.dbs {
 				db.Close()

@@ -1,0 +1,264 @@
+package bench
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+	"github.com/uptrace/bun/driver/pgdriver"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bunshard/bunshard/chooser"
+	"github.com/bunshard/bunshard/identity"
+	"github.com/bunshard/bunshard/internal/pgtest"
+	"github.com/bunshard/bunshard/internal/weather"
+	"github.com/bunshard/bunshard/merge"
+	"github.com/bunshard/bunshard/session"
+)
+
+// FReport is weather.Report on the table-per-shard layout (no relation):
+// each logical shard's table carries its prefix.
+type FReport struct {
+	bun.BaseModel `bun:"table:?(prefix)weather_reports"`
+	identity.Token
+
+	ID          int64     `bun:",pk"`
+	LocationID  int64     `bun:",notnull"`
+	Temperature float64   `bun:",notnull"`
+	ReportTime  time.Time `bun:",notnull"`
+}
+
+// foldEnv is n logical shards, table per shard, on the set's servers: one
+// database and one *bun.DB (pool) per server, each shard a WithNamedArg
+// clone with its prefix, holding the BENCH.md reports spread round-robin.
+type foldEnv struct {
+	n      int
+	shards []*bun.DB // logical shards, in id order
+	ids    []session.ShardID
+	folded *session.Session
+	plain  *session.Session
+	pools  []*bun.DB
+}
+
+var (
+	foldMu   sync.Mutex
+	foldEnvs = map[int]*foldEnv{}
+)
+
+// foldLoad builds (once per process and n) the n-shard layout.
+func foldLoad(b testing.TB, n int) *foldEnv {
+	b.Helper()
+	foldMu.Lock()
+	defer foldMu.Unlock()
+	if e := foldEnvs[n]; e != nil {
+		return e
+	}
+	ctx := context.Background()
+	set := pgtest.Shared()
+	dialect := pgdialect.New()
+	e := &foldEnv{n: n}
+	for i := range set.Len() {
+		srv := set.Server(i)
+		name := fmt.Sprintf("benchfold_%d_%d", n, i)
+		_ = srv.DropDatabase(ctx, name)
+		if err := srv.CreateDatabase(ctx, name); err != nil {
+			b.Fatal(err)
+		}
+		db := bun.NewDB(sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(srv.DSN(name)))), dialect)
+		db.SetMaxOpenConns(8)
+		db.SetMaxIdleConns(8)
+		e.pools = append(e.pools, db)
+	}
+	data := weather.Generate(nLocations, perLoc, 42)
+	rows := make([][]FReport, n)
+	for i, r := range data.Reports {
+		rows[i%n] = append(rows[i%n], FReport{ID: r.ID, LocationID: r.LocationID, Temperature: r.Temperature, ReportTime: r.ReportTime})
+	}
+	shards := map[session.ShardID]bun.IDB{}
+	m := map[int64]session.ShardID{}
+	for i := range n {
+		id := session.ShardID(fmt.Sprintf("p%02d", i))
+		db := e.pools[i%len(e.pools)].WithNamedArg("prefix", bun.Safe(string(id)+"_"))
+		if _, err := db.NewCreateTable().Model((*FReport)(nil)).Exec(ctx); err != nil {
+			b.Fatal(err)
+		}
+		for lo := 0; lo < len(rows[i]); lo += 5000 {
+			chunk := rows[i][lo:min(lo+5000, len(rows[i]))]
+			if _, err := db.NewInsert().Model(&chunk).Exec(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		e.shards = append(e.shards, db)
+		e.ids = append(e.ids, id)
+		shards[id] = db
+		m[int64(i)] = id
+	}
+	for _, db := range e.pools {
+		if _, err := db.ExecContext(ctx, "VACUUM ANALYZE"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	vm := chooser.NewValueMap("location_id", m) // no statement here names the key: every shard
+	var err error
+	if e.folded, err = session.New(shards, vm, chooser.All, vm, session.WithFolding()); err != nil {
+		b.Fatal(err)
+	}
+	if e.plain, err = session.New(shards, vm, chooser.All, vm); err != nil {
+		b.Fatal(err)
+	}
+	foldEnvs[n] = e
+	return e
+}
+
+// closeFoldEnvs closes the benchmarks' pools, at the end of the process.
+func closeFoldEnvs() {
+	for _, e := range foldEnvs {
+		for _, db := range e.pools {
+			db.Close()
+		}
+	}
+}
+
+// BenchmarkFold runs W3, W4 and W7 at 4, 16 and 64 logical shards on the
+// set's servers (table per shard): bunshard with WithFolding (one
+// statement per server), bunshard without it, and hand-written Bun with
+// one statement per shard (an errgroup, merged by hand).
+//
+//	go test -run '^$' -bench 'BenchmarkFold' -count 5 ./bench/
+func BenchmarkFold(b *testing.B) {
+	for _, w := range []string{"W3", "W4", "W7"} {
+		for _, n := range []int{4, 16, 64} {
+			e := foldLoad(b, n)
+			for _, side := range []string{"folded", "unfolded", "bun"} {
+				run := e.workload(b, w, side)
+				if err := run(); err != nil { // warm: the folded session asks its shards once
+					b.Fatal(err)
+				}
+				b.Run(fmt.Sprintf("%s/shards=%d/%s", w, n, side), func(b *testing.B) {
+					for b.Loop() {
+						if err := run(); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// workload returns one run of w on side, checking its result.
+func (e *foldEnv) workload(b testing.TB, w, side string) func() error {
+	total := nLocations * perLoc
+	s := e.folded
+	if side == "unfolded" {
+		s = e.plain
+	}
+	hand := side == "bun"
+	switch w {
+	case "W3":
+		if hand {
+			return func() error {
+				parts := make([][]FReport, len(e.shards))
+				g, ctx := errgroup.WithContext(ctx)
+				for i, db := range e.shards {
+					g.Go(func() error { return db.NewSelect().Model(&parts[i]).Scan(ctx) })
+				}
+				if err := g.Wait(); err != nil {
+					return err
+				}
+				n := 0
+				for _, p := range parts {
+					n += len(p)
+				}
+				reps := make([]FReport, 0, n)
+				for _, p := range parts {
+					reps = append(reps, p...)
+				}
+				return wantLen("reports", len(reps), total)
+			}
+		}
+		return func() error {
+			var reps []FReport
+			if err := s.NewSelect().Model(&reps).Scan(ctx); err != nil {
+				return err
+			}
+			return wantLen("reports", len(reps), total)
+		}
+	case "W4":
+		check := func(top []FReport) error {
+			if err := wantLen("reports", len(top), 100); err != nil {
+				return err
+			}
+			for i := 1; i < len(top); i++ {
+				if top[i-1].Temperature < top[i].Temperature {
+					return fmt.Errorf("W4: row %d out of order", i)
+				}
+			}
+			return nil
+		}
+		if hand {
+			return func() error {
+				parts := make([][]FReport, len(e.shards))
+				g, ctx := errgroup.WithContext(ctx)
+				for i, db := range e.shards {
+					g.Go(func() error {
+						return db.NewSelect().Model(&parts[i]).OrderExpr("temperature DESC, id").Limit(100).Scan(ctx)
+					})
+				}
+				if err := g.Wait(); err != nil {
+					return err
+				}
+				return check(merge.Slices(parts, func(a, b FReport) int {
+					if c := cmp.Compare(b.Temperature, a.Temperature); c != 0 {
+						return c
+					}
+					return cmp.Compare(a.ID, b.ID)
+				}, 0, 100))
+			}
+		}
+		return func() error {
+			var top []FReport
+			if err := s.NewSelect().Model(&top).Order("temperature DESC", "id").Limit(100).Scan(ctx); err != nil {
+				return err
+			}
+			return check(top)
+		}
+	case "W7":
+		if hand {
+			return func() error {
+				counts := make([]int64, len(e.shards))
+				g, ctx := errgroup.WithContext(ctx)
+				for i, db := range e.shards {
+					g.Go(func() (err error) {
+						n, err := db.NewSelect().Model((*FReport)(nil)).Count(ctx)
+						counts[i] = int64(n)
+						return err
+					})
+				}
+				if err := g.Wait(); err != nil {
+					return err
+				}
+				var n int64
+				for _, c := range counts {
+					n += c
+				}
+				return wantLen("count", int(n), total)
+			}
+		}
+		return func() error {
+			n, err := s.NewSelect().Model((*FReport)(nil)).Count(ctx)
+			if err != nil {
+				return err
+			}
+			return wantLen("count", n, total)
+		}
+	}
+	b.Fatalf("unknown workload %s", w)
+	return nil
+}
