@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,7 +51,8 @@ type foldEnv struct {
 	ids           []session.ShardID
 	servers       []*counter // statements per server
 	serverOf      map[session.ShardID]int
-	dbs           []*bun.DB
+	dbs           []*bun.DB // one per server: every shard of the server is a clone sharing its pool
+	dsns          []string
 	shards        map[session.ShardID]bun.IDB
 	byPart        *chooser.ValueMap[int64]
 }
@@ -69,7 +71,7 @@ func newFoldEnv(t *testing.T, rows int, seed uint64) *foldEnv {
 		t.Cleanup(func() { db.Close() })
 		return db
 	}
-	e := &foldEnv{serverOf: map[session.ShardID]int{}, shards: map[session.ShardID]bun.IDB{}}
+	e := &foldEnv{serverOf: map[session.ShardID]int{}, shards: map[session.ShardID]bun.IDB{}, dsns: dsns}
 	for _, dsn := range dsns {
 		c := &counter{}
 		e.servers = append(e.servers, c)
@@ -391,4 +393,92 @@ func TestFoldLeavesAlone(t *testing.T) {
 	if total != foldShards {
 		t.Fatalf("unit: %d selects; want one per shard (%d)", total, foldShards)
 	}
+}
+
+// TestFoldPoolPerServer checks the pool shape docs/folding.md recommends:
+// the 16 logical shards of a server are WithNamedArg clones of one *bun.DB,
+// so they share its pool, and however many fan-outs run at once (folded
+// selects, unfolded counts, single-shard gets), the connections each
+// server's database sees (pg_stat_activity, sampled throughout) never pass
+// the pool's SetMaxOpenConns.
+func TestFoldPoolPerServer(t *testing.T) {
+	ctx := context.Background()
+	e := newFoldEnv(t, 300, diffSeed(t))
+	const budget = 2
+	for _, db := range e.dbs {
+		db.SetMaxOpenConns(budget)
+	}
+	dialect := pgdialect.New()
+	var watchers []*bun.DB
+	for _, dsn := range e.dsns {
+		db := bun.NewDB(sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsn))), dialect)
+		db.SetMaxOpenConns(1)
+		t.Cleanup(func() { db.Close() })
+		watchers = append(watchers, db)
+	}
+	peaks := make([]int, len(watchers))
+	samples := 0
+	stop := make(chan struct{})
+	watched := make(chan error, 1)
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for i, w := range watchers {
+				var n int
+				err := w.NewRaw("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()").Scan(ctx, &n)
+				if err != nil {
+					watched <- err
+					return
+				}
+				peaks[i] = max(peaks[i], n)
+			}
+			samples++
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 8 {
+		wg.Go(func() {
+			for k := range 6 {
+				var rows []FItem
+				if err := e.folded.NewSelect().Model(&rows).Order("id").Limit(50).Scan(ctx); err != nil {
+					errs <- err
+					return
+				}
+				n, err := e.plain.NewSelect().Model((*FItem)(nil)).Count(ctx)
+				if err != nil || n != 300 {
+					errs <- fmt.Errorf("unfolded count %d, %v; want 300", n, err)
+					return
+				}
+				var one FItem
+				if err := e.folded.Get(ctx, &one, int64(1+(g*6+k)%300)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	if err := <-watched; err != nil {
+		t.Fatal(err)
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if samples == 0 {
+		t.Fatal("pg_stat_activity was never sampled")
+	}
+	for i, p := range peaks {
+		if p > budget {
+			t.Fatalf("server %d: %d connections to the shards' database at once; the pool allows %d", i, p, budget)
+		}
+	}
+	t.Logf("peak connections per server %v over %d samples (budget %d)", peaks, samples, budget)
 }
