@@ -253,11 +253,6 @@ func (q *SelectQuery) selectFolds() bool {
 	return !ptr.Implements(reflect.TypeFor[bun.BeforeSelectHook]()) && !ptr.Implements(reflect.TypeFor[bun.AfterSelectHook]())
 }
 
-// skipColumn scans a column into nothing.
-type skipColumn struct{}
-
-func (skipColumn) Scan(any) error { return nil }
-
 // modelColumn scans one column into the row model m, as Bun's own row scan
 // does.
 type modelColumn struct {
