@@ -416,6 +416,24 @@ func TestFoldPoolPerServer(t *testing.T) {
 		t.Cleanup(func() { db.Close() })
 		watchers = append(watchers, db)
 	}
+	// Setup opened more connections than the budget; the pools closed the
+	// extra ones at SetMaxOpenConns, but their server processes exit on their
+	// own time. Wait for them to go before measuring.
+	for i, w := range watchers {
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			var n int
+			if err := w.NewRaw("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()").Scan(ctx, &n); err != nil {
+				t.Fatal(err)
+			}
+			if n <= budget {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("server %d: %d connections left from setup after SetMaxOpenConns(%d)", i, n, budget)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	peaks := make([]int, len(watchers))
 	samples := 0
 	stop := make(chan struct{})
