@@ -147,3 +147,64 @@ func TestSubqueryFromAnotherShardIsRefused(t *testing.T) {
 		t.Errorf("fan-out count = %d; the unsharded database has %d", n, all)
 	}
 }
+
+// A Bun query built on one shard's handle and nested in an argument (in
+// bun.In, bun.List, bun.SafeQuery's arguments, or a plain slice) is inlined
+// all the same: refused before anything is sent, naming the call, the
+// argument and where in it the query sits.
+func TestNestedSubqueryFromAnotherShardIsRefused(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	s := f.session(t)
+	f.seed(t, s, weather.Generate(8, 3, 9))
+	europe := f.shards["europe"].NewSelect().Table("weather_locations").Column("id").Where("continent = ?", "Europe")
+
+	//lint:ignore SA1019 the deprecated form, which apps still write
+	in := bun.In
+	nested := []struct {
+		name  string
+		query string
+		arg   any
+		want  []string
+	}{
+		{"bun.In of a slice", "location_id IN (?)", in([]any{europe}), []string{"element 1 of bun.In"}},
+		{"bun.List", "location_id IN (?)", bun.List([]any{int64(1), europe}), []string{"element 2 of bun.List"}},
+		{"bun.Tuple", "location_id IN ?", bun.Tuple([]any{europe}), []string{"element 1 of bun.Tuple"}},
+		{"[]any", "location_id IN (?)", []any{europe}, []string{"element 1 of the slice"}},
+		{"slice of queries", "location_id IN (?)", []*bun.SelectQuery{europe}, []string{"element 1 of the slice"}},
+		{"bun.SafeQuery", "location_id IN (?)", bun.SafeQuery("?", europe), []string{"argument 1 of bun.SafeQuery"}},
+		{"bun.In in a slice", "(location_id, location_id) IN (?)", []any{in([]any{europe})},
+			[]string{"element 1 of the slice", "element 1 of bun.In"}},
+	}
+	for _, c := range nested {
+		f.reset()
+		_, err := s.NewSelect().Model((*weather.Report)(nil)).Where(c.query, c.arg).Count(ctx)
+		if !errors.Is(err, session.ErrInvalidArgument) {
+			t.Errorf("fan-out with europe's subquery nested in %s = %v; want ErrInvalidArgument", c.name, err)
+			continue
+		}
+		wantIn(t, err, append([]string{"argument 1 of Where", "shard europe"}, c.want...)...)
+		if n := f.perShard(); !slices.Equal(n, []int{0, 0, 0, 0}) {
+			t.Errorf("%s: refused statement sent %v statements", c.name, n)
+		}
+	}
+
+	// Pinned to its own shard, the nested subquery runs there.
+	var reps []weather.Report
+	if err := s.NewSelect().Model(&reps).Where("location_id IN (?)", in([]any{europe})).
+		Options(session.SetShardID("europe")).Scan(ctx); err != nil {
+		t.Fatalf("select on europe with europe's subquery in bun.In = %v", err)
+	}
+	want, err := f.shards["europe"].NewSelect().Table("weather_reports").Count(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(reps)) != want || want == 0 {
+		t.Errorf("select on europe with europe's subquery in bun.In found %d reports; europe holds %d", len(reps), want)
+	}
+	// Plain values in the same wrappers are no subqueries.
+	if _, err := s.NewSelect().Model((*weather.Report)(nil)).Where("location_id IN (?)", in([]int64{1, 2})).
+		Where("location_id IN (?)", bun.List([]int64{1, 2})).Where("?", bun.SafeQuery("TRUE")).Count(ctx); err != nil {
+		t.Errorf("fan-out with plain values in bun.In, bun.List and bun.SafeQuery = %v", err)
+	}
+}
