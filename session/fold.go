@@ -272,15 +272,7 @@ func (q *SelectQuery) scanPartsFolded(ctx context.Context, p *plan, typ reflect.
 	}
 	n := len(p.Shards)
 	one := func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
-		part := reflect.New(typ)
-		if err := q.build(db, p, id, part.Interface(), n, true).Scan(ctx); err != nil {
-			return err
-		}
-		q.s.stampAll(part, kind, q.mi, q.rels, p.mark(id))
-		parts[i] = part.Elem()
-		p.stats.add(id, int64(parts[i].Len()))
-		q.s.readRows(ctx, int64(parts[i].Len()))
-		return nil
+		return q.scanPart(ctx, db, p, i, id, typ, kind, parts)
 	}
 	folded := func(ctx context.Context, db bun.IDB, members []int) error {
 		query, err := q.s.foldBranches(p.Shards, members, `"_b".*`, func(db bun.IDB, i int) *bun.SelectQuery {

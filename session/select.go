@@ -711,17 +711,24 @@ func (q *SelectQuery) scanParts(ctx context.Context, p *plan, typ reflect.Type) 
 		kind = destSlicePtr
 	}
 	err := q.s.fanOutPolicy(ctx, p.Shards, "select", p.partial, func(ctx context.Context, i int, id ShardID, db bun.IDB) error {
-		part := reflect.New(typ)
-		if err := pgxscan.Scan(ctx, db, q.build(db, p, id, part.Interface(), len(p.Shards), true)); err != nil {
-			return err
-		}
-		q.s.stampAll(part, kind, q.mi, q.rels, p.mark(id))
-		parts[i] = part.Elem()
-		p.stats.add(id, int64(parts[i].Len()))
-		q.s.readRows(ctx, int64(parts[i].Len()))
-		return nil
+		return q.scanPart(ctx, db, p, i, id, typ, kind, parts)
 	})
 	return parts, err
+}
+
+// scanPart runs the statement on p's i-th shard, id, into a fresh slice of
+// type typ, stamps what it loaded, and stores it in parts[i]: one shard's
+// part of scanParts, folded or not.
+func (q *SelectQuery) scanPart(ctx context.Context, db bun.IDB, p *plan, i int, id ShardID, typ reflect.Type, kind destKind, parts []reflect.Value) error {
+	part := reflect.New(typ)
+	if err := pgxscan.Scan(ctx, db, q.build(db, p, id, part.Interface(), len(p.Shards), true)); err != nil {
+		return err
+	}
+	q.s.stampAll(part, kind, q.mi, q.rels, p.mark(id))
+	parts[i] = part.Elem()
+	p.stats.add(id, int64(parts[i].Len()))
+	q.s.readRows(ctx, int64(parts[i].Len()))
+	return nil
 }
 
 // combine merges per-shard slices into one of type typ: a k-way merge when
