@@ -231,6 +231,33 @@ func (s *Session) foldBranches(ids []ShardID, members []int, wrap string, build 
 	return string(out), nil
 }
 
+// foldedRows runs the folded statement query on db and reads its rows: for
+// each, the shard tag and the columns next returns pointers to (scanned in
+// that order), then got with the index of the shard the tag names. It stops
+// at the first failure: the query's, a scan's, or a tag that names no
+// member.
+func foldedRows(ctx context.Context, db bun.IDB, query string, members []int, next func() []any, got func(i int)) error {
+	rows, err := db.QueryContext(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var tag int64
+	dest := []any{&tag}
+	for rows.Next() {
+		dest = append(dest[:1], next()...)
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		i, err := member(tag, members)
+		if err != nil {
+			return err
+		}
+		got(i)
+	}
+	return rows.Err()
+}
+
 // member returns the index the tag of a folded row names, checked against
 // the group.
 func member(tag int64, members []int) (int, error) {
@@ -379,24 +406,10 @@ func (q *SelectQuery) countsFolded(ctx context.Context, p *plan, counts []int64,
 		if err != nil {
 			return err
 		}
-		rows, err := db.QueryContext(ctx, query)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
 		got := make(map[int]int64, len(members))
-		for rows.Next() {
-			var tag, c int64
-			if err := rows.Scan(&tag, &c); err != nil {
-				return err
-			}
-			i, err := member(tag, members)
-			if err != nil {
-				return err
-			}
-			got[i] = c
-		}
-		if err := rows.Err(); err != nil {
+		var c int64
+		err = foldedRows(ctx, db, query, members, func() []any { return []any{&c} }, func(i int) { got[i] = c })
+		if err != nil {
 			return err
 		}
 		for _, i := range members {
@@ -427,32 +440,22 @@ func (q *SelectQuery) aggregatePartsFolded(ctx context.Context, p *plan, gp *pla
 		if err != nil {
 			return err
 		}
-		rows, err := db.QueryContext(ctx, query)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		var tag int64
-		ptrs := make([]any, 1+width)
-		ptrs[0] = &tag
-		total := 0
-		for rows.Next() {
-			row := make([]any, width)
+		var row []any
+		ptrs := make([]any, width)
+		next := func() []any {
+			row = make([]any, width)
 			for j := range row {
-				ptrs[1+j] = &row[j]
+				ptrs[j] = &row[j]
 			}
-			if err := rows.Scan(ptrs...); err != nil {
-				return err
-			}
-			i, err := member(tag, members)
-			if err != nil {
-				return err
-			}
+			return ptrs
+		}
+		total := 0
+		err = foldedRows(ctx, db, query, members, next, func(i int) {
 			parts[i] = append(parts[i], row)
 			total++
-		}
+		})
 		q.s.readRows(ctx, int64(total))
-		return rows.Err()
+		return err
 	}
 	return q.s.fanOutFolded(ctx, p.Shards, "select", p.partial, groups, one, folded)
 }
