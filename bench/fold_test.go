@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -125,31 +126,99 @@ func closeFoldEnvs() {
 	}
 }
 
+// The workloads, shard counts and sides BenchmarkFold runs.
+var (
+	foldWorkloads = []string{"W3", "W4", "W7"}
+	foldShards    = []int{4, 16, 64}
+	foldSides     = []string{"folded", "unfolded", "bun"}
+)
+
 // BenchmarkFold runs W3, W4 and W7 at 4, 16 and 64 logical shards on the
 // set's servers (table per shard): bunshard with WithFolding (one
 // statement per server), bunshard without it, and hand-written Bun with
 // one statement per shard (an errgroup, merged by hand).
 //
-//	go test -run '^$' -bench 'BenchmarkFold' -count 5 ./bench/
+// Each iteration is one round that runs every workload at every shard
+// count on all three sides back to back (the sides' order rotating from
+// round to round), so the sides of one cell meet the same machine. It
+// prints every round's time per cell ("fold W3 shards=4 folded ms: [...]")
+// and a table of the medians, and reports per workload the median over
+// rounds of folded time at the most shards over folded time at the fewest
+// (metric "<W>-growth"). bench/report turns the output into the README's
+// table and docs/shards.svg:
+//
+//	go test -run '^$' -bench BenchmarkFold -benchtime 5x ./bench | tee fold.txt
+//	go run ./bench/report -shards-svg docs/shards.svg < fold.txt
 func BenchmarkFold(b *testing.B) {
-	for _, w := range []string{"W3", "W4", "W7"} {
-		for _, n := range []int{4, 16, 64} {
+	type cell struct {
+		w    string
+		n    int
+		side string
+		run  func() error
+		ms   []float64 // per round
+	}
+	var cells []*cell
+	for _, w := range foldWorkloads {
+		for _, n := range foldShards {
 			e := foldLoad(b, n)
-			for _, side := range []string{"folded", "unfolded", "bun"} {
+			for _, side := range foldSides {
 				run := e.workload(b, w, side)
 				if err := run(); err != nil { // warm: the folded session asks its shards once
 					b.Fatal(err)
 				}
-				b.Run(fmt.Sprintf("%s/shards=%d/%s", w, n, side), func(b *testing.B) {
-					for b.Loop() {
-						if err := run(); err != nil {
-							b.Fatal(err)
-						}
-					}
-				})
+				cells = append(cells, &cell{w: w, n: n, side: side, run: run})
 			}
 		}
 	}
+	round := 0
+	for b.Loop() {
+		for i := 0; i < len(cells); i += len(foldSides) {
+			group := cells[i : i+len(foldSides)]
+			for k := range group {
+				c := group[(k+round)%len(group)]
+				start := time.Now()
+				if err := c.run(); err != nil {
+					b.Fatal(err)
+				}
+				c.ms = append(c.ms, float64(time.Since(start))/1e6)
+			}
+		}
+		round++
+	}
+	var out strings.Builder
+	fmt.Fprintf(&out, "\n%-8s %6s", "workload", "shards")
+	for _, side := range foldSides {
+		fmt.Fprintf(&out, " %12s", side+" ms")
+	}
+	fmt.Fprintf(&out, "  (medians of %d rounds)\n", round)
+	for i := 0; i < len(cells); i += len(foldSides) {
+		fmt.Fprintf(&out, "%-8s %6d", cells[i].w, cells[i].n)
+		for _, c := range cells[i : i+len(foldSides)] {
+			fmt.Fprintf(&out, " %12.3f", median(c.ms))
+			fmt.Printf("fold %s shards=%d %s ms: %.3f\n", c.w, c.n, c.side, c.ms)
+		}
+		out.WriteString("\n")
+	}
+	for _, w := range foldWorkloads {
+		var lo, hi []float64
+		for _, c := range cells {
+			if c.w == w && c.side == foldSides[0] {
+				if c.n == foldShards[0] {
+					lo = c.ms
+				}
+				if c.n == foldShards[len(foldShards)-1] {
+					hi = c.ms
+				}
+			}
+		}
+		growth := make([]float64, len(lo))
+		for r := range lo {
+			growth[r] = hi[r] / lo[r]
+		}
+		b.ReportMetric(median(growth), w+"-growth")
+	}
+	// Printed, not logged: the testing package cuts benchmark logs at ten lines.
+	fmt.Print(out.String())
 }
 
 // workload returns one run of w on side, checking its result.

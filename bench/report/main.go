@@ -1,6 +1,8 @@
-// Command report turns the output of BenchmarkRatios into the README's
-// performance table (Markdown, on stdout) and an SVG chart of the ratios
-// per workload:
+// Command report turns benchmark output into the README's performance
+// tables (Markdown, on stdout) and SVG charts in docs/.
+//
+// The output of BenchmarkRatios gives the table of ratios per workload and,
+// with -svg, a chart of them:
 //
 //	BUNSHARD_RATIOS_ALL=1 go test -run '^$' -bench Ratios -benchtime 9x ./bench | tee ratios.txt
 //	go run ./bench/report -svg docs/ratios.svg < ratios.txt
@@ -8,12 +10,24 @@
 // It reads the table BenchmarkRatios prints (workload, labels, median times,
 // median ratio, median CPU ratio) and, when present (BUNSHARD_RATIOS_ALL=1),
 // every round's ratio, from which it gives the spread (lowest and highest
-// round). Lines it does not recognise are ignored; input with no table is
-// an error.
+// round).
+//
+// The output of BenchmarkFold gives the tables of cost against shard count
+// (per workload and shard count, each side's median time and its ratio to
+// hand-written Bun; per workload, the time at the most shards over the time
+// at the fewest) and, with -shards-svg, a chart of time against shard count
+// per workload:
+//
+//	go test -run '^$' -bench BenchmarkFold -benchtime 5x ./bench | tee fold.txt
+//	go run ./bench/report -shards-svg docs/shards.svg < fold.txt
+//
+// One input may hold both. Lines it does not recognise are ignored; input
+// with neither, or a chart asked of data the input lacks, is an error.
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"flag"
 	"fmt"
 	"io"
@@ -35,20 +49,57 @@ type row struct {
 
 func main() {
 	svgPath := flag.String("svg", "", "write the chart to this file (e.g. docs/ratios.svg)")
-	title := flag.String("title", "bunshard / hand-written, median of paired rounds", "the chart's title")
+	shardsPath := flag.String("shards-svg", "", "write the chart of time against shard count (BenchmarkFold) to this file (e.g. docs/shards.svg)")
+	title := flag.String("title", "bunshard / hand-written, median of paired rounds", "the ratio chart's title")
+	shardsTitle := flag.String("shards-title", "time against logical shards on 4 servers, median of rounds", "the shard chart's title")
 	flag.Parse()
-	rows, nRounds, err := parse(os.Stdin)
-	if err != nil {
+	if err := run(os.Stdin, os.Stdout, *svgPath, *title, *shardsPath, *shardsTitle); err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(1)
 	}
-	fmt.Print(markdown(rows, nRounds))
-	if *svgPath != "" {
-		if err := os.WriteFile(*svgPath, []byte(svg(rows, *title)), 0o644); err != nil {
-			fmt.Fprintln(os.Stderr, "report:", err)
-			os.Exit(1)
+}
+
+// run reads benchmark output from in, writes the tables it finds to out
+// and the charts asked for to their files.
+func run(in io.Reader, out io.Writer, svgPath, title, shardsPath, shardsTitle string) error {
+	text, err := io.ReadAll(in)
+	if err != nil {
+		return err
+	}
+	rows, nRounds, ratioErr := parse(bytes.NewReader(text))
+	fold, haveFold, err := parseFold(bytes.NewReader(text))
+	if err != nil {
+		return err
+	}
+	if ratioErr != nil && !haveFold {
+		return fmt.Errorf("%w, nor BenchmarkFold output (go test -run '^$' -bench BenchmarkFold ./bench)", ratioErr)
+	}
+	if ratioErr == nil {
+		fmt.Fprint(out, markdown(rows, nRounds))
+	}
+	if haveFold {
+		if ratioErr == nil {
+			fmt.Fprintln(out)
+		}
+		fmt.Fprint(out, foldMarkdown(fold))
+	}
+	if svgPath != "" {
+		if ratioErr != nil {
+			return fmt.Errorf("-svg %s: %w", svgPath, ratioErr)
+		}
+		if err := os.WriteFile(svgPath, []byte(svg(rows, title)), 0o644); err != nil {
+			return err
 		}
 	}
+	if shardsPath != "" {
+		if !haveFold {
+			return fmt.Errorf("-shards-svg %s: no BenchmarkFold output in the input (go test -run '^$' -bench BenchmarkFold ./bench)", shardsPath)
+		}
+		if err := os.WriteFile(shardsPath, []byte(foldSVG(fold, shardsTitle)), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // parse reads BenchmarkRatios output: the table after its header line, and
