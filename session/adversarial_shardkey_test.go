@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/uptrace/bun"
+
 	"github.com/bunshard/bunshard/session"
 )
 
@@ -142,6 +144,37 @@ func TestShardKeyChangedIsRefused(t *testing.T) {
 			f.reset()
 			_, err := s.NewUpdate().Model((*SchProject)(nil)).Set("(name, tenant_id) = (?, ?)", "x", far).
 				WhereShardKey("tenant_id", 3).Exec(ctx)
+			return err
+		}},
+		{"statement-form Apply with Set", func() error {
+			f.reset()
+			_, err := s.NewUpdate().Model((*SchProject)(nil)).Apply(func(b *bun.UpdateQuery) *bun.UpdateQuery {
+				return b.Set("tenant_id = ?", far)
+			}).WhereShardKey("tenant_id", 3).Where("id = ?", pid).Exec(ctx)
+			return err
+		}},
+		{"statement-form Apply with SetColumn", func() error {
+			f.reset()
+			_, err := s.NewUpdate().Model((*SchProject)(nil)).Apply(func(b *bun.UpdateQuery) *bun.UpdateQuery {
+				return b.SetColumn("tenant_id", "?", far)
+			}).WhereShardKey("tenant_id", 3).Where("id = ?", pid).Exec(ctx)
+			return err
+		}},
+		{"Apply with Value on an UPDATE of objects", func() error {
+			p := load(pid)
+			f.reset()
+			_, err := s.NewUpdate().Model(p).Apply(func(b *bun.UpdateQuery) *bun.UpdateQuery {
+				return b.Value("tenant_id", "?", far)
+			}).Exec(ctx)
+			return err
+		}},
+		{"Apply adding the key to an UPDATE of objects' Column list", func() error {
+			p := load(pid)
+			p.TenantID = far
+			f.reset()
+			_, err := s.NewUpdate().Model(p).Column("name").Apply(func(b *bun.UpdateQuery) *bun.UpdateQuery {
+				return b.Column("tenant_id")
+			}).Exec(ctx)
 			return err
 		}},
 		{"Set on an UPDATE of objects", func() error {

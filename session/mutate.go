@@ -266,6 +266,23 @@ func (q *UpdateQuery) Exec(ctx context.Context) (Result, error) {
 			}
 		}
 	}
+	if q.err == nil && q.mi != nil {
+		col, listed, err := q.appliedKey()
+		if err != nil {
+			return Result{}, err
+		}
+		if listed != "" && q.objs == nil {
+			col = listed // a statement form writes its nil model's value
+		}
+		switch {
+		case col != "":
+			return Result{}, fmt.Errorf("%w: update %s: an Apply function assigns %s, the shard key of %s: the rows would "+
+				"stay on shards their new key does not route to, where reads by that key miss them; to move a row, delete it "+
+				"and insert it with the new key in one unit of work", ErrShardKeyChanged, q.mi.table.TypeName, col, q.mi.table.TypeName)
+		case listed != "" && len(q.objs.columns) > 0:
+			q.objs.keyListed = true // Column(key) by Apply: keyMoved checks the key as if Column had named it
+		}
+	}
 	if q.objs != nil {
 		return q.execObjects(ctx)
 	}

@@ -126,3 +126,59 @@ func assigns(text, col string) bool {
 	}
 	return false
 }
+
+// appliedKey runs the Apply functions of an UPDATE on a probe query that
+// is never sent, and reads what they make it write: the declared
+// shard-key column they assign with Set, SetColumn or Value (set), and
+// the one they name in a Column list (listed). Bun keeps these in
+// unexported fields; a Bun whose fields are not where this reads them
+// is an error, never a guess.
+func (q *UpdateQuery) appliedKey() (set, listed string, err error) {
+	t := q.mi.table
+	cols := slices.DeleteFunc([]string{q.s.keyColumn(t), q.s.execKeyColumn(t)}, func(c string) bool { return c == "" })
+	if len(cols) == 0 || !slices.ContainsFunc(q.clauses, func(c clause) bool { return c.kind == "Apply" }) {
+		return "", "", nil
+	}
+	model := reflect.Zero(reflect.PointerTo(q.mi.typ)).Interface()
+	if q.objs != nil {
+		model = q.objs.model
+	}
+	b := q.s.shards[q.s.order[0]].NewUpdate().Model(model)
+	for _, fn := range q.ops {
+		if b = fn(b); b == nil {
+			return "", "", fmt.Errorf("%w: update %s: an Apply function returned a nil *bun.UpdateQuery", ErrInvalidArgument, t.TypeName)
+		}
+	}
+	v := reflect.ValueOf(b).Elem()
+	sets, ok1 := field(v, "set")
+	values, ok2 := field(v, "modelValues")
+	extra, ok3 := field(v, "extraValues")
+	named, ok4 := field(v, "columns")
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return "", "", fmt.Errorf("%w: update %s: Apply cannot be checked for an assignment of the shard key %v with "+
+			"this Bun version; use Set on the session's UpdateQuery", ErrUnsupported, t.TypeName, cols)
+	}
+	for _, col := range cols {
+		for i := range sets.Len() {
+			if assigns(sets.Index(i).FieldByName("Query").String(), col) {
+				return col, "", nil
+			}
+		}
+		for _, k := range values.MapKeys() {
+			if k.String() == col {
+				return col, "", nil
+			}
+		}
+		for i := range extra.Len() {
+			if extra.Index(i).FieldByName("column").String() == col {
+				return col, "", nil
+			}
+		}
+		for i := range named.Len() {
+			if named.Index(i).FieldByName("Query").String() == col {
+				listed = col
+			}
+		}
+	}
+	return "", listed, nil
+}

@@ -18,6 +18,9 @@ type objectUpdate struct {
 	bulk    bool
 	slice   bool
 	columns []string
+	// keyListed: an Apply function adds a shard-key column to the
+	// Column list; keyMoved must check it (shardkey.go appliedKey)
+	keyListed bool
 }
 
 // objectModel takes model as the objects to update when it is a pointer to
@@ -117,7 +120,7 @@ func (q *UpdateQuery) execObjects(ctx context.Context) (Result, error) {
 	var mu sync.Mutex
 	res := Result{ByShard: map[ShardID]int64{}}
 	opts := q.opts
-	if len(ob.columns) > 0 {
+	if len(ob.columns) > 0 && !ob.keyListed {
 		opts = append(slices.Clip(opts), func(o *stmtOptions) { o.written = ob.columns })
 	}
 	err = q.s.write(ctx, "update", ob.model, opts, func(ctx context.Context, db bun.IDB, m any, mi *modelInfo, objs []reflect.Value) ([]int, error) {
