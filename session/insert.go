@@ -32,6 +32,7 @@ type InsertQuery struct {
 	values   []string // Value, likewise
 	on       bool     // On or Ignore was called
 	skips    bool     // the conflict clause may skip rows (DO NOTHING, Ignore, a WHERE)
+	applied  bool     // an Apply function is among ops: vet probes what it writes
 	err      error
 }
 
@@ -131,7 +132,10 @@ func (q *InsertQuery) Returning(query string, args ...any) *InsertQuery {
 }
 
 // Apply calls fn on every per-shard Bun query.
-func (q *InsertQuery) Apply(fn func(*bun.InsertQuery) *bun.InsertQuery) *InsertQuery { return q.op(fn) }
+func (q *InsertQuery) Apply(fn func(*bun.InsertQuery) *bun.InsertQuery) *InsertQuery {
+	q.applied = true
+	return q.op(fn)
+}
 
 // Options adds statement options: SetShardID, PinWins, ...
 func (q *InsertQuery) Options(opts ...StatementOption) *InsertQuery {
@@ -253,6 +257,28 @@ func (q *InsertQuery) vet(mi *modelInfo, kind destKind) error {
 			return fmt.Errorf("%w: insert %s: ExcludeColumn(%s) leaves out %s, the column the ShardChooser places %s by: "+
 				"the row would hold another key than the one it was placed by",
 				ErrInvalidArgument, t.TypeName, strings.Join(q.excluded, ", "), key, t.TypeName)
+		}
+	}
+	if key != "" && q.applied {
+		b := q.s.shards[q.s.order[0]].NewInsert().Model(q.model)
+		for _, fn := range q.ops {
+			if b = fn(b); b == nil {
+				return fmt.Errorf("%w: insert %s: an Apply function returned a nil *bun.InsertQuery", ErrInvalidArgument, t.TypeName)
+			}
+		}
+		p, ok := probe(b)
+		switch {
+		case !ok:
+			return fmt.Errorf("%w: insert %s: Apply cannot be checked for what it does to %s, the column the ShardChooser "+
+				"places %s by, with this Bun version; use the session's InsertQuery methods", ErrUnsupported, t.TypeName, key, t.TypeName)
+		case slices.Contains(p.values, key):
+			return fmt.Errorf("%w: insert %s: an Apply function's Value(%q, ...) overrides %s, the column the ShardChooser "+
+				"places %s by: the row would hold another key than the one it was placed by; set the field on the object instead",
+				ErrInvalidArgument, t.TypeName, key, key, t.TypeName)
+		case len(p.columns) > 0 && !slices.Contains(p.columns, key):
+			return fmt.Errorf("%w: insert %s: an Apply function's Column or ExcludeColumn leaves out %s, the column the "+
+				"ShardChooser places %s by: the row would hold another key than the one it was placed by",
+				ErrInvalidArgument, t.TypeName, key, t.TypeName)
 		}
 	}
 	if !q.on {

@@ -228,6 +228,23 @@ func TestNewInsertRefusesWhatWouldBeWrong(t *testing.T) {
 			b := locBatch(20, 21, "New")
 			return s.NewInsert().Model(&b).ExcludeColumn("continent")
 		}, session.ErrInvalidArgument, []string{"Location", "continent"}},
+		{"Apply with Value of the shard key", func() *session.InsertQuery {
+			b := locBatch(20, 21, "New")
+			return s.NewInsert().Model(&b).Apply(func(q *bun.InsertQuery) *bun.InsertQuery { return q.Value("continent", "'Europe'") })
+		}, session.ErrInvalidArgument, []string{"Location", "continent", "Apply", "Value"}},
+		{"Apply with Column without the shard key", func() *session.InsertQuery {
+			b := locBatch(20, 21, "New")
+			return s.NewInsert().Model(&b).Apply(func(q *bun.InsertQuery) *bun.InsertQuery { return q.Column("id", "city") })
+		}, session.ErrInvalidArgument, []string{"Location", "continent", "Apply"}},
+		{"Apply with ExcludeColumn of the shard key", func() *session.InsertQuery {
+			b := locBatch(20, 21, "New")
+			return s.NewInsert().Model(&b).Apply(func(q *bun.InsertQuery) *bun.InsertQuery { return q.ExcludeColumn("continent") })
+		}, session.ErrInvalidArgument, []string{"Location", "continent", "Apply"}},
+		{"Apply setting the shard key in the conflict clause", func() *session.InsertQuery {
+			b := locBatch(20, 21, "New")
+			return s.NewInsert().Model(&b).On("CONFLICT (id) DO UPDATE").
+				Apply(func(q *bun.InsertQuery) *bun.InsertQuery { return q.Set("continent = 'Europe'") })
+		}, session.ErrInvalidArgument, []string{"Location", "continent"}},
 		{"Ignore with RETURNING, several objects", func() *session.InsertQuery {
 			b := locBatch(7, 10, "Skipped")
 			return s.NewInsert().Model(&b).Ignore().Returning("*")

@@ -127,16 +127,53 @@ func assigns(text, col string) bool {
 	return false
 }
 
+// probed is what a Bun INSERT or UPDATE built on a probe query (never
+// sent) writes: its Set texts, the columns its Value calls override, and
+// its Column list (after ExcludeColumn). Bun keeps these in unexported
+// fields; ok is false for a Bun whose fields are not where this reads
+// them, which callers turn into an error, never a guess.
+type probed struct {
+	sets, values, columns []string
+}
+
+func probe(b any) (p probed, ok bool) {
+	v := reflect.ValueOf(b).Elem()
+	sets, ok1 := field(v, "set")
+	values, ok2 := field(v, "modelValues")
+	extra, ok3 := field(v, "extraValues")
+	named, ok4 := field(v, "columns")
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return p, false
+	}
+	for i := range sets.Len() {
+		p.sets = append(p.sets, sets.Index(i).FieldByName("Query").String())
+	}
+	for _, k := range values.MapKeys() {
+		p.values = append(p.values, k.String())
+	}
+	for i := range extra.Len() {
+		p.values = append(p.values, extra.Index(i).FieldByName("column").String())
+	}
+	for i := range named.Len() {
+		p.columns = append(p.columns, named.Index(i).FieldByName("Query").String())
+	}
+	return p, true
+}
+
+// hasApply reports whether an Apply function is among a statement's
+// recorded clauses.
+func hasApply(clauses []clause) bool {
+	return slices.ContainsFunc(clauses, func(c clause) bool { return c.kind == "Apply" })
+}
+
 // appliedKey runs the Apply functions of an UPDATE on a probe query that
 // is never sent, and reads what they make it write: the declared
 // shard-key column they assign with Set, SetColumn or Value (set), and
-// the one they name in a Column list (listed). Bun keeps these in
-// unexported fields; a Bun whose fields are not where this reads them
-// is an error, never a guess.
+// the one they name in a Column list (listed).
 func (q *UpdateQuery) appliedKey() (set, listed string, err error) {
 	t := q.mi.table
 	cols := slices.DeleteFunc([]string{q.s.keyColumn(t), q.s.execKeyColumn(t)}, func(c string) bool { return c == "" })
-	if len(cols) == 0 || !slices.ContainsFunc(q.clauses, func(c clause) bool { return c.kind == "Apply" }) {
+	if len(cols) == 0 || !hasApply(q.clauses) {
 		return "", "", nil
 	}
 	model := reflect.Zero(reflect.PointerTo(q.mi.typ)).Interface()
@@ -149,35 +186,17 @@ func (q *UpdateQuery) appliedKey() (set, listed string, err error) {
 			return "", "", fmt.Errorf("%w: update %s: an Apply function returned a nil *bun.UpdateQuery", ErrInvalidArgument, t.TypeName)
 		}
 	}
-	v := reflect.ValueOf(b).Elem()
-	sets, ok1 := field(v, "set")
-	values, ok2 := field(v, "modelValues")
-	extra, ok3 := field(v, "extraValues")
-	named, ok4 := field(v, "columns")
-	if !ok1 || !ok2 || !ok3 || !ok4 {
+	p, ok := probe(b)
+	if !ok {
 		return "", "", fmt.Errorf("%w: update %s: Apply cannot be checked for an assignment of the shard key %v with "+
 			"this Bun version; use Set on the session's UpdateQuery", ErrUnsupported, t.TypeName, cols)
 	}
 	for _, col := range cols {
-		for i := range sets.Len() {
-			if assigns(sets.Index(i).FieldByName("Query").String(), col) {
-				return col, "", nil
-			}
+		if slices.ContainsFunc(p.sets, func(s string) bool { return assigns(s, col) }) || slices.Contains(p.values, col) {
+			return col, "", nil
 		}
-		for _, k := range values.MapKeys() {
-			if k.String() == col {
-				return col, "", nil
-			}
-		}
-		for i := range extra.Len() {
-			if extra.Index(i).FieldByName("column").String() == col {
-				return col, "", nil
-			}
-		}
-		for i := range named.Len() {
-			if named.Index(i).FieldByName("Query").String() == col {
-				listed = col
-			}
+		if slices.Contains(p.columns, col) {
+			listed = col
 		}
 	}
 	return "", listed, nil
