@@ -13,7 +13,7 @@ import (
 
 // Has-one and has-many writes of stored parents, as SQLAlchemy's
 // collections and Django's related managers make them: a snapshot records
-// the children a parent's relation held when it was loaded (childSet, by
+// the children a parent's relation held when it was loaded (heldSet, by
 // the child's own key), and a flush compares.
 //
 //   - A stored child appended to (or set as) a stored parent's relation
@@ -32,25 +32,47 @@ import (
 //     cascade to declare.)
 //   - A child the unit no longer tracks (Expunge) is left alone.
 
-// childSet is the children a has-one or has-many relation holds, by the
-// child's primary key (without shard), counted.
-type childSet map[identity.Key]int
+// heldSet is the objects a relation holds, by their key (without shard),
+// counted: what a snapshot records of a has-one, has-many or many-to-many
+// relation (snapshot.owned, snapshot.links).
+type heldSet map[identity.Key]int
 
-// children returns the keys of the objects v's relation rel holds.
-func children(v reflect.Value, rel *schema.Relation) childSet {
-	var out childSet
+// held returns the keys of the objects v's relation rel holds; nil when it
+// holds none.
+func held(v reflect.Value, rel *schema.Relation) heldSet {
+	var out heldSet
 	related(v, rel, func(p reflect.Value) {
 		if out == nil {
-			out = childSet{}
+			out = heldSet{}
 		}
-		out[childKey(p, rel)]++
+		out[heldKey(p, rel)]++
 	})
 	return out
 }
 
-func childKey(p reflect.Value, rel *schema.Relation) identity.Key {
-	pk := make([]any, len(rel.JoinTable.PKs))
-	for i, f := range rel.JoinTable.PKs {
+// heldSets returns what each relation of rels holds in v; nil when rels is
+// empty.
+func heldSets(v reflect.Value, rels []*schema.Relation) []heldSet {
+	if len(rels) == 0 {
+		return nil
+	}
+	out := make([]heldSet, len(rels))
+	for i, rel := range rels {
+		out[i] = held(v, rel)
+	}
+	return out
+}
+
+// heldKey is the key (without shard) of p, an object relation rel holds:
+// of the linked model's join columns for a many-to-many relation, of the
+// child's primary key otherwise.
+func heldKey(p reflect.Value, rel *schema.Relation) identity.Key {
+	fields := rel.JoinTable.PKs
+	if rel.Type == schema.ManyToManyRelation {
+		fields = rel.JoinPKs
+	}
+	pk := make([]any, len(fields))
+	for i, f := range fields {
 		if fv := fieldOf(p.Elem(), f); fv.IsValid() {
 			pk[i] = fv.Interface()
 		}
@@ -61,29 +83,25 @@ func childKey(p reflect.Value, rel *schema.Relation) identity.Key {
 // snapOwned records in sn what the has-one and has-many relations of v
 // hold.
 func (u *UnitOfWork) snapOwned(sn *snapshot, mi *modelInfo, v reflect.Value) {
-	owned := mi.unit(u.s).owned
-	if len(owned) == 0 {
-		return
-	}
-	sn.owned = make([]childSet, len(owned))
-	for i, rel := range owned {
-		sn.owned[i] = children(v, rel)
-	}
+	sn.owned = heldSets(v, mi.unit(u.s).owned)
 }
 
-// resnapRel records again what relation rel of the tracked e holds, after
-// the unit loaded it into e: what was loaded is stored, not a change.
+// resnapRel records again what relation rel (has-one, has-many or
+// many-to-many) of the tracked e holds, after the unit loaded it into e (a
+// select's Relation filling it, or LoadRelation): what was loaded is
+// stored, not a change.
 func (u *UnitOfWork) resnapRel(e *entry, rel *schema.Relation) {
-	if rel.Type == schema.ManyToManyRelation {
-		u.resnapLink(e, rel)
-		return
-	}
 	if e.st == nil || e.st.snap == nil {
 		return
 	}
-	for i, r := range e.mi.unit(u.s).owned {
-		if r == rel && i < len(e.st.snap.owned) {
-			e.st.snap.owned[i] = children(e.val(), rel)
+	um := e.mi.unit(u.s)
+	sets, rels := e.st.snap.owned, um.owned
+	if rel.Type == schema.ManyToManyRelation {
+		sets, rels = e.st.snap.links, um.m2m
+	}
+	for i, r := range rels {
+		if r == rel && i < len(sets) {
+			sets[i] = held(e.val(), rel)
 		}
 	}
 }
@@ -103,11 +121,11 @@ func (u *UnitOfWork) adoptChildren(ctx context.Context) ([]*entry, error) {
 		sn := e.st.snap
 		changed := false
 		for i, rel := range e.mi.unit(u.s).owned {
-			var was childSet
+			var was heldSet
 			if i < len(sn.owned) {
 				was = sn.owned[i]
 			}
-			now := children(e.val(), rel)
+			now := held(e.val(), rel)
 			if maps.Equal(now, was) {
 				continue
 			}
@@ -115,7 +133,7 @@ func (u *UnitOfWork) adoptChildren(ctx context.Context) ([]*entry, error) {
 			left := maps.Clone(was)
 			var err error
 			related(e.val(), rel, func(p reflect.Value) {
-				k := childKey(p, rel)
+				k := heldKey(p, rel)
 				if left[k] > 0 {
 					left[k]--
 					return
@@ -151,7 +169,7 @@ func (u *UnitOfWork) adoptChild(e *entry, rel *schema.Relation, p reflect.Value)
 		}
 		return fmt.Errorf("%w: flush: a stored %s (%v) was appended to %s.%s of a stored %s (%v), but the unit does not "+
 			"track it, so it cannot update it; load it in the unit (Get) before appending it",
-			ErrInvalidArgument, rel.JoinTable.TypeName, childKey(p, rel).PK(), e.mi.table.TypeName, rel.Field.GoName,
+			ErrInvalidArgument, rel.JoinTable.TypeName, heldKey(p, rel).PK(), e.mi.table.TypeName, rel.Field.GoName,
 			e.mi.table.TypeName, e.st.key)
 	}
 	if c.shard != e.shard {
@@ -188,7 +206,7 @@ func (u *UnitOfWork) orphanChildren() error {
 			if i >= len(sn.owned) || len(sn.owned[i]) == 0 {
 				continue
 			}
-			now := children(e.val(), rel)
+			now := held(e.val(), rel)
 			for k, n := range sn.owned[i] {
 				if n <= now[k] {
 					continue

@@ -9,8 +9,6 @@ import (
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/schema"
-
-	"github.com/bunshard/bunshard/identity"
 )
 
 // link is one many-to-many join row a flush inserts: the new object e
@@ -113,50 +111,12 @@ func (u *UnitOfWork) insertLinks(ctx context.Context, w *work) error {
 	})
 }
 
-// linkSet is the objects a many-to-many relation holds, by their key
-// (without shard), counted: what a snapshot records of the relation.
-type linkSet map[identity.Key]int
-
-// links returns the keys of the objects v's many-to-many relation rel
-// holds; nil when it holds none.
-func links(v reflect.Value, rel *schema.Relation) linkSet {
-	var out linkSet
-	related(v, rel, func(p reflect.Value) {
-		if out == nil {
-			out = linkSet{}
-		}
-		out[linkKey(p, rel)]++
-	})
-	return out
-}
-
 // snapLinks records in sn what the many-to-many relations of v hold.
 func (u *UnitOfWork) snapLinks(sn *snapshot, mi *modelInfo, v reflect.Value) {
-	m2m := mi.unit(u.s).m2m
-	if len(m2m) == 0 {
-		return
-	}
-	sn.links = make([]linkSet, len(m2m))
-	for i, rel := range m2m {
-		sn.links[i] = links(v, rel)
-	}
+	sn.links = heldSets(v, mi.unit(u.s).m2m)
 }
 
-// resnapLink records again what the many-to-many relation rel of the
-// tracked e holds, after the unit loaded it into e (a select's Relation
-// filling it, or LoadRelation): what was loaded is stored, not a change.
-func (u *UnitOfWork) resnapLink(e *entry, rel *schema.Relation) {
-	if e.st == nil || e.st.snap == nil {
-		return
-	}
-	for i, r := range e.mi.unit(u.s).m2m {
-		if r == rel && i < len(e.st.snap.links) {
-			e.st.snap.links[i] = links(e.val(), rel)
-		}
-	}
-}
-
-// resnapLoaded calls resnapLink for the tracked objects whose
+// resnapLoaded calls resnapRel for the tracked objects whose
 // many-to-many relation LoadRelation loaded along the dotted path relation,
 // starting at the parents (a *T, *[]T or *[]*T of mi's model).
 func (u *UnitOfWork) resnapLoaded(parents any, relation string) {
@@ -204,18 +164,18 @@ func (u *UnitOfWork) storedLinks(e *entry, w *work) (bool, error) {
 	sn := e.st.snap
 	changed := false
 	for i, rel := range e.mi.unit(u.s).m2m {
-		var was linkSet
+		var was heldSet
 		if i < len(sn.links) {
 			was = sn.links[i]
 		}
-		now := links(e.val(), rel)
+		now := held(e.val(), rel)
 		if maps.Equal(now, was) {
 			continue
 		}
 		changed = true
 		left := maps.Clone(was)
 		related(e.val(), rel, func(p reflect.Value) {
-			k := linkKey(p, rel)
+			k := heldKey(p, rel)
 			if left[k] > 0 {
 				left[k]--
 				return
@@ -243,17 +203,6 @@ func (u *UnitOfWork) storedLinks(e *entry, w *work) (bool, error) {
 		}
 	}
 	return changed, nil
-}
-
-// linkKey is the key links records for the object p held by rel.
-func linkKey(p reflect.Value, rel *schema.Relation) identity.Key {
-	pk := make([]any, len(rel.JoinPKs))
-	for i, f := range rel.JoinPKs {
-		if fv := fieldOf(p.Elem(), f); fv.IsValid() {
-			pk[i] = fv.Interface()
-		}
-	}
-	return identity.NewKey(rel.JoinTable.Type, "", pk...)
 }
 
 // deleteLinks deletes the join rows of w.unlinks, on each shard one DELETE

@@ -96,8 +96,8 @@ func byValue(t reflect.Type) bool {
 type snapshot struct {
 	copy  reflect.Value // a copy of the struct (for byValue columns)
 	enc   [][]byte      // per column: the SQL of a reference column, nil for byValue ones
-	links []linkSet     // per many-to-many relation (unitModel.m2m): the objects it held
-	owned []childSet    // per has-one and has-many relation (unitModel.owned): the children it held (hasmany.go)
+	links []heldSet     // per many-to-many relation (unitModel.m2m): the objects it held
+	owned []heldSet     // per has-one and has-many relation (unitModel.owned): the children it held (hasmany.go)
 }
 
 func (u *UnitOfWork) snapshot(mi *modelInfo, v reflect.Value) *snapshot {
