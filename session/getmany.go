@@ -13,6 +13,7 @@ import (
 
 	"github.com/bunshard/bunshard/chooser"
 	"github.com/bunshard/bunshard/identity"
+	"github.com/bunshard/bunshard/internal/pgxscan"
 )
 
 // GetMany loads the rows with the primary keys in keys into dst, a non-nil
@@ -287,7 +288,7 @@ func (s *Session) fetchBatch(ctx context.Context, b *batch, need []int) ([]hit, 
 		} else {
 			q = q.Where("(?) IN (?)", schema.Safe(strings.Join(cols, ", ")), bun.List(in))
 		}
-		if err := q.Scan(ctx); err != nil {
+		if err := pgxscan.Scan(ctx, db, q); err != nil { // pgx directly where eligible, else q.Scan
 			return err
 		}
 		rows[i] = out.Elem()
