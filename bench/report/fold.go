@@ -374,8 +374,9 @@ func foldSVG(d *foldData, title string) string {
 				}
 				st := statOf(xs)
 				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(n), y(st.med)))
-				if st.n > 1 {
-					fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s"/>`+"\n", x(n), y(st.lo), x(n), y(st.hi), color)
+				if st.n > 1 { // side by side, so that the sides' whiskers do not hide each other
+					wx := x(n) + 4*(float64(si)-float64(len(d.sides)-1)/2)
+					fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s"/>`+"\n", wx, y(st.lo), wx, y(st.hi), color)
 				}
 				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`+"\n", x(n), y(st.med), color)
 			}
