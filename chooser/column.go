@@ -3,6 +3,7 @@ package chooser
 import (
 	"fmt"
 	"reflect"
+	"strings"
 
 	"github.com/uptrace/bun/schema"
 
@@ -83,7 +84,37 @@ func (c *byColumn) objectKey(table *schema.Table, obj any) (key, error) {
 	if k.Kind == kindNone {
 		return key{}, badKeyError(table, c.name, errorValue(fv), c.want)
 	}
-	return k, nil
+	return unpadded(k, f), nil
+}
+
+// unpadded returns string key k without its trailing blanks when f is a
+// char(n) column: PostgreSQL stores and returns such values blank-padded
+// to n ("US" comes back "US  ") and compares them without the padding, so
+// both spellings are one key and must route alike. Other columns' keys
+// are routed as they are.
+func unpadded(k key, f *schema.Field) key {
+	if k.Kind == kindString && f != nil && strings.HasSuffix(k.S, " ") && blankPadded(f.UserSQLType) {
+		k.S = strings.TrimRight(k.S, " ")
+	}
+	return k
+}
+
+// fieldOf returns table's field of column col, or nil.
+func fieldOf(table *schema.Table, col string) *schema.Field {
+	if table == nil {
+		return nil
+	}
+	return table.FieldMap[col]
+}
+
+// blankPadded reports whether SQL type t is PostgreSQL's blank-padded
+// character type: char, character, bpchar, with or without a length.
+func blankPadded(t string) bool {
+	t = strings.ToLower(strings.TrimSpace(t))
+	if i := strings.IndexByte(t, '('); i >= 0 {
+		t = strings.TrimSpace(t[:i])
+	}
+	return t == "char" || t == "character" || t == "bpchar"
 }
 
 // errorValue returns v's value for an error message, and nil for a nil
@@ -106,6 +137,9 @@ func (c *byColumn) valueKey(table *schema.Table, x any) (key, error) {
 	k := keyOf(x)
 	if k.Kind == kindNone {
 		return key{}, badKeyError(table, c.name, errorValue(reflect.ValueOf(x)), c.want)
+	}
+	if k.Kind == kindString && strings.HasSuffix(k.S, " ") {
+		k = unpadded(k, fieldOf(table, c.name))
 	}
 	return k, nil
 }

@@ -199,7 +199,7 @@ func (l *Lookup) ChooseIdentity(ctx context.Context, k Key) (Target, error) {
 	if i < 0 || i >= len(k.PK) {
 		return loadedFrom(k.LoadedFrom), nil
 	}
-	kk := keyOf(k.PK[i])
+	kk := unpadded(keyOf(k.PK[i]), fieldOf(k.Table, l.column))
 	if kk.Kind == kindNone {
 		return Target{}, badKeyError(k.Table, l.column, errorValue(reflect.ValueOf(k.PK[i])), lookupWant)
 	}
@@ -222,7 +222,7 @@ func (l *Lookup) ChooseExecute(ctx context.Context, stmt *Statement) (Target, er
 	case len(values) == 0:
 		return None(), nil
 	case len(values) == 1:
-		k := keyOf(values[0])
+		k := unpadded(keyOf(values[0]), fieldOf(stmt.Table, l.column))
 		if k.Kind == kindNone {
 			return Target{}, badKeyError(stmt.Table, l.column, errorValue(reflect.ValueOf(values[0])), lookupWant)
 		}
@@ -313,8 +313,7 @@ func (l *Lookup) one(ctx context.Context, table *schema.Table, k key) (Target, e
 func (l *Lookup) many(ctx context.Context, table *schema.Table, values []any) ([]identity.ShardID, error) {
 	keys := make([]cacheKey, len(values))
 	for i, v := range values {
-		k := keyOf(v)
-		ck, ok := canonical(k)
+		ck, ok := canonical(unpadded(keyOf(v), fieldOf(table, l.column)))
 		if !ok {
 			return nil, badKeyError(table, l.column, errorValue(reflect.ValueOf(v)), lookupWant)
 		}
