@@ -193,30 +193,9 @@ func (q *InsertQuery) Exec(ctx context.Context) (Result, error) {
 	if err := q.vet(mi, kind); err != nil {
 		return Result{}, err
 	}
-	for _, sq := range q.subs {
-		if sq.sel != nil {
-			return Result{}, fmt.Errorf("%w: insert %s: argument %d of %s is a session select; an INSERT does not "+
-				"render subqueries per shard: use a Bun query on the shard's handle, with the insert pinned there",
-				ErrUnsupported, mi.table.TypeName, sq.arg, sq.call)
-		}
-	}
-	if len(q.subs) > 0 {
-		// A Bun subquery runs on whatever shard the INSERT runs on: it is
-		// only right on the shard it was built for, so the statement must
-		// be pinned there (objects are placed one by one, later).
-		o := options(q.opts)
-		what := "insert " + mi.table.TypeName
-		pin, err := q.s.pinned(ctx, &o, what)
-		if err != nil {
-			return Result{}, err
-		}
-		on := q.s.order
-		if pin.id != "" {
-			on = []ShardID{pin.id}
-		}
-		if err := q.s.vetSubqueries(q.subs, on, what); err != nil {
-			return Result{}, err
-		}
+	if err := q.s.vetObjectSubqueries(ctx, q.subs, q.opts, "insert "+mi.table.TypeName,
+		"an INSERT does not render subqueries per shard: use a Bun query on the shard's handle, with the insert pinned there"); err != nil {
+		return Result{}, err
 	}
 	var mu sync.Mutex
 	res := Result{ByShard: map[ShardID]int64{}}

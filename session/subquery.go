@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"reflect"
@@ -169,6 +170,33 @@ func field(v reflect.Value, name string) (reflect.Value, bool) {
 		return reflect.Value{}, false
 	}
 	return reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem(), true
+}
+
+// vetObjectSubqueries is vetSubqueries for a write of objects (what: "insert
+// Item"), placed one by one after this check: a session select among subs
+// is ErrUnsupported (with hint, what to do instead), since such a write does
+// not render subqueries per shard, and a Bun subquery is only right on its
+// own shard, so the statement must be pinned there (the pin of opts; no pin
+// checks it against every shard). A pin conflict fails as pinned fails.
+func (s *Session) vetObjectSubqueries(ctx context.Context, subs []subquery, opts []StatementOption, what, hint string) error {
+	if len(subs) == 0 {
+		return nil
+	}
+	for _, sq := range subs {
+		if sq.sel != nil {
+			return fmt.Errorf("%w: %s: %s is a session select; %s", ErrUnsupported, what, sq.name(), hint)
+		}
+	}
+	o := options(opts)
+	pin, err := s.pinned(ctx, &o, what)
+	if err != nil {
+		return err
+	}
+	on := s.order
+	if pin.id != "" {
+		on = []ShardID{pin.id}
+	}
+	return s.vetSubqueries(subs, on, what)
 }
 
 // vetSubqueries fails, before anything is sent, when a statement that runs

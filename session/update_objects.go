@@ -94,28 +94,9 @@ func (q *UpdateQuery) execObjects(ctx context.Context) (Result, error) {
 			return Result{}, fmt.Errorf("%w: update %s: Column(%q): the model has no such column", ErrInvalidArgument, t.TypeName, c)
 		}
 	}
-	for _, sq := range q.subs {
-		if sq.sel != nil {
-			return Result{}, fmt.Errorf("%w: update %s: argument %d of %s is a session select; an UPDATE of objects "+
-				"does not render subqueries per shard: use the statement form, or pin it", ErrUnsupported, t.TypeName, sq.arg, sq.call)
-		}
-	}
-	if len(q.subs) > 0 {
-		// As for an insert: a Bun subquery is only right on its own
-		// shard, so the statement must be pinned there.
-		o := options(q.opts)
-		what := "update " + t.TypeName
-		pin, err := q.s.pinned(ctx, &o, what)
-		if err != nil {
-			return Result{}, err
-		}
-		on := q.s.order
-		if pin.id != "" {
-			on = []ShardID{pin.id}
-		}
-		if err := q.s.vetSubqueries(q.subs, on, what); err != nil {
-			return Result{}, err
-		}
+	if err := q.s.vetObjectSubqueries(ctx, q.subs, q.opts, "update "+t.TypeName,
+		"an UPDATE of objects does not render subqueries per shard: use the statement form, or pin it"); err != nil {
+		return Result{}, err
 	}
 	var mu sync.Mutex
 	res := Result{ByShard: map[ShardID]int64{}}

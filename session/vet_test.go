@@ -105,6 +105,22 @@ func TestSubqueryFromAnotherShardIsRefused(t *testing.T) {
 				Options(session.SetShardID("south_america")).Exec(ctx)
 			return err
 		}, []string{"delete Report", "south_america"}},
+		{"object insert, not pinned", func() error {
+			loc := &weather.Location{ID: 900, Continent: "Asia", City: "x"}
+			_, err := s.NewInsert().Model(loc).Value("city", "(?)", locsOf(f.shards["europe"], "Europe").Limit(1)).Exec(ctx)
+			return err
+		}, []string{"insert Location", "argument 1 of Value", "shard europe"}},
+		{"object insert pinned elsewhere", func() error {
+			loc := &weather.Location{ID: 901, Continent: "Asia", City: "x"}
+			_, err := s.NewInsert().Model(loc).Value("city", "(?)", locsOf(f.shards["europe"], "Europe").Limit(1)).
+				Options(session.SetShardID("asia")).Exec(ctx)
+			return err
+		}, []string{"insert Location", "shard europe", "runs on shard asia"}},
+		{"object update pinned elsewhere", func() error {
+			_, err := s.NewUpdate().Model(&weather.Location{ID: 1}).Set("city = (?)", locsOf(f.shards["europe"], "Europe").Limit(1)).
+				Options(session.SetShardID("asia")).Exec(ctx)
+			return err
+		}, []string{"update Location", "argument 1 of Set", "shard europe", "runs on shard asia"}},
 	}
 	for _, c := range refused {
 		f.reset()
