@@ -596,39 +596,19 @@ func nextElem(v reflect.Value, s *shape) reflect.Value {
 func valueFunc(m *pgtype.Map, oid uint32, format int16) func([]byte) (driver.Value, error) {
 	switch oid {
 	case pgtype.BoolOID:
-		var d bool
-		plan := m.PlanScan(oid, format, &d)
-		return func(src []byte) (driver.Value, error) { err := plan.Scan(src, &d); return d, err }
+		return plainFunc[bool](m, oid, format)
 	case pgtype.ByteaOID:
-		var d []byte
-		plan := m.PlanScan(oid, format, &d)
-		return func(src []byte) (driver.Value, error) { err := plan.Scan(src, &d); return d, err }
+		return plainFunc[[]byte](m, oid, format)
 	case pgtype.CIDOID, pgtype.OIDOID, pgtype.XIDOID:
-		var d pgtype.Uint32
-		plan := m.PlanScan(oid, format, &d)
-		return func(src []byte) (driver.Value, error) {
-			if err := plan.Scan(src, &d); err != nil {
-				return nil, err
-			}
-			return d.Value()
-		}
+		return valuerFunc[pgtype.Uint32](m, oid, format)
 	case pgtype.DateOID:
-		var d pgtype.Date
-		plan := m.PlanScan(oid, format, &d)
-		return func(src []byte) (driver.Value, error) {
-			if err := plan.Scan(src, &d); err != nil {
-				return nil, err
-			}
-			return d.Value()
-		}
+		return valuerFunc[pgtype.Date](m, oid, format)
 	case pgtype.Float4OID:
 		var d float32
 		plan := m.PlanScan(oid, format, &d)
 		return func(src []byte) (driver.Value, error) { err := plan.Scan(src, &d); return float64(d), err }
 	case pgtype.Float8OID:
-		var d float64
-		plan := m.PlanScan(oid, format, &d)
-		return func(src []byte) (driver.Value, error) { err := plan.Scan(src, &d); return d, err }
+		return plainFunc[float64](m, oid, format)
 	case pgtype.Int2OID:
 		var d int16
 		plan := m.PlanScan(oid, format, &d)
@@ -638,9 +618,7 @@ func valueFunc(m *pgtype.Map, oid uint32, format int16) func([]byte) (driver.Val
 		plan := m.PlanScan(oid, format, &d)
 		return func(src []byte) (driver.Value, error) { err := plan.Scan(src, &d); return int64(d), err }
 	case pgtype.Int8OID:
-		var d int64
-		plan := m.PlanScan(oid, format, &d)
-		return func(src []byte) (driver.Value, error) { err := plan.Scan(src, &d); return d, err }
+		return plainFunc[int64](m, oid, format)
 	case pgtype.JSONOID, pgtype.JSONBOID, pgtype.XMLOID:
 		var d []byte
 		plan := m.PlanScan(oid, format, &d)
@@ -651,27 +629,36 @@ func valueFunc(m *pgtype.Map, oid uint32, format int16) func([]byte) (driver.Val
 			return d, nil
 		}
 	case pgtype.TimestampOID:
-		var d pgtype.Timestamp
-		plan := m.PlanScan(oid, format, &d)
-		return func(src []byte) (driver.Value, error) {
-			if err := plan.Scan(src, &d); err != nil {
-				return nil, err
-			}
-			return d.Value()
-		}
+		return valuerFunc[pgtype.Timestamp](m, oid, format)
 	case pgtype.TimestamptzOID:
-		var d pgtype.Timestamptz
-		plan := m.PlanScan(oid, format, &d)
-		return func(src []byte) (driver.Value, error) {
-			if err := plan.Scan(src, &d); err != nil {
-				return nil, err
-			}
-			return d.Value()
-		}
+		return valuerFunc[pgtype.Timestamptz](m, oid, format)
 	default:
-		var d string
-		plan := m.PlanScan(oid, format, &d)
-		return func(src []byte) (driver.Value, error) { err := plan.Scan(src, &d); return d, err }
+		return plainFunc[string](m, oid, format)
+	}
+}
+
+// plainFunc is valueFunc for a column pgx scans into a T that is itself the
+// driver.Value (returned with the scan's error, as stdlib does).
+func plainFunc[T any](m *pgtype.Map, oid uint32, format int16) func([]byte) (driver.Value, error) {
+	var d T
+	plan := m.PlanScan(oid, format, &d)
+	return func(src []byte) (driver.Value, error) { err := plan.Scan(src, &d); return d, err }
+}
+
+// valuerFunc is valueFunc for a column pgx scans into a pgtype T whose
+// Value method gives the driver.Value (nil and the error when the scan
+// fails).
+func valuerFunc[T any, P interface {
+	*T
+	driver.Valuer
+}](m *pgtype.Map, oid uint32, format int16) func([]byte) (driver.Value, error) {
+	d := P(new(T))
+	plan := m.PlanScan(oid, format, d)
+	return func(src []byte) (driver.Value, error) {
+		if err := plan.Scan(src, d); err != nil {
+			return nil, err
+		}
+		return d.Value()
 	}
 }
 
