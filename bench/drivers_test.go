@@ -16,27 +16,43 @@ import (
 	"github.com/bunshard/bunshard/session"
 )
 
-// The drivers compared: Bun over pgx's database/sql driver with its
-// default exec mode (extended protocol, statement cache) and with the
-// simple protocol, each against Bun over pgdriver (the env's own handles),
-// on the same databases.
+// The drivers compared: Bun over pgx's database/sql driver in each of its
+// exec modes, each against Bun over pgdriver (the env's own handles), on
+// the same databases:
+//
+//   - pgx: QueryExecModeCacheStatement, pgx's default (each new text
+//     prepared and cached per connection, binary results);
+//   - pgxdescribe: QueryExecModeCacheDescribe (each new text described,
+//     the description cached, then run on the unnamed statement);
+//   - pgxexec: QueryExecModeExec (the unnamed statement, one round trip,
+//     no cache, binary results where the types are known);
+//   - pgxsimple: QueryExecModeSimpleProtocol (one Query message, text
+//     results).
 var drivers = []struct {
 	name string
 	mode pgx.QueryExecMode
 }{
 	{"pgx", pgx.QueryExecModeCacheStatement},
+	{"pgxdescribe", pgx.QueryExecModeCacheDescribe},
+	{"pgxexec", pgx.QueryExecModeExec},
 	{"pgxsimple", pgx.QueryExecModeSimpleProtocol},
 }
 
-// driverWorkloads are W1, W3 and W6 over each driver, by hand and through
-// bunshard, each against the same over pgdriver. BenchmarkRatios runs them
-// only when BUNSHARD_RATIOS names them (W1.pgx.bun, W3.pgxsimple.bunshard,
-// ...), so its default run stays as long as it was; TestDrivers runs each
-// once.
+// driverBases are the workloads measured over each driver: W1 (1,000
+// gets), W3 (100k reports), W6 (500 locations with their reports) and
+// WManyBun (W1's keys in one GetMany, against Bun by hand doing one IN
+// per shard).
+var driverBases = []workload{w1, w3, w6, wManyBun}
+
+// driverWorkloads are the driverBases over each driver, by hand and
+// through bunshard, each against the same over pgdriver. BenchmarkRatios
+// runs them only when BUNSHARD_RATIOS names them (W1.pgx.bun,
+// W3.pgxsimple.bunshard, WManyBun.pgxexec.bunshard, ...), so its default
+// run stays as long as it was; TestDrivers runs each once.
 var driverWorkloads = func() []workload {
 	var out []workload
 	for _, d := range drivers {
-		for _, w := range []workload{w1, w3, w6} {
+		for _, w := range driverBases {
 			out = append(out, overDriver(w, d.name, d.mode, true), overDriver(w, d.name, d.mode, false))
 		}
 	}

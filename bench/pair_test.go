@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"os"
+	"path"
 	"slices"
 	"strings"
 	"syscall"
@@ -153,15 +154,27 @@ func cpuTime() time.Duration {
 //
 //	go test -run '^$' -bench Ratios -benchtime 15x ./bench
 //
-// BUNSHARD_RATIOS=W1,W2 limits it to some workloads; BUNSHARD_RATIOS_ALL=1
-// prints every round's ratio too.
+// BUNSHARD_RATIOS=W1,W2 limits it to some workloads, each name a pattern
+// of path.Match (BUNSHARD_RATIOS='W*.pgx*' is every driver pair of docs/drivers.md);
+// BUNSHARD_RATIOS_ALL=1 prints every round's ratio too.
 func BenchmarkRatios(b *testing.B) {
 	e := load(b)
 	workloads := workloads
 	if only := os.Getenv("BUNSHARD_RATIOS"); only != "" {
 		names := strings.Split(only, ",")
 		all := append(append(append(slices.Clone(workloads), driverWorkloads...), pgxHandWorkloads...), scanWorkloads...) // the driver pairs run only when named
-		workloads = slices.DeleteFunc(all, func(w workload) bool { return !slices.Contains(names, w.name) })
+		workloads = slices.DeleteFunc(all, func(w workload) bool {
+			return !slices.ContainsFunc(names, func(pat string) bool {
+				ok, err := path.Match(pat, w.name)
+				if err != nil {
+					b.Fatalf("BUNSHARD_RATIOS: bad pattern %q: %v", pat, err)
+				}
+				return ok
+			})
+		})
+		if len(workloads) == 0 {
+			b.Fatalf("BUNSHARD_RATIOS=%s names no workload", only)
+		}
 	}
 	type pairSides struct{ a, b side }
 	sides := make([]pairSides, len(workloads))

@@ -14,20 +14,25 @@ import (
 	"github.com/bunshard/bunshard/internal/weather"
 )
 
-// pgx by hand: W1, W3 and W6 written straight on pgx (a pgxpool per shard,
+// pgx by hand: W1, W3, W6 and WMany written straight on pgx (a pgxpool per shard,
 // its default exec mode: parameterised statements, the statement cache,
 // binary results), the baseline of BENCH.md's "pgx by hand" column. Each
 // is paired with bunshard over each driver: W1.pgxhand.pgdriver,
 // W3.pgxhand.pgx, W6.pgxhand.pgxsimple, ... (a = bunshard over that driver,
-// b = pgx by hand). BenchmarkRatios runs them when BUNSHARD_RATIOS names
+// b = pgx by hand; WManyBun.pgxhand.pgx: bunshard's GetMany against pgx
+// by hand). BenchmarkRatios runs them when BUNSHARD_RATIOS names
 // them.
 var pgxHandWorkloads = func() []workload {
 	var out []workload
-	for _, d := range []string{"pgdriver", "pgx", "pgxsimple"} {
+	names := []string{"pgdriver"}
+	for _, d := range drivers {
+		names = append(names, d.name)
+	}
+	for _, d := range names {
 		for _, w := range []struct {
 			base workload
 			hand func(testing.TB, *env) side
-		}{{w1, pgxW1}, {w3, pgxW3}, {w6, pgxW6}} {
+		}{{w1, pgxW1}, {w3, pgxW3}, {w6, pgxW6}, {wManyBun, pgxWMany}} {
 			out = append(out, vsPgxHand(w.base, d, w.hand))
 		}
 	}
@@ -96,6 +101,54 @@ func pgxW1(b testing.TB, e *env) side {
 		return nil
 	}
 	return side{run: run, digest: locationsDigest(want)}
+}
+
+// pgxWMany is W1's keys read as a pgx user would batch them: grouped by
+// shard, one "id = ANY($1)" per shard at once, put back in the order of
+// the keys.
+func pgxWMany(b testing.TB, e *env) side {
+	ps := e.pgxPools(b)
+	var byHand []*weather.Location
+	run := func() error {
+		perShard := make([][]int64, len(ps))
+		for _, id := range getIDs {
+			i := shardOfLocation(id)
+			perShard[i] = append(perShard[i], id)
+		}
+		parts := make([][]*weather.Location, len(ps))
+		g, ctx := errgroup.WithContext(ctx)
+		for i, p := range ps {
+			if len(perShard[i]) == 0 {
+				continue
+			}
+			g.Go(func() (err error) {
+				parts[i], err = pgxScan(ctx, p, "SELECT id, continent, city FROM weather_locations WHERE id = ANY($1)",
+					[]any{perShard[i]}, func(rows pgx.Rows) (*weather.Location, error) {
+						l := &weather.Location{}
+						return l, rows.Scan(&l.ID, &l.Continent, &l.City)
+					})
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		byID := make(map[int64]*weather.Location, len(getIDs))
+		for _, p := range parts {
+			for _, l := range p {
+				byID[l.ID] = l
+			}
+		}
+		locs := make([]*weather.Location, len(getIDs))
+		for i, id := range getIDs {
+			if locs[i] = byID[id]; locs[i] == nil {
+				return fmt.Errorf("location %d not found", id)
+			}
+		}
+		byHand = locs
+		return checkMany(locs)
+	}
+	return side{run: run, digest: manyDigest(&byHand)}
 }
 
 func pgxW3(b testing.TB, e *env) side {
@@ -210,7 +263,7 @@ func pgxScan[T any](ctx context.Context, p *pgxpool.Pool, sql string, args []any
 
 // scanWorkloads measure the fast path itself: bunshard over pgx with it
 // (a, "fast") against the same with every scan through Bun's
-// (b, "bunscan"), on W1, W3 and W6, in each exec mode: W3.pgxscan.pgx,
+// (b, "bunscan"), on the driverBases, in each exec mode: W3.pgxscan.pgx,
 // W6.pgxscan.pgxsimple, ... Run by BenchmarkRatios when named, and by
 // BenchmarkDrivers for profiles:
 //
@@ -218,7 +271,7 @@ func pgxScan[T any](ctx context.Context, p *pgxpool.Pool, sql string, args []any
 var scanWorkloads = func() []workload {
 	var out []workload
 	for _, d := range drivers {
-		for _, w := range []workload{w1, w3, w6} {
+		for _, w := range driverBases {
 			out = append(out, withoutFastPath(w, d.name, d.mode))
 		}
 	}
