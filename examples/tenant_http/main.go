@@ -1,19 +1,27 @@
 // Command tenant_http is a multi-tenant HTTP service over sharded
-// PostgreSQL whose tables are declared through a sharding scheme
-// (chooser.NewScheme): tenants by their id, projects and tasks by their
-// tenant column, all through one map of tenant to shard, so a tenant's
-// rows live on one shard; plans are a reference table, copied to every
-// shard. A middleware finds each request's tenant (the X-Tenant header, or
-// the first label of the host name), answers 400 or 404 without one, and
-// pins the request's context to the tenant's shard (session.WithShardID),
-// so every statement of the request, its relation queries, goroutines and
-// reference-table reads included, runs there. The handlers write plain Bun,
-// Where("tenant = ?", tenant), which they need anyway (tenants share
-// shards); outside a request (ListProjects from a job) that same Where
-// routes to the tenant's shard through the scheme, and the session's
-// scatter guard refuses a statement that names no tenant. Under the pin, a
-// write the scheme places on another shard (another tenant's row) fails
-// with session.ErrPinConflict.
+// PostgreSQL, written as a Bun app against bunshard's session.
+//
+// The shard key is the tenant, declared once: a sharding scheme
+// (chooser.NewScheme) routes tenants.id and the tenant column of projects,
+// tasks and events through one map of tenant to shard, so all of a
+// tenant's rows live on one shard; plans are a reference table, the same
+// rows on every shard. A middleware finds each request's tenant (the
+// X-Tenant header, or the first label of the host name) and pins the
+// request's context to the tenant's shard (session.WithShardID), so every
+// statement of the request runs there, and a write of another tenant's row
+// that the scheme places on another shard is refused
+// (session.ErrPinConflict) instead of being sent.
+//
+// The handlers use the session's builders as they would use Bun's: an
+// upsert with NewInsert().On("CONFLICT ... DO UPDATE").Returning, an
+// UPDATE of chosen columns with NewUpdate().Column, NewDelete with a
+// session select as its subquery, selects with relations. A handler of
+// several statements runs them in sess.RunInTx, one unit of work: committed
+// when the function returns nil, rolled back on an error; its queries see
+// the objects it added (autoflush). Repository code written against
+// bun.IDB (RecordEvent, Summarize) runs unchanged on the tenant's shard,
+// through sess.DBForKey or, inside a unit, u.DBForKey. Errors map to HTTP
+// statuses in one place (status).
 //
 // With no flags it starts two temporary local PostgreSQL servers, serves the
 // API on a local test server, prints a short tour of requests and stops:
@@ -26,7 +34,7 @@
 // commit, so the servers need max_prepared_transactions > 0):
 //
 //	go run ./examples/tenant_http -listen 127.0.0.1:8080 -dsns postgres://...,postgres://...
-//	curl -H 'X-Tenant: acme' -d '{"name":"rockets","plan":1}' http://127.0.0.1:8080/projects
+//	curl -X PUT -H 'X-Tenant: acme' -d '{"name":"Rockets","plan":1}' http://127.0.0.1:8080/projects/rockets
 package main
 
 import (
@@ -50,7 +58,6 @@ import (
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/driver/pgdriver"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/bunshard/bunshard/chooser"
 	"github.com/bunshard/bunshard/session"
@@ -66,21 +73,23 @@ type Tenant struct {
 	Name string `bun:",notnull" json:"name"`
 }
 
-// Project is a tenant's project, sharded by its tenant column. Several
-// tenants may share a shard, so every statement filters on the tenant.
+// Project is a tenant's project, named by a slug unique per tenant.
+// Several tenants may share a shard, so every statement filters on the
+// tenant too.
 type Project struct {
 	bun.BaseModel `bun:"table:projects"`
 	session.Token
 
 	ID     int64   `bun:",pk,autoincrement" json:"id"`
-	Tenant string  `bun:",notnull" json:"-"`
+	Tenant string  `bun:",notnull,unique:tenant_slug" json:"-"`
+	Slug   string  `bun:",notnull,unique:tenant_slug" json:"slug"`
 	Name   string  `bun:",notnull" json:"name"`
 	PlanID int64   `bun:",notnull" json:"plan_id"`
 	Plan   *Plan   `bun:"rel:belongs-to,join:plan_id=id" json:"plan,omitempty"`
-	Tasks  []*Task `bun:"rel:has-many,join:id=project_id" json:"tasks"`
+	Tasks  []*Task `bun:"rel:has-many,join:id=project_id" json:"tasks,omitempty"`
 }
 
-// Task is a project's task, sharded by its tenant column too.
+// Task is a project's task.
 type Task struct {
 	bun.BaseModel `bun:"table:tasks"`
 	session.Token
@@ -92,14 +101,25 @@ type Task struct {
 	Done      bool   `bun:",notnull,default:false" json:"done"`
 }
 
+// Event is a line of a tenant's audit log, written by RecordEvent.
+type Event struct {
+	bun.BaseModel `bun:"table:events"`
+	session.Token
+
+	ID     int64  `bun:",pk,autoincrement"`
+	Tenant string `bun:",notnull"`
+	What   string `bun:",notnull"`
+}
+
 // Plan is a reference table: the same rows on every shard, so a project's
 // plan joins on its own shard.
 type Plan struct {
 	bun.BaseModel `bun:"table:plans"`
 	session.Token
 
-	ID   int64  `bun:",pk,autoincrement:false" json:"id"`
-	Name string `bun:",notnull" json:"name"`
+	ID       int64  `bun:",pk,autoincrement:false" json:"id"`
+	Name     string `bun:",notnull" json:"name"`
+	MaxTasks int    `bun:",notnull" json:"max_open_tasks"`
 }
 
 // Tenants maps each tenant to the shard that holds its data.
@@ -111,10 +131,10 @@ var tenants = Tenants{"acme": "s1", "initech": "s1", "globex": "s2"}
 var shardIDs = []session.ShardID{"s1", "s2"}
 
 // plans are the reference rows every shard holds.
-var plans = []*Plan{{ID: 1, Name: "free"}, {ID: 2, Name: "pro"}}
+var plans = []*Plan{{ID: 1, Name: "free", MaxTasks: 3}, {ID: 2, Name: "pro", MaxTasks: 100}}
 
-// Scheme declares the service's tables: the tenant map routes tenants.id,
-// projects.tenant and tasks.tenant alike; plans are on every shard. A
+// Scheme declares the service's tables: the tenant map routes tenants.id
+// and the tenant column of the others alike; plans are on every shard. A
 // model it does not declare is refused (chooser.ErrUndeclared).
 func Scheme(ts Tenants) (*chooser.Scheme, error) {
 	byTenant := chooser.NewValueMap("tenant", ts)
@@ -122,17 +142,48 @@ func Scheme(ts Tenants) (*chooser.Scheme, error) {
 		chooser.Distributed((*Tenant)(nil), "id", byTenant),
 		chooser.Distributed((*Project)(nil), "tenant", byTenant),
 		chooser.Distributed((*Task)(nil), "tenant", byTenant),
+		chooser.Distributed((*Event)(nil), "tenant", byTenant),
 		chooser.Reference((*Plan)(nil)),
 	)
 }
 
+var (
+	errBadInput = errors.New("bad request")           // 400
+	errOverPlan = errors.New("over the plan's limit") // 409: the request would exceed the project's plan
+)
+
+// status maps an error to its HTTP status.
+func status(err error) int {
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return http.StatusNotFound
+	case errors.Is(err, errOverPlan), errors.Is(err, session.ErrPinConflict), errors.Is(err, session.ErrShardKeyChanged):
+		return http.StatusConflict
+	case errors.Is(err, errBadInput), errors.Is(err, session.ErrInvalidArgument):
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
+
 type tenantKey struct{}
 
-// TenantOf returns the tenant the middleware found for the request whose
-// context ctx is.
+// TenantOf returns the tenant ForTenant put in ctx.
 func TenantOf(ctx context.Context) string {
 	t, _ := ctx.Value(tenantKey{}).(string)
 	return t
+}
+
+// ForTenant returns ctx pinned to tenant's shard, carrying the tenant
+// (TenantOf): what the middleware gives every request, and what a job
+// outside a request uses too. An unknown tenant is sql.ErrNoRows.
+func ForTenant(ctx context.Context, sess *session.Session, ts Tenants, tenant string) (context.Context, error) {
+	shard, ok := ts[tenant]
+	if !ok {
+		return nil, fmt.Errorf("unknown tenant %q: %w", tenant, sql.ErrNoRows)
+	}
+	ctx = session.WithShardID(ctx, shard)
+	ctx = context.WithValue(ctx, tenantKey{}, tenant)
+	return sess.WithReadYourWrites(ctx), nil // reads see the request's writes, should shards have replicas
 }
 
 // TenantFromRequest returns the request's tenant: the X-Tenant header, else
@@ -151,11 +202,9 @@ func TenantFromRequest(r *http.Request) string {
 	return ""
 }
 
-// WithTenant is the per-request middleware. It answers 400 when the request
-// names no tenant and 404 when the tenant is unknown; otherwise it serves
-// next with a context that pins every statement to the tenant's shard,
-// carries the tenant (TenantOf), and lets reads see the request's own
-// writes should the shards have read replicas.
+// WithTenant is the per-request middleware: 400 when the request names no
+// tenant, 404 when the tenant is unknown, else next under ForTenant's
+// context.
 func WithTenant(sess *session.Session, ts Tenants, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tenant := TenantFromRequest(r)
@@ -163,83 +212,100 @@ func WithTenant(sess *session.Session, ts Tenants, next http.Handler) http.Handl
 			http.Error(w, "no tenant: send X-Tenant or use <tenant>.<domain>", http.StatusBadRequest)
 			return
 		}
-		shard, ok := ts[tenant]
-		if !ok {
-			http.Error(w, fmt.Sprintf("unknown tenant %q", tenant), http.StatusNotFound)
+		ctx, err := ForTenant(r.Context(), sess, ts, tenant)
+		if err != nil {
+			reply(w, 0, nil, err)
 			return
 		}
-		ctx := session.WithShardID(r.Context(), shard)
-		ctx = context.WithValue(ctx, tenantKey{}, tenant)
-		ctx = sess.WithReadYourWrites(ctx)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
 // Handler returns the API, behind WithTenant:
 //
-//	POST   /projects          {"name": ..., "plan": id}   create a project
-//	GET    /projects                                      the tenant's projects, with plan and tasks
-//	POST   /projects/{id}/tasks {"title": ...}            add a task
-//	PATCH  /tasks/{id}        {"done": bool}              update a task
-//	DELETE /projects/{id}                                 delete a project and its tasks
-//	GET    /summary                                       counts, from two goroutines
+//	PUT    /projects/{slug}       {"name": ..., "plan": id}  create or update a project (upsert)
+//	GET    /projects                                         the tenant's projects, with plan and tasks
+//	POST   /projects/{slug}/tasks {"titles": [...]}          add tasks, within the plan's limit
+//	PATCH  /tasks/{id}            {"done": bool}             mark a task done or not
+//	DELETE /projects/{slug}                                  delete a project and its tasks
+//	GET    /summary                                          counts
 func Handler(sess *session.Session, ts Tenants) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /projects", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("PUT /projects/{slug}", func(w http.ResponseWriter, r *http.Request) {
 		var in struct {
 			Name string `json:"name"`
 			Plan int64  `json:"plan"`
 		}
-		if !decode(w, r, &in) || in.Name == "" {
+		if !decode(w, r, &in) {
 			return
 		}
 		ctx := r.Context()
 		var plan Plan // a reference row: read on the tenant's shard, which has every plan
-		if err := sess.NewSelect().Model(&plan).Where("id = ?", in.Plan).Scan(ctx); errors.Is(err, sql.ErrNoRows) {
-			http.Error(w, fmt.Sprintf("no plan %d", in.Plan), http.StatusBadRequest)
-			return
-		} else if err != nil {
+		if err := sess.NewSelect().Model(&plan).Where("id = ?", in.Plan).Scan(ctx); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				err = fmt.Errorf("%w: no plan %d", errBadInput, in.Plan)
+			}
 			reply(w, 0, nil, err)
 			return
 		}
-		p := &Project{Tenant: TenantOf(ctx), Name: in.Name, PlanID: in.Plan}
-		err := sess.Insert(ctx, p) // placed by p.Tenant
-		reply(w, http.StatusCreated, p, err)
+		p := &Project{Tenant: TenantOf(ctx), Slug: r.PathValue("slug"), Name: in.Name, PlanID: in.Plan}
+		_, err := sess.NewInsert().Model(p). // on p.Tenant's shard
+							On("CONFLICT (tenant, slug) DO UPDATE").
+							Set("name = EXCLUDED.name").Set("plan_id = EXCLUDED.plan_id").
+							Returning("id").Exec(ctx) // the id of the row inserted or updated
+		reply(w, http.StatusOK, p, err)
 	})
 	mux.HandleFunc("GET /projects", func(w http.ResponseWriter, r *http.Request) {
 		projects, err := ListProjects(r.Context(), sess, TenantOf(r.Context()))
 		reply(w, http.StatusOK, projects, err)
 	})
-	mux.HandleFunc("POST /projects/{id}/tasks", func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
-		p, ok := project(w, r, sess)
-		if !ok {
-			return
-		}
+	mux.HandleFunc("POST /projects/{slug}/tasks", func(w http.ResponseWriter, r *http.Request) {
 		var in struct {
-			Title string `json:"title"`
+			Titles []string `json:"titles"`
 		}
-		if !decode(w, r, &in) || in.Title == "" {
+		if !decode(w, r, &in) {
 			return
 		}
-		task := &Task{Tenant: TenantOf(ctx), ProjectID: p.ID, Title: in.Title}
-		err := sess.Insert(ctx, task)
-		reply(w, http.StatusCreated, task, err)
+		ctx, tenant, slug := r.Context(), TenantOf(r.Context()), r.PathValue("slug")
+		var tasks []*Task
+		err := sess.RunInTx(ctx, nil, func(ctx context.Context, u *session.UnitOfWork) error {
+			var ps []*Project
+			err := u.NewSelect().Model(&ps).Relation("Plan").Where("tenant = ?", tenant).Where("slug = ?", slug).Scan(ctx)
+			if err != nil || len(ps) == 0 {
+				return cmp(err, fmt.Errorf("no project %q: %w", slug, sql.ErrNoRows))
+			}
+			p := ps[0]
+			for _, title := range in.Titles {
+				tasks = append(tasks, &Task{Tenant: tenant, ProjectID: p.ID, Title: title})
+			}
+			if err := u.Add(&tasks); err != nil {
+				return err
+			}
+			// Autoflush: the unit INSERTs the new tasks before this count, so it counts them.
+			open, err := u.NewSelect().Model((*Task)(nil)).
+				Where("tenant = ?", tenant).Where("project_id = ?", p.ID).Where("NOT done").Count(ctx)
+			if err != nil {
+				return err
+			}
+			db, err := u.DBForKey(ctx, (*Event)(nil), "tenant", tenant) // the unit's transaction on that shard
+			if err != nil {
+				return err
+			}
+			if err := RecordEvent(ctx, db, tenant, fmt.Sprintf("%d tasks added to %s", len(tasks), slug)); err != nil {
+				return err
+			}
+			if open > p.Plan.MaxTasks { // returning an error rolls back the tasks and the event
+				return fmt.Errorf("%w: plan %s allows %d open tasks per project; %s would have %d",
+					errOverPlan, p.Plan.Name, p.Plan.MaxTasks, slug, open)
+			}
+			return nil
+		})
+		reply(w, http.StatusCreated, tasks, err)
 	})
 	mux.HandleFunc("PATCH /tasks/{id}", func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
 		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 		if err != nil {
 			http.Error(w, "bad task id", http.StatusBadRequest)
-			return
-		}
-		var task Task
-		err = sess.NewSelect().Model(&task).Where("tenant = ?", TenantOf(ctx)).Where("id = ?", id).Scan(ctx)
-		if errors.Is(err, sql.ErrNoRows) {
-			http.Error(w, "no such task", http.StatusNotFound)
-			return
-		} else if err != nil {
-			reply(w, 0, nil, err)
 			return
 		}
 		var in struct {
@@ -248,96 +314,85 @@ func Handler(sess *session.Session, ts Tenants) http.Handler {
 		if !decode(w, r, &in) {
 			return
 		}
-		task.Done = in.Done
-		err = sess.Update(ctx, &task) // on the shard the task was read from
-		reply(w, http.StatusOK, task, err)
-	})
-	mux.HandleFunc("DELETE /projects/{id}", func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-		if err != nil {
-			http.Error(w, "bad project id", http.StatusBadRequest)
-			return
-		}
-		// The project and its tasks, in one unit of work: all or nothing.
-		tenant := TenantOf(ctx)
-		err = sess.RunInTx(ctx, nil, func(ctx context.Context, u *session.UnitOfWork) error {
-			var ps []*Project // a unit's select scans into a slice (tracked rows come back as themselves)
-			if err := u.NewSelect().Model(&ps).Where("tenant = ?", tenant).Where("id = ?", id).Scan(ctx); err != nil {
+		task := &Task{ID: id, Tenant: TenantOf(ctx), Done: in.Done}
+		_, err = sess.NewUpdate().Model(task).Column("done"). // writes done only; no such task: sql.ErrNoRows
+									Where("tenant = ?", task.Tenant).Exec(ctx)
+		reply(w, http.StatusOK, map[string]any{"id": id, "done": in.Done}, err)
+	})
+	mux.HandleFunc("DELETE /projects/{slug}", func(w http.ResponseWriter, r *http.Request) {
+		ctx, tenant, slug := r.Context(), TenantOf(r.Context()), r.PathValue("slug")
+		err := sess.RunInTx(ctx, nil, func(ctx context.Context, u *session.UnitOfWork) error {
+			project := u.NewSelect().Model((*Project)(nil)).Column("id").Where("tenant = ?", tenant).Where("slug = ?", slug)
+			_, err := u.NewDelete().Model((*Task)(nil)).Where("tenant = ?", tenant).Where("project_id IN (?)", project).Exec(ctx)
+			if err != nil {
 				return err
 			}
-			if len(ps) == 0 {
-				return sql.ErrNoRows
+			res, err := u.NewDelete().Model((*Project)(nil)).Where("tenant = ?", tenant).Where("slug = ?", slug).Exec(ctx)
+			if err == nil && res.RowsAffected == 0 {
+				err = fmt.Errorf("no project %q: %w", slug, sql.ErrNoRows) // and the tasks' DELETE rolls back
 			}
-			var tasks []*Task
-			if err := u.NewSelect().Model(&tasks).Where("tenant = ?", tenant).Where("project_id = ?", id).Scan(ctx); err != nil {
-				return err
-			}
-			if err := u.Delete(tasks); err != nil {
-				return err
-			}
-			return u.Delete(ps[0])
+			return err
 		})
-		if errors.Is(err, sql.ErrNoRows) {
-			http.Error(w, "no such project", http.StatusNotFound)
-			return
-		}
+		reply(w, http.StatusNoContent, nil, err)
+	})
+	mux.HandleFunc("GET /summary", func(w http.ResponseWriter, r *http.Request) {
+		ctx, tenant := r.Context(), TenantOf(r.Context())
+		db, err := sess.DBForKey(ctx, (*Project)(nil), "tenant", tenant) // the tenant's shard, as a bun.IDB
 		if err != nil {
 			reply(w, 0, nil, err)
 			return
 		}
-		w.WriteHeader(http.StatusNoContent)
-	})
-	mux.HandleFunc("GET /summary", func(w http.ResponseWriter, r *http.Request) {
-		// Two statements at once, from goroutines: each routes by its Where.
-		var projects, open int
-		g, ctx := errgroup.WithContext(r.Context())
-		tenant := TenantOf(ctx)
-		g.Go(func() (err error) {
-			projects, err = sess.NewSelect().Model((*Project)(nil)).Where("tenant = ?", tenant).Count(ctx)
-			return err
-		})
-		g.Go(func() (err error) {
-			open, err = sess.NewSelect().Model((*Task)(nil)).Where("tenant = ?", tenant).Where("NOT done").Count(ctx)
-			return err
-		})
-		err := g.Wait()
-		reply(w, http.StatusOK, map[string]any{"tenant": tenant, "projects": projects, "open_tasks": open}, err)
+		sum, err := Summarize(ctx, db, tenant)
+		reply(w, http.StatusOK, sum, err)
 	})
 	return WithTenant(sess, ts, mux)
 }
 
-// ListProjects returns tenant's projects with their plan and tasks, in id
-// order. Its Where on the tenant is what routes it when ctx carries no pin
-// (a job outside a request): the scheme sends it to the tenant's shard, and
-// the relation queries follow.
+// ListProjects returns tenant's projects with their plan and tasks, in
+// slug order. Outside a request (no pin in ctx) its Where on the tenant
+// routes it: the scheme sends it to the tenant's shard, and the relation
+// queries follow.
 func ListProjects(ctx context.Context, sess *session.Session, tenant string) ([]*Project, error) {
 	projects := []*Project{}
 	err := sess.NewSelect().Model(&projects).Where("tenant = ?", tenant).
 		Relation("Plan").Relation("Tasks", func(q *bun.SelectQuery) *bun.SelectQuery { return q.Order("id") }).
-		Order("id").Scan(ctx)
+		Order("slug").Scan(ctx)
 	return projects, err
 }
 
-// project reads the request's project {id} of the tenant, answering 400 or
-// 404 when there is none.
-func project(w http.ResponseWriter, r *http.Request, sess *session.Session) (*Project, bool) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+// RecordEvent appends a line to tenant's audit log. It is repository code
+// of a plain Bun app: it runs on whatever db it is given.
+func RecordEvent(ctx context.Context, db bun.IDB, tenant, what string) error {
+	_, err := db.NewInsert().Model(&Event{Tenant: tenant, What: what}).Exec(ctx)
+	return err
+}
+
+// Summary counts a tenant's rows.
+type Summary struct {
+	Projects  int `json:"projects"`
+	OpenTasks int `json:"open_tasks"`
+	Events    int `json:"events"`
+}
+
+// Summarize counts tenant's projects, open tasks and events on db: plain
+// Bun, like RecordEvent.
+func Summarize(ctx context.Context, db bun.IDB, tenant string) (Summary, error) {
+	var s Summary
+	err := db.NewSelect().
+		ColumnExpr("(SELECT count(*) FROM projects WHERE tenant = ?) AS projects", tenant).
+		ColumnExpr("(SELECT count(*) FROM tasks WHERE tenant = ? AND NOT done) AS open_tasks", tenant).
+		ColumnExpr("(SELECT count(*) FROM events WHERE tenant = ?) AS events", tenant).
+		Scan(ctx, &s.Projects, &s.OpenTasks, &s.Events)
+	return s, err
+}
+
+// cmp returns err if it is not nil, else alt.
+func cmp(err, alt error) error {
 	if err != nil {
-		http.Error(w, "bad project id", http.StatusBadRequest)
-		return nil, false
+		return err
 	}
-	p := new(Project)
-	err = sess.NewSelect().Model(p).Where("tenant = ?", TenantOf(r.Context())).Where("id = ?", id).Scan(r.Context())
-	if errors.Is(err, sql.ErrNoRows) {
-		http.Error(w, "no such project", http.StatusNotFound)
-		return nil, false
-	}
-	if err != nil {
-		reply(w, 0, nil, err)
-		return nil, false
-	}
-	return p, true
+	return alt
 }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
@@ -348,20 +403,26 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-func reply(w http.ResponseWriter, status int, v any, err error) {
+// reply writes v as JSON with status, or err with the status it maps to.
+func reply(w http.ResponseWriter, code int, v any, err error) {
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		http.Error(w, err.Error(), status(err))
+		return
+	}
+	if v == nil {
+		w.WriteHeader(code)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
+	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
 }
 
 // Open builds the session over the shards' DSNs (in shardIDs order), with
 // the scheme as its three choosers and the scatter guard on (a statement
 // that names no tenant fails rather than run on every shard); creates the
-// tables where they are missing, and the tenants and plans rows.
+// tables where they are missing, and upserts the plans and tenants. hooks,
+// if given, are the shards' Bun query hooks, in the same order.
 func Open(ctx context.Context, dsns []string, hooks ...bun.QueryHook) (*session.Session, error) {
 	if len(dsns) != len(shardIDs) {
 		return nil, fmt.Errorf("want %d DSNs (%v), got %d", len(shardIDs), shardIDs, len(dsns))
@@ -370,7 +431,7 @@ func Open(ctx context.Context, dsns []string, hooks ...bun.QueryHook) (*session.
 	if err != nil {
 		return nil, err
 	}
-	dialect := pgdialect.New()
+	dialect := pgdialect.New() // one dialect for every shard: Bun keeps model metadata on it
 	shards := map[session.ShardID]bun.IDB{}
 	for i, id := range shardIDs {
 		db := bun.NewDB(sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsns[i]))), dialect)
@@ -391,30 +452,22 @@ func Open(ctx context.Context, dsns []string, hooks ...bun.QueryHook) (*session.
 }
 
 func seed(ctx context.Context, sess *session.Session) error {
-	models := []any{(*Plan)(nil), (*Tenant)(nil), (*Project)(nil), (*Task)(nil)}
+	models := []any{(*Plan)(nil), (*Tenant)(nil), (*Project)(nil), (*Task)(nil), (*Event)(nil)}
 	if err := sess.CreateTables(ctx, models, session.IfNotExists()); err != nil {
 		return err
 	}
-	n, err := sess.NewSelect().Model((*Plan)(nil)).Count(ctx)
+	// Plans go to every shard, in one two-phase unit; tenants each to its own.
+	_, err := sess.NewInsert().Model(&plans).
+		On("CONFLICT (id) DO UPDATE").Set("name = EXCLUDED.name").Set("max_tasks = EXCLUDED.max_tasks").Exec(ctx)
 	if err != nil {
 		return err
 	}
-	if n == 0 {
-		if err := sess.Insert(ctx, &plans); err != nil { // every shard, in one two-phase unit
-			return err
-		}
-	}
+	var ts []*Tenant
 	for id := range tenants {
-		var t Tenant
-		err := sess.NewSelect().Model(&t).Where("id = ?", id).Scan(ctx)
-		if errors.Is(err, sql.ErrNoRows) {
-			err = sess.Insert(ctx, &Tenant{ID: id, Name: strings.ToUpper(id[:1]) + id[1:]})
-		}
-		if err != nil {
-			return err
-		}
+		ts = append(ts, &Tenant{ID: id, Name: strings.ToUpper(id[:1]) + id[1:]})
 	}
-	return nil
+	_, err = sess.NewInsert().Model(&ts).On("CONFLICT (id) DO NOTHING").Exec(ctx)
+	return err
 }
 
 func main() {
@@ -499,16 +552,17 @@ func tour(ctx context.Context, w io.Writer, h http.Handler) error {
 		return nil
 	}
 	steps := []struct{ method, path, tenant, host, body string }{
-		{"POST", "/projects", "acme", "", `{"name":"rockets","plan":2}`},
-		{"POST", "/projects/1/tasks", "acme", "", `{"title":"buy anvils"}`},
-		{"POST", "/projects/1/tasks", "acme", "", `{"title":"call the coyote"}`},
-		{"POST", "/projects", "", "globex.example.com", `{"name":"volcano","plan":1}`},
-		{"POST", "/projects", "initech", "", `{"name":"staplers","plan":1}`},
+		{"PUT", "/projects/rockets", "acme", "", `{"name":"Rockets","plan":1}`},
+		{"PUT", "/projects/rockets", "acme", "", `{"name":"Rockets","plan":2}`},
+		{"POST", "/projects/rockets/tasks", "acme", "", `{"titles":["buy anvils","call the coyote"]}`},
+		{"PUT", "/projects/volcano", "", "globex.example.com", `{"name":"Volcano","plan":1}`},
+		{"POST", "/projects/volcano/tasks", "globex", "", `{"titles":["dig","dig deeper","dig again","lava"]}`},
+		{"PUT", "/projects/staplers", "initech", "", `{"name":"Staplers","plan":9}`},
 		{"PATCH", "/tasks/1", "acme", "", `{"done":true}`},
 		{"GET", "/projects", "acme", "", ""},
-		{"GET", "/projects", "", "initech.example.com", ""},
+		{"GET", "/projects", "", "globex.example.com", ""},
 		{"GET", "/summary", "acme", "", ""},
-		{"DELETE", "/projects/1", "acme", "", ""},
+		{"DELETE", "/projects/rockets", "acme", "", ""},
 		{"GET", "/summary", "acme", "", ""},
 		{"GET", "/projects", "umbrella", "", ""},
 		{"GET", "/projects", "", "", ""},
