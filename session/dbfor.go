@@ -29,11 +29,15 @@ func (s *Session) DBFor(ctx context.Context, obj any, opts ...StatementOption) (
 
 // DBForKey returns the handle of the one shard that holds the rows of
 // model (a (*T)(nil)) whose column equals value, as the ExecuteChooser
-// routes a write that declares WhereShardKey(column, value) (or the pin, if
-// the statement is pinned). A route of several shards (a chooser that
-// cannot tell, a reference table) is [ErrAmbiguous] naming them; the value
-// is converted to the column's type as for WhereShardKey. The handle
-// autocommits; inside a unit use [UnitOfWork.DBForKey].
+// routes a write that declares WhereShardKey(column, value), or the pin (a
+// [SetShardID] option, a Using view, the context) if there is one. A pinned
+// key the ExecuteChooser routes to one other shard is [ErrPinConflict]
+// unless opts has [PinWins], as for a pinned Insert of such an object: the
+// handle would write the key's rows where its reads do not look. A route
+// of several shards (a chooser that cannot tell, a reference table) is
+// [ErrAmbiguous] naming them; the value is converted to the column's type
+// as for WhereShardKey. The handle autocommits; inside a unit use
+// [UnitOfWork.DBForKey].
 func (s *Session) DBForKey(ctx context.Context, model any, column string, value any, opts ...StatementOption) (bun.IDB, error) {
 	id, err := s.shardForKey(ctx, model, column, value, opts)
 	if err != nil {
@@ -108,5 +112,34 @@ func (s *Session) shardForKey(ctx context.Context, model any, column string, val
 			"(declare the shard key the chooser routes %s by, or pin a shard)",
 			ErrAmbiguous, mi.table.TypeName, column, value, len(p.Shards), p.Shards, p.By, mi.table.TypeName)
 	}
+	if p.By != "chooser" && !options(opts).pinWins {
+		if err := s.checkKeyPin(ctx, mi, column, value, p); err != nil {
+			return "", err
+		}
+	}
 	return p.Shards[0], nil
+}
+
+// checkKeyPin asks the ExecuteChooser where the rows of mi with column =
+// value live when p, the route of DBForKey, is a pin (p.By names it), and
+// fails with ErrPinConflict when the chooser names one other shard: the
+// handle would write the key's rows where its reads do not look, as a
+// pinned Insert of such an object would (see checkPin). A chooser that
+// cannot decide (an error, every shard, several, none) leaves the key to
+// the pin: the caller named the shard.
+func (s *Session) checkKeyPin(ctx context.Context, mi *modelInfo, column string, value any, p plan) error {
+	pin := p.Shards[0]
+	stmt := &chooser.Statement{Op: chooser.OpUpdate, Table: mi.table, Criteria: p.criteria}
+	t, err := s.executeChooser.ChooseExecute(chooser.WithPin(ctx, pin), stmt)
+	if err != nil || t.IsAll() || t.IsNone() || len(t.List()) != 1 || t.List()[0] == pin {
+		return nil
+	}
+	by := "the ExecuteChooser"
+	if str, ok := s.executeChooser.(fmt.Stringer); ok {
+		by += " " + str.String()
+	}
+	return fmt.Errorf("%w: DBForKey %s.%s = %v: pinned to shard %s by %s, but %s routes that key to shard %s, "+
+		"where its rows live; a pin never sends a key's writes off its own shard: fix the pin, or pass PinWins() "+
+		"to take the pin's handle anyway", ErrPinConflict, mi.table.TypeName, column, value, pin,
+		writePin{by: p.By}.what(), by, t.List()[0])
 }

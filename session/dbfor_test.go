@@ -88,6 +88,50 @@ func TestDBFor(t *testing.T) {
 		t.Errorf("DBFor of a europe object pinned to asia = %v; want ErrPinConflict", err)
 	}
 
+	// A pinned key the ExecuteChooser routes to another shard is refused as
+	// a pinned object is: the handle would write Europe's rows on asia.
+	f.reset()
+	for name, try := range map[string]func() error{
+		"SetShardID": func() error {
+			_, err := s.DBForKey(ctx, (*weather.Location)(nil), "continent", "Europe", session.SetShardID("asia"))
+			return err
+		},
+		"Using": func() error {
+			_, err := s.Using("asia").DBForKey(ctx, (*weather.Location)(nil), "continent", "Europe")
+			return err
+		},
+		"WithShardID": func() error {
+			_, err := s.DBForKey(session.WithShardID(ctx, "asia"), (*weather.Location)(nil), "continent", "Europe")
+			return err
+		},
+		"unit under WithShardID": func() error {
+			return s.RunInTx(session.WithShardID(ctx, "asia"), nil, func(ctx context.Context, u *session.UnitOfWork) error {
+				_, err := u.DBForKey(ctx, (*weather.Location)(nil), "continent", "Europe")
+				return err
+			})
+		},
+	} {
+		err := try()
+		if !errors.Is(err, session.ErrPinConflict) {
+			t.Errorf("DBForKey(continent Europe) pinned to asia by %s = %v; want ErrPinConflict", name, err)
+		}
+		wantIn(t, err, "Location", "continent", "Europe", "asia", "europe")
+	}
+	if got := f.perShard(); !slices.Equal(got, []int{0, 0, 0, 0}) {
+		t.Errorf("refused DBForKey calls ran %v statements per shard; want none", got)
+	}
+	// PinWins takes the pin; a pin on the key's own shard is that shard.
+	if db, err := s.DBForKey(ctx, (*weather.Location)(nil), "continent", "Europe", session.SetShardID("asia"), session.PinWins()); err != nil {
+		t.Errorf("DBForKey pinned to asia with PinWins = %v; want asia's handle", err)
+	} else if asia, _ := s.DB("asia"); db != asia {
+		t.Errorf("DBForKey pinned to asia with PinWins = %v; want asia's handle", db)
+	}
+	if db, err := s.DBForKey(session.WithShardID(ctx, "europe"), (*weather.Location)(nil), "continent", "Europe"); err != nil {
+		t.Errorf("DBForKey(Europe) pinned to europe = %v; want europe's handle", err)
+	} else if europe, _ := s.DB("europe"); db != europe {
+		t.Errorf("DBForKey(Europe) pinned to europe = %v; want europe's handle", db)
+	}
+
 	// In a unit: the shard's transaction, rolled back or committed with it.
 	boom := errors.New("boom")
 	err = s.RunInTx(ctx, nil, func(ctx context.Context, u *session.UnitOfWork) error {
