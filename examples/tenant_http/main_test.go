@@ -326,9 +326,10 @@ func TestFailedStepRollsBackEverything(t *testing.T) {
 
 // TestAnotherTenantsRowIsRefusedInTx: inside a unit of acme's request
 // (its context pinned to s1), a write of globex's row (placed on s2 by
-// the scheme) is refused with ErrPinConflict naming both shards, which the
-// service answers with 409; nothing reaches s2, and acme's own write in
-// the same unit is rolled back.
+// the scheme), as an object or through the bun.IDB of globex's key, is
+// refused with ErrPinConflict naming both shards, which the service
+// answers with 409; nothing reaches s2, and acme's own write in the same
+// unit is rolled back.
 func TestAnotherTenantsRowIsRefusedInTx(t *testing.T) {
 	a := newApp(t, "tenant_refuse")
 	if status, out := a.send("PUT", "/projects/p", "acme", `{"name":"p","plan":2}`); status != http.StatusOK {
@@ -351,6 +352,22 @@ func TestAnotherTenantsRowIsRefusedInTx(t *testing.T) {
 			return err
 		}
 		return u.Add(&Task{Tenant: "globex", ProjectID: p.ID, Title: "not mine"})
+	})
+	if !errors.Is(err, session.ErrPinConflict) || !strings.Contains(err.Error(), "s1") || !strings.Contains(err.Error(), "s2") {
+		t.Errorf("RunInTx adding globex's task under acme's pin = %v; want session.ErrPinConflict naming s1 and s2", err)
+	} else if got := status(err); got != http.StatusConflict {
+		t.Errorf("status(%v) = %d; want 409", err, got)
+	}
+	// Repository code asking for globex's handle in acme's unit is refused too.
+	err = a.sess.RunInTx(ctx, nil, func(ctx context.Context, u *session.UnitOfWork) error {
+		if err := u.Add(&Task{Tenant: "acme", ProjectID: p.ID, Title: "mine"}); err != nil {
+			return err
+		}
+		db, err := u.DBForKey(ctx, (*Event)(nil), "tenant", "globex")
+		if err != nil {
+			return err
+		}
+		return RecordEvent(ctx, db, "globex", "not mine")
 	})
 	if !errors.Is(err, session.ErrPinConflict) || !strings.Contains(err.Error(), "s1") || !strings.Contains(err.Error(), "s2") {
 		t.Errorf("RunInTx adding globex's task under acme's pin = %v; want session.ErrPinConflict naming s1 and s2", err)
