@@ -146,15 +146,9 @@ func (s *Session) Placement(ctx context.Context, models ...any) (map[ShardID][]P
 // it); and with the *ShardError of every shard that failed, joined and
 // sorted by shard (the other shards keep their tables).
 func (s *Session) CreateTables(ctx context.Context, models []any, opts ...TableOption) error {
-	var o tableOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
-	placed, err := s.Placement(ctx, models...)
+	o := tableOptionsOf(opts)
+	placed, err := s.placedInOrder(ctx, models, o.foreignKeys)
 	if err != nil {
-		return err
-	}
-	if placed, err = orderPlaced(s.order, placed, o.foreignKeys); err != nil {
 		return err
 	}
 	return s.each(ctx, placedShards(s.order, placed), "create tables", func(ctx context.Context, _ int, id ShardID, db bun.IDB) error {
@@ -222,6 +216,26 @@ func foreignKeys(q *bun.CreateTableQuery, t *schema.Table, placed map[*schema.Ta
 	return q
 }
 
+// tableOptionsOf applies opts.
+func tableOptionsOf(opts []TableOption) tableOptions {
+	var o tableOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// placedInOrder is the Placement of models, each shard's tables in the
+// order CreateTables creates them (orderPlaced; fks: with their foreign
+// keys). It fails as Placement and orderPlaced fail.
+func (s *Session) placedInOrder(ctx context.Context, models []any, fks bool) (map[ShardID][]PlacedTable, error) {
+	placed, err := s.Placement(ctx, models...)
+	if err != nil {
+		return nil, err
+	}
+	return orderPlaced(s.order, placed, fks)
+}
+
 // DropTables drops the tables of models from exactly the shards where the
 // session allows them, among the shards of a Using view or context pin if
 // there is one (Using("a").DropTables touches no other shard), in the
@@ -231,15 +245,9 @@ func foreignKeys(q *bun.CreateTableQuery, t *schema.Table, placed map[*schema.Ta
 // does, except that a cycle of foreign keys is dropped in the reverse order
 // of models (it needs Cascade).
 func (s *Session) DropTables(ctx context.Context, models []any, opts ...TableOption) error {
-	var o tableOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
-	placed, err := s.Placement(ctx, models...)
+	o := tableOptionsOf(opts)
+	placed, err := s.placedInOrder(ctx, models, false)
 	if err != nil {
-		return err
-	}
-	if placed, err = orderPlaced(s.order, placed, false); err != nil {
 		return err
 	}
 	return s.each(ctx, placedShards(s.order, placed), "drop tables", func(ctx context.Context, _ int, id ShardID, db bun.IDB) error {
