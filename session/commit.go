@@ -129,6 +129,9 @@ func (u *UnitOfWork) commit(ctx context.Context) error {
 				id, st.broken)}
 		}
 	}
+	if u.folds() {
+		return u.commitFoldedUnit(ctx, writers, readers) // foldtx.go
+	}
 	u.release(readers)
 	if !u.cfg.twoPhase || len(writers) < 2 {
 		return u.commitOnePhase(ctx, writers)

@@ -109,6 +109,15 @@ func (s *Session) scatter(ctx context.Context, ids []ShardID, op string, partial
 // (fanout.Run): running one inline would tie the caller to that shard if
 // it hangs.
 func (s *Session) failFast(ctx context.Context, ids []ShardID, op string, fn shardFunc) error {
+	if u := s.at.unitOf(); u != nil {
+		if tasks := u.foldTasks(ctx, ids); tasks != nil { // shards sharing a transaction run one after another
+			errs, first := s.runTasks(ctx, ids, tasks, true, fn)
+			if first < 0 {
+				return nil
+			}
+			return &ShardError{Shard: ids[first], Op: op, Err: errs[first]}
+		}
+	}
 	errs, first := fanout.Run(ctx, len(ids), fanout.Policy{Limit: s.cfg.concurrency, FailFast: true, Wait: s.at.waits()},
 		func(ctx context.Context, i int) error { return s.run(ctx, i, ids[i], fn) })
 	if first < 0 {
@@ -183,12 +192,22 @@ func (s *Session) each(ctx context.Context, ids []ShardID, op string, fn shardFu
 		}
 		defer end()
 	}
-	errs, _ := fanout.Run(ctx, len(ids), fanout.Policy{Limit: s.cfg.concurrency}, func(ctx context.Context, i int) error {
-		if err := s.run(ctx, i, ids[i], fn); err != nil {
-			return &ShardError{Shard: ids[i], Op: op, Err: err}
+	var errs []error
+	if tasks := s.unitFoldTasks(ctx, ids); tasks != nil { // shards sharing a transaction run one after another
+		errs, _ = s.runTasks(ctx, ids, tasks, false, fn)
+		for i, err := range errs {
+			if err != nil {
+				errs[i] = &ShardError{Shard: ids[i], Op: op, Err: err}
+			}
 		}
-		return nil
-	})
+	} else {
+		errs, _ = fanout.Run(ctx, len(ids), fanout.Policy{Limit: s.cfg.concurrency}, func(ctx context.Context, i int) error {
+			if err := s.run(ctx, i, ids[i], fn); err != nil {
+				return &ShardError{Shard: ids[i], Op: op, Err: err}
+			}
+			return nil
+		})
+	}
 	if len(ids) == 1 {
 		return errs[0]
 	}

@@ -163,6 +163,11 @@ func (q *SelectQuery) openStreams(ctx context.Context, p *plan, conv func(reflec
 		}
 		wg.Wait()
 	}
+	if u := q.s.at.unitOf(); u != nil {
+		if err := u.streamable(ctx, p.Shards); err != nil {
+			return nil, nil, err
+		}
+	}
 	model := q.tableModel()
 	err := q.s.fanOut(ctx, p.Shards, "select", func(fctx context.Context, i int, id ShardID, db bun.IDB) error {
 		st, err := openStream(WithShardID(ctx, id), fctx, db, func(db bun.IDB) *bun.SelectQuery {

@@ -55,7 +55,11 @@ func (s *Session) loadRelation(ctx context.Context, parents any, relation string
 	}
 	objs, _ := objectsOf(reflect.ValueOf(parents).Elem(), kind) // nil elements have nothing to load
 	o := options(opts)
-	lopts := []loader.Option{loader.WithRouter(loadRouter{s: s, o: &o}), loader.WithConcurrency(s.cfg.concurrency)}
+	limit := s.cfg.concurrency
+	if u != nil && u.folds() {
+		limit = 1 // shards may share a transaction, one connection (foldtx.go)
+	}
+	lopts := []loader.Option{loader.WithRouter(loadRouter{s: s, o: &o}), loader.WithConcurrency(limit)}
 	if u != nil {
 		lopts = append(lopts, loader.WithTracker(unitTracker{u: u, o: &o}))
 	}

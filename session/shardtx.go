@@ -91,6 +91,9 @@ func (st *shardTx) db() bun.IDB {
 // cancellation does not reach it.
 func (st *shardTx) ender(ctx context.Context, commit bool) func() error {
 	st.open = false
+	if st.rider {
+		return st.riderEnd
+	}
 	if h := st.held; h != nil {
 		st.held = nil
 		stmt := "ROLLBACK"
@@ -124,6 +127,9 @@ func (st *shardTx) rollback(ctx context.Context) error {
 		return nil
 	}
 	st.open = false
+	if st.rider {
+		return nil // its lead rolls the shared transaction back
+	}
 	if h := st.held; h != nil {
 		st.held = nil
 		return endHeld(ctx, h.Conn, "ROLLBACK")
@@ -136,6 +142,9 @@ func (st *shardTx) rollback(ctx context.Context) error {
 // back to the pool with nothing more sent.
 func (st *shardTx) prepare(ctx context.Context, gid string) error {
 	st.open = false
+	if st.rider {
+		return st.riderEnd()
+	}
 	h := st.held
 	if h == nil {
 		// A database/sql transaction (the shard's handle is a bun.Conn):
@@ -200,4 +209,13 @@ func beginStatement(opts *sql.TxOptions) (string, error) {
 		stmt += " READ ONLY"
 	}
 	return stmt, nil
+}
+
+// riderEnd is what ending a rider's transaction does: nothing, and it
+// says so. Commit ends a folded group's transaction through its lead only
+// (commitLeads); reaching this is a bug, reported rather than taken for a
+// commit.
+func (st *shardTx) riderEnd() error {
+	return fmt.Errorf("%w: internal error: the transaction of a folded shard was ended through a shard sharing it, not its lead %s",
+		ErrUnsupported, st.grp.lead)
 }

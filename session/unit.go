@@ -106,6 +106,8 @@ type UnitOfWork struct {
 	// (Session.OpenUnits): from its first transaction to its end. Fan-out
 	// goroutines set it, hence atomic.
 	holds atomic.Bool
+
+	fold unitFolds // which shards share a transaction (foldtx.go)
 }
 
 // shardTx is the unit's transaction on one shard.
@@ -116,6 +118,9 @@ type shardTx struct {
 	open   bool
 	wrote  bool  // the unit wrote on the shard: Commit must commit it
 	broken error // a statement failed: PostgreSQL has aborted the transaction
+
+	grp   *txGroup // the folded transaction it shares (foldtx.go), or nil
+	rider bool     // grp's transaction is the lead's: tx or held is a handle on it, never ended here
 }
 
 type entryState uint8
@@ -334,6 +339,9 @@ func (u *UnitOfWork) closeTxs() {
 	for id := range u.txs {
 		u.txs[id] = &shardTx{}
 	}
+	u.fold.mu.Lock()
+	u.fold.groups = nil
+	u.fold.mu.Unlock()
 	if u.holds.Swap(false) {
 		u.s.units.Add(-1)
 	}
@@ -367,7 +375,11 @@ func (u *UnitOfWork) conn(ctx context.Context, id ShardID) (bun.IDB, error) {
 	if st.open {
 		return st.db(), nil
 	}
-	if err := st.begin(ctx, id, u.s.shards[id], u.cfg.txOptions, u.cfg.twoPhase); err != nil {
+	if k := u.foldKey(ctx, id); k != "" {
+		if err := u.joinFold(ctx, id, st, k); err != nil {
+			return nil, fmt.Errorf("begin: %w", err)
+		}
+	} else if err := st.begin(ctx, id, u.s.shards[id], u.cfg.txOptions, u.cfg.twoPhase); err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
 	if !u.holds.Swap(true) {
@@ -387,9 +399,13 @@ func (u *UnitOfWork) failed(id ShardID, err error) {
 	}
 	st := u.txs[id]
 	st.mu.Lock()
-	defer st.mu.Unlock()
 	if st.open && st.broken == nil {
 		st.broken = err
+	}
+	g := st.grp
+	st.mu.Unlock()
+	if g != nil {
+		u.groupBroken(g, err) // one transaction: every shard sharing it is aborted
 	}
 }
 
