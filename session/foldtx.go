@@ -223,14 +223,15 @@ func (u *UnitOfWork) joinFold(ctx context.Context, id ShardID, st *shardTx, k st
 
 // groupBroken marks every shard sharing shard id's transaction broken by
 // err: PostgreSQL aborted their one transaction.
-func (u *UnitOfWork) groupBroken(g *txGroup, err error) {
+func (u *UnitOfWork) groupBroken(g *txGroup, id ShardID, err error) {
+	err = fmt.Errorf("a statement on shard %s, which shares its transaction (WithFolding), failed: %w", id, err)
 	g.mu.Lock()
 	members := slices.Clone(g.members)
 	g.mu.Unlock()
 	for _, m := range members {
 		st := u.txs[m]
 		st.mu.Lock()
-		if st.open && st.grp == g && st.broken == nil {
+		if m != id && st.open && st.grp == g && st.broken == nil {
 			st.broken = err
 		}
 		st.mu.Unlock()

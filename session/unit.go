@@ -405,7 +405,7 @@ func (u *UnitOfWork) failed(id ShardID, err error) {
 	g := st.grp
 	st.mu.Unlock()
 	if g != nil {
-		u.groupBroken(g, err) // one transaction: every shard sharing it is aborted
+		u.groupBroken(g, id, err) // one transaction: every shard sharing it is aborted
 	}
 }
 
