@@ -247,7 +247,7 @@ func (f *foldTP) rows() []int {
 	f.t.Helper()
 	out := make([]int, foldTPShards)
 	for i, id := range f.ids {
-		err := f.admin[i%f.servers].NewRaw("SELECT count(*) FROM " + string(id) + "_items").Scan(context.Background(), &out[i])
+		err := f.admin[i%f.servers].NewRaw("SELECT count(*) FROM "+string(id)+"_items").Scan(context.Background(), &out[i])
 		if err != nil {
 			f.t.Fatalf("count rows of %s: %v", id, err)
 		}
