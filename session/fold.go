@@ -47,6 +47,14 @@ import (
 // (in the route's order): Bun query hooks and an Observer see one statement
 // there, and a failure fails every shard of the group (a *ShardError
 // naming the first; under AllowPartial, one error per shard of the group).
+//
+// A unit of work's shards of one group share one transaction (each
+// statement still its own shard's, rendered and hooked on its *bun.DB), so
+// its Commit sends one COMMIT, or one PREPARE TRANSACTION and one COMMIT
+// PREPARED, per group; a statement that fails on one of them breaks the
+// group's transaction, so Commit refuses, naming that shard. A shard that
+// cannot fold has its own transaction, as without the option. See
+// docs/folding.md.
 func WithFolding() Option {
 	return func(c *config) { c.fold = true }
 }
