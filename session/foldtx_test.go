@@ -177,7 +177,6 @@ type foldTP struct {
 	dbs     []*bun.DB // per server
 	admin   []*bun.DB // per server, for checks and kills
 	s       *session.Session
-	hook    func(stage string, id session.ShardID)
 	servers int
 }
 
