@@ -249,10 +249,12 @@ func Handler(sess *session.Session, ts Tenants) http.Handler {
 			return
 		}
 		p := &Project{Tenant: TenantOf(ctx), Slug: r.PathValue("slug"), Name: in.Name, PlanID: in.Plan}
-		_, err := sess.NewInsert().Model(p). // on p.Tenant's shard
-							On("CONFLICT (tenant, slug) DO UPDATE").
-							Set("name = EXCLUDED.name").Set("plan_id = EXCLUDED.plan_id").
-							Returning("id").Exec(ctx) // the id of the row inserted or updated
+		// One row per (tenant, slug), inserted or updated on p.Tenant's shard;
+		// RETURNING fills p.ID with the id of the row either way.
+		_, err := sess.NewInsert().Model(p).
+			On("CONFLICT (tenant, slug) DO UPDATE").
+			Set("name = EXCLUDED.name").Set("plan_id = EXCLUDED.plan_id").
+			Returning("id").Exec(ctx)
 		reply(w, http.StatusOK, p, err)
 	})
 	mux.HandleFunc("GET /projects", func(w http.ResponseWriter, r *http.Request) {
@@ -271,8 +273,11 @@ func Handler(sess *session.Session, ts Tenants) http.Handler {
 		err := sess.RunInTx(ctx, nil, func(ctx context.Context, u *session.UnitOfWork) error {
 			var ps []*Project
 			err := u.NewSelect().Model(&ps).Relation("Plan").Where("tenant = ?", tenant).Where("slug = ?", slug).Scan(ctx)
-			if err != nil || len(ps) == 0 {
-				return cmp(err, fmt.Errorf("no project %q: %w", slug, sql.ErrNoRows))
+			if err != nil {
+				return err
+			}
+			if len(ps) == 0 {
+				return fmt.Errorf("no project %q: %w", slug, sql.ErrNoRows)
 			}
 			p := ps[0]
 			for _, title := range in.Titles {
@@ -316,8 +321,9 @@ func Handler(sess *session.Session, ts Tenants) http.Handler {
 		}
 		ctx := r.Context()
 		task := &Task{ID: id, Tenant: TenantOf(ctx), Done: in.Done}
-		_, err = sess.NewUpdate().Model(task).Column("done"). // writes done only; no such task: sql.ErrNoRows
-									Where("tenant = ?", task.Tenant).Exec(ctx)
+		// UPDATE tasks SET done = ... WHERE tenant = ... AND id = ...: the
+		// other columns are left alone; no such task is sql.ErrNoRows (404).
+		_, err = sess.NewUpdate().Model(task).Column("done").Where("tenant = ?", task.Tenant).Exec(ctx)
 		reply(w, http.StatusOK, map[string]any{"id": id, "done": in.Done}, err)
 	})
 	mux.HandleFunc("DELETE /projects/{slug}", func(w http.ResponseWriter, r *http.Request) {
@@ -385,14 +391,6 @@ func Summarize(ctx context.Context, db bun.IDB, tenant string) (Summary, error) 
 		ColumnExpr("(SELECT count(*) FROM events WHERE tenant = ?) AS events", tenant).
 		Scan(ctx, &s.Projects, &s.OpenTasks, &s.Events)
 	return s, err
-}
-
-// cmp returns err if it is not nil, else alt.
-func cmp(err, alt error) error {
-	if err != nil {
-		return err
-	}
-	return alt
 }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
