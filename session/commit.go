@@ -122,7 +122,11 @@ func (u *UnitOfWork) commit(ctx context.Context) error {
 		return fmt.Errorf("session: commit: %w", err)
 	}
 	writers, readers := u.partition()
-	for _, id := range writers {
+	// Readers too: a write statement that failed on a shard it had not
+	// written on before leaves that shard a reader, and committing the
+	// shards where the same statement succeeded would keep half of it
+	// (one database rolls a failed statement back whole).
+	for _, id := range slices.Concat(writers, readers) {
 		if st := u.txs[id]; st.broken != nil {
 			return &CommitError{TwoPhase: u.cfg.twoPhase, Failed: writers, Err: fmt.Errorf(
 				"the unit's transaction on shard %s failed earlier (PostgreSQL has aborted it), so every shard was rolled back: %w",
