@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 
 	"github.com/uptrace/bun"
 
@@ -27,6 +28,7 @@ type RawQuery struct {
 	opts     []StatementOption
 	subs     []subquery
 	err      error
+	inRef    bool // a reference table's write, already inside its two-phase unit (reference.go)
 }
 
 // NewRaw starts a raw statement: query with Bun's placeholders (?, ?0,
@@ -128,13 +130,22 @@ func (q *RawQuery) Scan(ctx context.Context, dest ...any) error {
 }
 
 // Exec runs the statement as a write (the ExecuteChooser sees
-// chooser.OpUpdate, so a chooser.Routers' WriteRouters decide, and a
-// reference table's statement goes to every shard) and reports rows
-// affected, summed and per shard. With dest it scans the returned rows
+// chooser.OpUpdate, so a chooser.Routers' WriteRouters decide) and reports
+// rows affected, summed and per shard. With dest it scans the returned rows
 // (RETURNING) into dest, concatenated in route order as Scan does. A shard
 // that fails does not stop the others (a half-sent write is not cut
 // short): the error joins a *ShardError per failing shard, and Result
 // counts the shards that succeeded.
+//
+// A statement that declares a reference table's key ([RawQuery.ShardKey]
+// of a model the choosers call a reference table) writes every shard's
+// copy all or none, as the builders' reference writes do: outside a unit
+// of work in a two-phase unit of its own, inside one in the unit's
+// transactions, which must be [TwoPhase] (else [ErrInvalidArgument] before
+// anything is sent). If one shard fails, no shard keeps the change. A pin
+// is [ErrInvalidArgument] before anything is sent (one copy would differ
+// from the others). RETURNING rows are scanned from the first shard's copy
+// only, as one database holding the table would return them.
 func (q *RawQuery) Exec(ctx context.Context, dest ...any) (Result, error) {
 	return q.run(ctx, chooser.OpUpdate, dest, len(dest) > 0)
 }
@@ -150,17 +161,38 @@ func (q *RawQuery) run(ctx context.Context, op chooser.Op, dest []any, scan bool
 }
 
 func (q *RawQuery) runRaw(ctx context.Context, op chooser.Op, dest []any, scan bool) (Result, error) {
-	u, err := q.s.holdExec()
-	if err != nil {
-		return Result{}, err
+	if !q.inRef { // inRef: the outer run of a reference write holds the unit
+		u, err := q.s.holdExec()
+		if err != nil {
+			return Result{}, err
+		}
+		defer u.leave()
 	}
-	defer u.leave()
+	if q.err == nil && !q.inRef && op != chooser.OpSelect && q.mi != nil && q.s.reference(q.mi) {
+		// reference.go: every shard, in one two-phase unit (or the caller's)
+		var res Result
+		o := options(q.opts)
+		err := q.s.referenceWrite(ctx, &o, "raw "+op.String()+" "+q.mi.table.TypeName, func(ctx context.Context, v *Session) error {
+			r := *q
+			// Every shard is the point of a reference write: the scatter
+			// guard does not apply.
+			r.s, r.inRef, r.opts = v, true, append(slices.Clone(q.opts), AllowScatter())
+			var err error
+			res, err = r.runRaw(ctx, op, dest, scan)
+			return err
+		})
+		return res, err
+	}
 	r, err := q.Route(ctx, op)
 	if err != nil {
 		return Result{}, err
 	}
+	if q.inRef && !slices.Equal(r.Shards, q.s.order) {
+		return Result{}, fmt.Errorf("%w: raw %s of %s: a reference table is written on every shard %v, but the "+
+			"ExecuteChooser sends the statement to %v", ErrInvalidArgument, op, q.mi.table.TypeName, q.s.order, r.Shards)
+	}
 	n := len(r.Shards)
-	if scan && n > 1 {
+	if scan && n > 1 && !q.inRef {
 		for i, d := range dest {
 			if v := reflect.ValueOf(d); v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Slice {
 				return Result{}, fmt.Errorf("%w: raw %s on %d shards %v: dest %d is %T; rows of several shards can only "+
@@ -178,8 +210,13 @@ func (q *RawQuery) runRaw(ctx context.Context, op chooser.Op, dest []any, scan b
 		switch {
 		case !scan:
 			res, err = b.Exec(ctx)
-		case n == 1:
+		case n == 1, q.inRef && i == 0:
+			// A reference table's copies return the same rows: the first
+			// shard's are the statement's, as one database would return
+			// them (the others scan into nothing).
 			res, err = b.Exec(ctx, dest...)
+		case q.inRef:
+			res, err = b.Exec(ctx)
 		default:
 			fresh := make([]any, len(dest))
 			parts[i] = make([]reflect.Value, len(dest))
@@ -206,7 +243,7 @@ func (q *RawQuery) runRaw(ctx context.Context, op chooser.Op, dest []any, scan b
 	if err != nil {
 		return out, err
 	}
-	if scan && n > 1 {
+	if scan && n > 1 && !q.inRef {
 		for j, d := range dest {
 			dv := reflect.ValueOf(d).Elem()
 			all := reflect.MakeSlice(dv.Type(), 0, 0)
