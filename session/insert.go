@@ -32,7 +32,9 @@ type InsertQuery struct {
 	values   []string // Value, likewise
 	on       bool     // On or Ignore was called
 	skips    bool     // the conflict clause may skip rows (DO NOTHING, Ignore, a WHERE)
-	applied  bool     // an Apply function is among ops: vet probes what it writes
+	conflict []string // the On texts, for the unit's identity map (unitinsert.go)
+	returns  []string // the Returning texts, likewise
+	applied  bool     // an Apply function is among ops: vet probes what it writes, and a unit does not track its objects
 	err      error
 }
 
@@ -41,10 +43,20 @@ type InsertQuery struct {
 func (s *Session) NewInsert() *InsertQuery { return &InsertQuery{s: s} }
 
 // NewInsert starts an INSERT of objects that runs inside the unit's
-// transactions: a rollback undoes it. The objects are not tracked by the
-// unit (Add them instead to have the unit insert and track them); a later
-// Get or select of their rows in the unit reads them from its
-// transactions and tracks them.
+// transactions: a rollback undoes it. Once it succeeded, the objects it
+// wrote join the unit's identity map on their shards, as objects Add
+// and a flush inserted do: a later Get of one returns that object, and a
+// flush writes the changes made to it since. The unit tracks only what it
+// can be sure of (see [InsertQuery.Exec] for the rules): an object whose
+// row a conflict clause skipped is not tracked (the row is not its), nor an
+// object whose row may hold another primary key than the object. An INSERT
+// with any builder call but Model and Options (On, Returning, Column,
+// Value, ...) may leave the row different from the object, so its objects
+// are tracked expired: the next Get reloads the row into the same object,
+// one SELECT on its shard. Relations are not written by the INSERT: the
+// unit records the object as holding none, so the next flush writes the
+// children and links it holds, as it would for an added object. Objects of
+// a reference table are not tracked (a unit tracks none).
 func (u *UnitOfWork) NewInsert() *InsertQuery { return u.view.NewInsert() }
 
 func (q *InsertQuery) op(fn func(*bun.InsertQuery) *bun.InsertQuery) *InsertQuery {
@@ -93,6 +105,7 @@ func (q *InsertQuery) Value(column string, expr string, args ...any) *InsertQuer
 // [InsertQuery.Exec]).
 func (q *InsertQuery) On(s string, args ...any) *InsertQuery {
 	q.on = true
+	q.conflict = append(q.conflict, s)
 	up := strings.ToUpper(s)
 	if strings.Contains(up, "DO NOTHING") || strings.Contains(up, "WHERE") {
 		q.skips = true
@@ -105,6 +118,7 @@ func (q *InsertQuery) On(s string, args ...any) *InsertQuery {
 // bun.InsertQuery.Ignore does on PostgreSQL.
 func (q *InsertQuery) Ignore() *InsertQuery {
 	q.on, q.skips = true, true
+	q.conflict = append(q.conflict, "CONFLICT DO NOTHING")
 	return q.op(func(b *bun.InsertQuery) *bun.InsertQuery { return b.Ignore() })
 }
 
@@ -127,11 +141,14 @@ func (q *InsertQuery) Where(query string, args ...any) *InsertQuery {
 // the returned columns are scanned into the objects. Returning("NULL")
 // suppresses Bun's own RETURNING of generated columns.
 func (q *InsertQuery) Returning(query string, args ...any) *InsertQuery {
+	q.returns = append(q.returns, query)
 	q.subs = subqueriesIn(q.subs, "Returning", args)
 	return q.op(func(b *bun.InsertQuery) *bun.InsertQuery { return b.Returning(query, args...) })
 }
 
 // Apply calls fn on every per-shard Bun query.
+// Inside a unit of work the objects of an INSERT with Apply are not
+// tracked: the unit cannot tell what fn changed.
 func (q *InsertQuery) Apply(fn func(*bun.InsertQuery) *bun.InsertQuery) *InsertQuery {
 	q.applied = true
 	return q.op(fn)
@@ -173,6 +190,34 @@ func (q *InsertQuery) Options(opts ...StatementOption) *InsertQuery {
 //
 // When a shard fails, the others' inserts stand (outside a unit); the
 // error joins a *ShardError per failing shard and says which committed.
+//
+// Inside a unit of work ([UnitOfWork.NewInsert]) the objects join the
+// unit's identity map once the statement succeeded, shard by shard, when
+// the unit can be sure which row each one is:
+//   - a shard's objects are tracked only if its rows affected equal its
+//     objects: a conflict clause that skipped some (DO NOTHING, Ignore, a
+//     Where) leaves the objects of that shard untracked, since which ones
+//     were skipped is not known (for one object: it was skipped), and the
+//     skipped row is another object's;
+//   - an upsert that may update an existing row (On without DO NOTHING)
+//     is tracked only if its conflict target is the primary key
+//     (On("CONFLICT (id) DO UPDATE")) or its Returning names every
+//     primary-key column (or *): otherwise the updated row may have
+//     another key than the object;
+//   - a Column list without, or an ExcludeColumn or Value with, a primary
+//     key column is tracked only if Returning names every primary-key
+//     column (or *), and an INSERT with Apply is not tracked;
+//   - an object with a zero primary-key field is not tracked (no key came
+//     back: Returning("NULL"), say);
+//   - an object the unit tracks already stays tracked as it was, expired
+//     (the statement may have written its row); an object whose key the
+//     unit tracks under another pointer is left untracked, and the tracked
+//     one is expired, so that the next load shows the row as written.
+//
+// A plain INSERT (Model and Options only) tracks its objects as a flush
+// does: a Get returns one with no statement. Any other builder call may
+// leave the row different from the object (a default the RETURNING did
+// not bring back, an upsert's SET), so its objects are tracked expired.
 func (q *InsertQuery) Exec(ctx context.Context) (Result, error) {
 	if q.err != nil {
 		return Result{}, q.err
@@ -199,7 +244,12 @@ func (q *InsertQuery) Exec(ctx context.Context) (Result, error) {
 	}
 	var mu sync.Mutex
 	res := Result{ByShard: map[ShardID]int64{}}
-	err = q.s.write(ctx, "insert", q.model, q.opts, func(ctx context.Context, db bun.IDB, m any, _ *modelInfo, _ []reflect.Value) ([]int, error) {
+	var wrote map[ShardID][]reflect.Value // in a unit: each shard's objects, to track (unitinsert.go)
+	track := u != nil && !q.s.reference(mi)
+	if track {
+		wrote = map[ShardID][]reflect.Value{}
+	}
+	err = q.s.write(ctx, "insert", q.model, q.opts, func(ctx context.Context, db bun.IDB, m any, _ *modelInfo, objs []reflect.Value) ([]int, error) {
 		id, _ := contextPin(ctx) // Session.run pins each shard's ctx to its shard
 		b := db.NewInsert().Model(m)
 		for _, fn := range q.ops {
@@ -210,10 +260,16 @@ func (q *InsertQuery) Exec(ctx context.Context) (Result, error) {
 			mu.Lock()
 			res.ByShard[id] = n
 			res.RowsAffected += n
+			if track {
+				wrote[id] = objs
+			}
 			mu.Unlock()
 		}
 		return nil, err
 	})
+	if err == nil && track {
+		u.trackInserted(q, mi, wrote, res.ByShard)
+	}
 	return res, err
 }
 
