@@ -10,10 +10,10 @@ import (
 
 	"github.com/uptrace/bun"
 	bunmigrate "github.com/uptrace/bun/migrate"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/bunshard/bunshard/chooser"
 	"github.com/bunshard/bunshard/identity"
+	"github.com/bunshard/bunshard/internal/fanout"
 )
 
 // Shards is what a [Migrator] migrates: shard ids in order, and each
@@ -339,18 +339,10 @@ func (m *Migrator) run(ctx context.Context, op string, fn runFunc) (Report, erro
 // migration runs to its end so that the report is complete and a rerun
 // has only the failed shards to resume. errs[i] is shard m.ids[i]'s error.
 func (m *Migrator) each(ctx context.Context, fn func(ctx context.Context, id identity.ShardID) error) []error {
-	errs := make([]error, len(m.ids))
-	var g errgroup.Group
-	if m.cfg.concurrency > 0 {
-		g.SetLimit(m.cfg.concurrency)
-	}
-	for i, id := range m.ids {
-		g.Go(func() error {
-			errs[i] = fn(withShard(ctx, id), id)
-			return nil
-		})
-	}
-	_ = g.Wait() // every func returns nil; errors are in errs
+	errs, _ := fanout.Run(ctx, len(m.ids), fanout.Policy{Limit: m.cfg.concurrency}, func(ctx context.Context, i int) error {
+		id := m.ids[i]
+		return fn(withShard(ctx, id), id)
+	})
 	return errs
 }
 

@@ -10,7 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/uptrace/bun"
-	"golang.org/x/sync/errgroup"
+
+	"github.com/bunshard/bunshard/internal/fanout"
 )
 
 // shardCheck is what check found on one shard.
@@ -51,17 +52,14 @@ replica lagging more than --max-lag, 0 otherwise.`,
 				results := make([]shardCheck, len(ids))
 				p := a.startProgress(len(ids), "check")
 				var mu sync.Mutex
-				var g errgroup.Group
-				for i, id := range ids {
-					g.Go(func() error {
-						results[i] = checkShard(ctx, string(id), f.dbs[id], olderThan)
-						mu.Lock()
-						defer mu.Unlock()
-						p.step(fmt.Sprintf("%s: %s", id, map[bool]string{true: "ok", false: "failed"}[results[i].OK]))
-						return nil
-					})
-				}
-				_ = g.Wait() // each shard's error is in its result
+				fanout.Run(ctx, len(ids), fanout.Policy{}, func(ctx context.Context, i int) error {
+					id := ids[i]
+					results[i] = checkShard(ctx, string(id), f.dbs[id], olderThan)
+					mu.Lock()
+					defer mu.Unlock()
+					p.step(fmt.Sprintf("%s: %s", id, map[bool]string{true: "ok", false: "failed"}[results[i].OK]))
+					return nil // each shard's error is in its result
+				})
 				p.done()
 				var down, attn []string
 				for _, r := range results {

@@ -2,7 +2,9 @@
 // shard (or per anything) concurrently, at most a given number at a time,
 // with the failure policies the library needs. Package session runs every
 // statement fan-out, every commit phase and the replica checks through it,
-// and package loader its relation queries.
+// package loader its relation queries, package migrate its per-shard
+// migrations (bounded by its WithConcurrency) and cmd/bunshard its
+// per-shard checks.
 //
 // It is internal: what it runs and the errors it returns are its callers'
 // business; it knows nothing of shards, Bun or PostgreSQL.
