@@ -71,13 +71,14 @@ func WithProbe(p Probe) Option {
 type StatementOption func(*stmtOptions)
 
 type stmtOptions struct {
-	shards  []ShardID // nil: no pin; non-nil: pinned here (empty: to nothing, an error)
-	pinWins bool
-	partial bool
-	scatter scatterRule
-	stats   *Stats
-	sync    SyncMode // synchronize.go
-	written []string // an UPDATE of objects' Column list (nil: every column), for keyMoved
+	shards   []ShardID // nil: no pin; non-nil: pinned here (empty: to nothing, an error)
+	pinWins  bool
+	partial  bool
+	scatter  scatterRule
+	stats    *Stats
+	sync     SyncMode // synchronize.go
+	written  []string // an UPDATE of objects' Column list (nil: every column), for keyMoved
+	perShard bool     // a raw statement's per-shard answers, concatenated, are what the caller wants
 }
 
 // Stats receives what a statement did on each shard. It is filled while the
@@ -132,6 +133,17 @@ func WithScatterGuard() Option {
 // would send it to every shard.
 func DenyScatter() StatementOption {
 	return func(o *stmtOptions) { o.scatter = scatterDeny }
+}
+
+// PerShard lets a raw statement ([Session.NewRaw]) on several shards hold
+// clauses that each shard applies to its own rows only (ORDER BY, LIMIT,
+// OFFSET, DISTINCT, GROUP BY, aggregates, windows, UNION, INTERSECT,
+// EXCEPT): each shard's own answer, concatenated in route order, is what
+// the caller wants, such as one count per shard. Without it such a
+// statement is [ErrUnsupported] before anything is sent. Other statements
+// ignore it.
+func PerShard() StatementOption {
+	return func(o *stmtOptions) { o.perShard = true }
 }
 
 // AllowScatter lets this statement run on every shard despite

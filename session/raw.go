@@ -118,9 +118,13 @@ func (q *RawQuery) Route(ctx context.Context, op chooser.Op) (Route, error) {
 // does. On one shard dest is filled as Bun fills it. On several, every
 // dest must point to a slice: each shard's rows are appended in route
 // order (the chooser's order, or the session's shard order), concatenated
-// and not merged, whatever ORDER BY or LIMIT the SQL holds: for a global
-// order or window use [Session.NewSelect]. Any other dest over several
-// shards is [ErrUnsupported] before anything is sent. Every shard runs to
+// and not merged. SQL that each shard would apply to its own rows only
+// (ORDER BY, LIMIT, OFFSET, DISTINCT, GROUP BY, an aggregate or window,
+// UNION, INTERSECT, EXCEPT, at any depth) is [ErrUnsupported] over several
+// shards before anything is sent, unless the statement carries
+// [PerShard]: for a global order, limit or aggregate use
+// [Session.NewSelect]. Any other dest over several shards is
+// [ErrUnsupported] too. Every shard runs to
 // its end; the error joins a *ShardError per failing shard, and dest is
 // left as it was. A route of no shard (an empty ShardKey intersection)
 // sends nothing and leaves dest as it is.
@@ -135,7 +139,8 @@ func (q *RawQuery) Scan(ctx context.Context, dest ...any) error {
 // (RETURNING) into dest, concatenated in route order as Scan does. A shard
 // that fails does not stop the others (a half-sent write is not cut
 // short): the error joins a *ShardError per failing shard, and Result
-// counts the shards that succeeded.
+// counts the shards that succeeded. The SQL is checked as Scan's is (a
+// LIMIT in a subquery would pick rows per shard).
 //
 // A statement that declares a reference table's key ([RawQuery.ShardKey]
 // of a model the choosers call a reference table) writes every shard's
@@ -198,6 +203,16 @@ func (q *RawQuery) runRaw(ctx context.Context, op chooser.Op, dest []any, scan b
 				return Result{}, fmt.Errorf("%w: raw %s on %d shards %v: dest %d is %T; rows of several shards can only "+
 					"be concatenated into slices: scan into a *[]T, or pin one shard", ErrUnsupported, op, n, r.Shards, i+1, d)
 			}
+		}
+	}
+	// A reference table's rows are alike on every shard, and so are its
+	// per-shard answers.
+	if o := options(q.opts); n > 1 && !o.perShard && (q.mi == nil || !q.s.reference(q.mi)) {
+		if clause := perShardClause(q.query); clause != "" {
+			return Result{}, fmt.Errorf("%w: raw %s on %d shards %v: the SQL holds %s, which each shard applies to its own "+
+				"rows only, so the shards' answers together are not what one database holding every row returns; use "+
+				"NewSelect (it merges ORDER BY, LIMIT, GroupBy and aggregates across shards), pin one shard, or add "+
+				"the PerShard() option to concatenate each shard's own answer", ErrUnsupported, op, n, r.Shards, clause)
 		}
 	}
 	// parts[i][j] is dest j's fresh slice for shard i (when n > 1).

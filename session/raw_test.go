@@ -22,7 +22,7 @@ func TestNewRaw(t *testing.T) {
 
 	// Every shard, concatenated in shard order.
 	var ids []int64
-	if err := s.NewRaw("SELECT id FROM weather_locations ORDER BY id").Scan(ctx, &ids); err != nil {
+	if err := s.NewRaw("SELECT id FROM weather_locations").Scan(ctx, &ids); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.statementsLike("SELECT"); !slices.Equal(got, []int{1, 1, 1, 1}) {
@@ -32,8 +32,16 @@ func TestNewRaw(t *testing.T) {
 	for _, id := range weather.Shards {
 		want = append(want, f.rowsOn(t, id, "weather_locations")...)
 	}
+	if !slices.Equal(slices.Sorted(slices.Values(ids)), slices.Sorted(slices.Values(want))) {
+		t.Errorf("raw Scan = %v; want the shards' rows %v", ids, want)
+	}
+	// With PerShard, each shard's ordered answer, in shard order.
+	ids = nil
+	if err := s.NewRaw("SELECT id FROM weather_locations ORDER BY id").Options(session.PerShard()).Scan(ctx, &ids); err != nil {
+		t.Fatal(err)
+	}
 	if !slices.Equal(ids, want) {
-		t.Errorf("raw Scan = %v; want the shards' rows concatenated in shard order %v", ids, want)
+		t.Errorf("raw Scan with PerShard = %v; want the shards' rows concatenated in shard order %v", ids, want)
 	}
 	var truth []int64
 	if err := f.single.NewRaw("SELECT id FROM weather_locations ORDER BY id").Scan(ctx, &truth); err != nil {
@@ -235,4 +243,73 @@ func mapsEqual(a, b map[session.ShardID]map[int64]float64) bool {
 		}
 	}
 	return true
+}
+
+// TestNewRawRefusesPerShardClauses: a raw statement on several shards
+// whose SQL holds a clause each shard applies to its own rows only (ORDER
+// BY, LIMIT, an aggregate, DISTINCT, GROUP BY, a LIMIT inside a CTE or a
+// write's subquery) is ErrUnsupported naming the clause and the shards,
+// and sends nothing: the concatenated answers would not be one database's
+// (LIMIT 3 would return up to 12 rows, count(*) four counts). Pinned to one
+// shard, or with PerShard, it runs. Before, each shard's answer was
+// concatenated silently.
+func TestNewRawRefusesPerShardClauses(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	s := f.session(t)
+	f.seed(t, s, weather.Generate(20, 3, 17))
+	refused := []struct{ sql, clause string }{
+		{"SELECT id FROM weather_locations ORDER BY id LIMIT 3", "ORDER BY"},
+		{"SELECT id FROM weather_locations LIMIT 3", "LIMIT"},
+		{"SELECT count(*) FROM weather_locations", "count()"},
+		{"SELECT DISTINCT continent FROM weather_locations", "DISTINCT"},
+		{"SELECT continent FROM weather_locations GROUP BY continent", "GROUP BY"},
+		{"WITH few AS (SELECT id FROM weather_locations LIMIT 2) SELECT id FROM few", "LIMIT"},
+	}
+	for _, c := range refused {
+		f.reset()
+		var got []int64
+		err := s.NewRaw(c.sql).Scan(ctx, &got)
+		if !errors.Is(err, session.ErrUnsupported) {
+			t.Errorf("raw Scan %q on 4 shards = %v (%d rows); want ErrUnsupported", c.sql, err, len(got))
+			continue
+		}
+		wantIn(t, err, c.clause, "4 shards", "PerShard")
+		if n := f.perShard(); !slices.Equal(n, zero4) {
+			t.Errorf("refused %q ran %v statements per shard; want none", c.sql, n)
+		}
+	}
+	f.reset()
+	_, err := s.NewRaw("UPDATE weather_reports SET temperature = 0 WHERE id IN (SELECT id FROM weather_reports ORDER BY id LIMIT 5)").Exec(ctx)
+	if !errors.Is(err, session.ErrUnsupported) {
+		t.Errorf("raw Exec with a LIMIT subquery on 4 shards = %v; want ErrUnsupported", err)
+	}
+	if n := f.perShard(); !slices.Equal(n, zero4) {
+		t.Errorf("refused raw Exec ran %v statements per shard; want none", n)
+	}
+
+	// One shard: the clause is that database's own answer.
+	var three []int64
+	if err := s.NewRaw("SELECT id FROM weather_locations ORDER BY id LIMIT 3").Options(session.SetShardID("europe")).Scan(ctx, &three); err != nil || len(three) != 3 {
+		t.Errorf("pinned LIMIT 3 = %v, %v; want 3 rows", three, err)
+	}
+	// PerShard: one count per shard, in shard order, summing to the
+	// unsharded count.
+	var counts []int64
+	if err := s.NewRaw("SELECT count(*) FROM weather_locations").Options(session.PerShard()).Scan(ctx, &counts); err != nil {
+		t.Fatal(err)
+	}
+	var total, truth int64
+	for i, id := range weather.Shards {
+		if n := int64(len(f.rowsOn(t, id, "weather_locations"))); i >= len(counts) || counts[i] != n {
+			t.Errorf("PerShard counts = %v; want %d on %s", counts, n, id)
+		}
+	}
+	for _, n := range counts {
+		total += n
+	}
+	must(t, f.single.NewRaw("SELECT count(*) FROM weather_locations").Scan(ctx, &truth))
+	if len(counts) != 4 || total != truth {
+		t.Errorf("PerShard counts = %v (sum %d); want 4 counts summing to the unsharded %d", counts, total, truth)
+	}
 }

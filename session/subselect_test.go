@@ -72,7 +72,7 @@ func TestSessionSelectAsSubquery(t *testing.T) {
 		t.Errorf("temperatures after the UPDATE = %v; the unsharded database has %v", g, w)
 	}
 	var counts []int
-	if err := s.NewRaw("SELECT count(*) FROM weather_reports WHERE location_id IN (?)", keyed).Scan(ctx, &counts); err != nil {
+	if err := s.NewRaw("SELECT count(*) FROM weather_reports WHERE location_id IN (?)", keyed).Options(session.PerShard()).Scan(ctx, &counts); err != nil {
 		t.Fatal(err)
 	}
 	var total, truth int
