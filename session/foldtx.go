@@ -403,6 +403,7 @@ func (u *UnitOfWork) commitFoldedUnit(ctx context.Context, writers, readers []Sh
 	if !u.cfg.twoPhase || len(leads) < 2 {
 		return u.commitFolded(ctx, leads, of, u.commitOnePhase)
 	}
+	leads, of = u.coordinatorLeads(leads, of)
 	if u.s.cfg.observer == nil {
 		return u.commitFolded(ctx, leads, of, u.commitTwoPhase)
 	}
@@ -410,4 +411,30 @@ func (u *UnitOfWork) commitFoldedUnit(ctx context.Context, writers, readers []Sh
 	err := u.commitFolded(ctx, leads, of, u.commitTwoPhase)
 	end(err)
 	return err
+}
+
+// coordinatorLeads makes the coordinator its group's lead for a two-phase
+// Commit when it shares the transaction of a group the unit wrote on but
+// another shard of the group began it: the two slots trade places, so that
+// the group's transaction is the coordinator's, holds the decision and
+// commits in one phase, instead of being prepared beside a transaction
+// begun for the decision alone. (The slot that began it is a rider's
+// afterwards; Commit's closeTxs makes fresh slots either way.)
+func (u *UnitOfWork) coordinatorLeads(leads []ShardID, of map[ShardID][]ShardID) ([]ShardID, map[ShardID][]ShardID) {
+	coord := u.s.cfg.coordinator
+	st, ok := u.txs[coord]
+	if !ok || !st.rider || !st.open {
+		return leads, of
+	}
+	lead := st.grp.lead
+	ws, ok := of[lead]
+	if !ok {
+		return leads, of
+	}
+	u.txs[coord], u.txs[lead] = u.txs[lead], st
+	delete(of, lead)
+	of[coord] = ws
+	leads[slices.Index(leads, lead)] = coord
+	slices.SortFunc(leads, func(a, b ShardID) int { return slices.Index(u.s.order, a) - slices.Index(u.s.order, b) })
+	return leads, of
 }

@@ -117,6 +117,34 @@ func TestFoldTwoPhaseCommitPerServer(t *testing.T) {
 	}
 	updates := e.countPrefix("UPDATE")
 
+	snap := e.foldSnapshot(t)
+
+	// A unit that reads p04 first begins server 0's transaction there;
+	// the coordinator p00 joins it later, and its group still commits with
+	// the decision, in one phase.
+	uow := e.folded.Begin(session.TwoPhase())
+	var first []*FItem
+	if err := uow.NewSelect().Model(&first).Limit(1).Scan(session.WithShardID(ctx, "p04")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range foldShards {
+		if err := uow.Add(&FItem{ID: 20000 + int64(i), Part: int64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.reset()
+	if err := uow.Commit(ctx); err != nil {
+		t.Fatalf("folded Commit, p04 first = %v", err)
+	}
+	if got := e.countPrefix("PREPARE TRANSACTION"); !slices.Equal(got, want) {
+		t.Errorf("folded, p04 first: PREPARE TRANSACTION per server %v; want %v", got, want)
+	}
+	// Commit's flush begins the other servers' transactions; none is begun
+	// for the decision.
+	if got := e.countPrefix("BEGIN"); !slices.Equal(got, want) {
+		t.Errorf("folded, p04 first: BEGIN per server during Commit %v; want %v", got, want)
+	}
+
 	e2.reset()
 	if err := foldUnitWrites(t, e2.plain, 10000, session.TwoPhase()); err != nil {
 		t.Fatalf("unfolded Commit = %v", err)
@@ -130,11 +158,11 @@ func TestFoldTwoPhaseCommitPerServer(t *testing.T) {
 	if got := e2.countPrefix("UPDATE"); !slices.Equal(got, updates) {
 		t.Errorf("UPDATE per server: unfolded %v, folded %v; want the same", got, updates)
 	}
-	if a, b := e.foldSnapshot(t), e2.foldSnapshot(t); !slices.Equal(a, b) {
-		t.Errorf("folded and unfolded commits left different rows (%d and %d)", len(a), len(b))
+	if b := e2.foldSnapshot(t); !slices.Equal(snap, b) {
+		t.Errorf("folded and unfolded commits left different rows (%d and %d)", len(snap), len(b))
 	}
-	if n := len(e.foldSnapshot(t)); n != 200+foldShards {
-		t.Errorf("%d rows after the commit; want %d", n, 200+foldShards)
+	if n := len(e.foldSnapshot(t)); n != 200+2*foldShards {
+		t.Errorf("%d rows after the commits; want %d", n, 200+2*foldShards)
 	}
 }
 
