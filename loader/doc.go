@@ -7,8 +7,10 @@
 // the shard on their identity.Token, each group's keys go in one IN list,
 // and each group's statement runs on the parents' own shard, or where a
 // [Router] says. A relation thus costs one statement per shard, not one per
-// parent. Loaded objects record on their Token the shard they came from,
-// and a [Tracker] (a unit of work's identity map) can adopt them.
+// parent, and a [Conns] that is a [Folder] can send the statements of
+// shards that share a database as one. Loaded objects record on their
+// Token the shard they came from, and a [Tracker] (a unit of work's
+// identity map) can adopt them.
 //
 //	shards := loader.Shards{"asia": asiaDB, "europe": europeDB}
 //	loaded, err := loader.Load(ctx, shards, locationTable, parents, "Reports")
@@ -17,6 +19,6 @@
 //
 // Of this module, loader imports identity only (its error is
 // [identity.ShardError], re-exported as [ShardError]). Package session
-// implements [Conns], [Router] and [Tracker] with its own routing rules and
-// identity map for Session.LoadRelation and UnitOfWork.LoadRelation.
+// implements [Conns], [Folder], [Router] and [Tracker] with its own routing
+// rules, fold groups and identity map for Session.LoadRelation and UnitOfWork.LoadRelation.
 package loader

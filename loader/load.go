@@ -388,13 +388,19 @@ func (l *load) probe(ctx context.Context, g *group) error {
 // is returned once they have ended (they write into the parents' groups,
 // which must not change after Load has returned).
 func (l *load) run(ctx context.Context) error {
-	errs, first := fanout.Run(ctx, len(l.tasks), fanout.Policy{Limit: l.cfg.concurrency, FailFast: true, Wait: true},
-		func(ctx context.Context, i int) error { return l.exec(ctx, l.tasks[i]) })
+	targets, units := l.units(ctx) // fold.go
+	errs, first := fanout.Run(ctx, len(units), fanout.Policy{Limit: l.cfg.concurrency, FailFast: true, Wait: true},
+		func(ctx context.Context, u int) error {
+			if len(units[u]) == 1 {
+				return l.exec(ctx, l.tasks[units[u][0]])
+			}
+			return l.execFolded(ctx, targets, units[u])
+		})
 	if first < 0 {
 		return nil
 	}
 	if _, ok := errs[first].(*ShardError); !ok { // not started: the context ended
-		return &ShardError{Shard: l.tasks[first].target, Op: "load " + l.table.TypeName + "." + l.rel.Field.GoName, Err: errs[first]}
+		return &ShardError{Shard: l.tasks[units[first][0]].target, Op: "load " + l.table.TypeName + "." + l.rel.Field.GoName, Err: errs[first]}
 	}
 	return errs[first]
 }
@@ -423,9 +429,20 @@ func (l *load) exec(ctx context.Context, t *task) error {
 // query loads the rows of the related table whose JoinPKs are among the
 // group's keys (has-one, has-many, belongs-to).
 func (l *load) query(ctx context.Context, db bun.IDB, t *task) (found, error) {
-	jt := l.rel.JoinTable
-	dst := reflect.New(reflect.SliceOf(reflect.PointerTo(jt.Type)))
-	q := db.NewSelect().Model(dst.Interface())
+	dst := reflect.New(reflect.SliceOf(reflect.PointerTo(l.rel.JoinTable.Type)))
+	q := l.relSelect(db, t, dst.Interface())
+	if err := pgxscan.Scan(ctx, db, q); err != nil {
+		return found{}, err
+	}
+	rows := dst.Elem()
+	// The scanned []*T, seen as the pointers it holds (same layout).
+	return l.found(t, unsafe.Slice((*unsafe.Pointer)(rows.UnsafePointer()), rows.Len())), nil
+}
+
+// relSelect is the statement of task t (has-one, has-many, belongs-to),
+// built on db, scanning into model.
+func (l *load) relSelect(db bun.IDB, t *task, model any) *bun.SelectQuery {
+	q := db.NewSelect().Model(model)
 	q = whereIn(q, l.rel.JoinPKs, t.g.byKey)
 	for _, cond := range l.rel.Condition {
 		q = q.Where(cond)
@@ -433,12 +450,14 @@ func (l *load) query(ctx context.Context, db bun.IDB, t *task) (found, error) {
 	if pf := l.rel.PolymorphicField; pf != nil {
 		q = q.Where("?TableAlias.? = ?", bun.Safe(pf.SQLName), l.rel.PolymorphicValue)
 	}
-	if err := pgxscan.Scan(ctx, db, q); err != nil {
-		return found{}, err
-	}
-	rows := dst.Elem()
-	// The scanned []*T, seen as the pointers it holds (same layout).
-	objs := unsafe.Slice((*unsafe.Pointer)(rows.UnsafePointer()), rows.Len())
+	return q
+}
+
+// found keys and stamps objs, the rows task t's statement returned
+// (pointers to structs of the related model), replacing each by the object
+// to keep.
+func (l *load) found(t *task, objs []unsafe.Pointer) found {
+	jt := l.rel.JoinTable
 	res := found{objs: objs}
 	ki := t.g.byKey
 	if ki.ints {
@@ -455,7 +474,7 @@ func (l *load) query(ctx context.Context, db bun.IDB, t *task) (found, error) {
 		}
 		objs[i] = stamp(p)
 	}
-	return res, nil
+	return res
 }
 
 // queryM2M loads the join model's rows for the group's keys together with

@@ -23,8 +23,9 @@ import (
 // are split back by tag and merged as if each shard had answered alone.
 // See docs/folding.md.
 
-// WithFolding makes fan-out selects (into slices of the model, no relation
-// loads), counts and GroupBy/Aggregate selects send one statement per group
+// WithFolding makes fan-out selects (into slices of the model, no Bun
+// Relation), counts, GroupBy/Aggregate selects and LoadRelation's has-many,
+// has-one and belongs-to loads (foldload.go) send one statement per group
 // of shards that share a server and a database, instead of one per shard.
 // The session learns the groups by asking each shard once (on the first
 // fan-out that could fold; a shard that cannot be asked runs alone that
@@ -40,8 +41,9 @@ import (
 // Folding assumes every connection of a shard's *bun.DB reaches the
 // server its first one did (no load balancer between them), and leaves
 // alone: shards with replicas, shards given as a transaction, a unit of
-// work's statements, selects with Apply, relation loads or a
-// BeforeSelect/AfterSelect model hook, and Counts with Column,
+// work's statements, selects with Apply, Bun Relation or a
+// BeforeSelect/AfterSelect model hook, m2m loads and loads of a model with
+// such a hook, and Counts with Column,
 // ColumnExpr or ExcludeColumn. Those run one statement per shard, as
 // without the option. A folded statement runs on the group's first shard
 // (in the route's order): Bun query hooks and an Observer see one statement

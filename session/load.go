@@ -23,7 +23,9 @@ import (
 // relation is read with one statement whose IN list holds the keys of all
 // of the group's parents: a relation costs one statement per shard, never
 // one per parent (SQLAlchemy's selectin loading sends each shard's keys to
-// every shard). The statement runs on, in precedence order: the shard of a
+// every shard); under [WithFolding], the statements of shards that share a
+// database go as one (has-many, has-one and belongs-to; docs/folding.md),
+// each row matched to the parents of its own shard. The statement runs on, in precedence order: the shard of a
 // statement option ([SetShardID], [SetShardIDs]) or a Using view; the
 // parent's shard when the parent was loaded by such a pinned statement
 // (the pin propagates, as SQLAlchemy's set_shard_id does); the shard
