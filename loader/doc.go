@@ -20,5 +20,6 @@
 // Of this module, loader imports identity only (its error is
 // [identity.ShardError], re-exported as [ShardError]). Package session
 // implements [Conns], [Folder], [Router] and [Tracker] with its own routing
-// rules, fold groups and identity map for Session.LoadRelation and UnitOfWork.LoadRelation.
+// rules, fold groups and identity map for Session.LoadRelation and
+// UnitOfWork.LoadRelation.
 package loader

@@ -125,7 +125,8 @@ type Tracker interface {
 	Lookup(ctx context.Context, table *schema.Table, from identity.ShardID, pk []any) (reflect.Value, bool, error)
 	// Adopt returns the object to keep for obj (a pointer to a struct of
 	// table's model) loaded from shard: the tracked one when its key is
-	// already tracked, else obj, which is tracked from now on.
+	// already tracked, else obj, which is tracked from now on. Load calls
+	// it from one goroutine at a time, after every statement has returned.
 	Adopt(table *schema.Table, shard identity.ShardID, obj reflect.Value) reflect.Value
 }
 
@@ -179,6 +180,7 @@ func Load(ctx context.Context, conns Conns, table *schema.Table, parents []refle
 	if err := l.run(ctx); err != nil {
 		return nil, err
 	}
+	l.adopt()
 	l.assign()
 	return &Loaded{l: l}, nil
 }
@@ -557,26 +559,36 @@ func m2mTarget(rel *schema.Relation) (*schema.Relation, error) {
 
 // stamper returns what is done to each loaded object of the task (a
 // pointer to a struct of jt's model): its Token records the target shard
-// (pinned when the route is a pin), and a unit of work's tracker adopts it.
-// It returns the object to keep.
+// (pinned when the route is a pin). It returns the object to keep.
 func (l *load) stamper(jt *schema.Table, t *task) func(p unsafe.Pointer) unsafe.Pointer {
 	tok := identity.TokenFunc(jt.Type)
 	place := identity.Place(t.target, t.g.route.Pinned) // once, not per object
-	tr := l.cfg.tracker
 	return func(p unsafe.Pointer) unsafe.Pointer {
-		if tok == nil && tr == nil {
+		if tok == nil {
 			return p
 		}
-		obj := reflect.NewAt(jt.Type, p)
-		if tok != nil {
-			if tk := tok(obj.Elem()); tk != nil {
-				tk.SetPlacement(place)
-			}
-		}
-		if tr != nil {
-			return tr.Adopt(jt, t.target, obj).UnsafePointer()
+		if tk := tok(reflect.NewAt(jt.Type, p).Elem()); tk != nil {
+			tk.SetPlacement(place)
 		}
 		return p
+	}
+}
+
+// adopt merges what the tasks found into the tracker and keeps what it
+// returns, one task after another once they have all ended: the tasks run
+// concurrently, and a Tracker (a unit of work's identity map) is not safe
+// for concurrent use.
+func (l *load) adopt() {
+	tr := l.cfg.tracker
+	if tr == nil {
+		return
+	}
+	jt := l.rel.JoinTable
+	for _, t := range l.tasks {
+		objs := t.g.results[t.slot].objs
+		for i, p := range objs {
+			objs[i] = tr.Adopt(jt, t.target, reflect.NewAt(jt.Type, p)).UnsafePointer()
+		}
 	}
 }
 

@@ -220,6 +220,34 @@ func TestFoldLoadOneStatementPerServer(t *testing.T) {
 		t.Fatalf("unfolded has-many load: statements per server %v; want %v (the shards with parents; at most %v)", n, withParents, perShard)
 	}
 	checkReps(t, fmt.Sprintf("BUNSHARD_SEED=%d unfolded", seed), plain, truth)
+
+	// A unit's loads run in its per-shard transactions: one per shard, folded or not.
+	err := e.folded.RunInTx(ctx, nil, func(ctx context.Context, u *session.UnitOfWork) error {
+		var locs []*FLoc
+		if err := u.NewSelect().Model(&locs).Scan(ctx); err != nil {
+			return err
+		}
+		e.reset()
+		if err := u.LoadRelation(ctx, &locs, "Reps"); err != nil {
+			return err
+		}
+		checkReps(t, fmt.Sprintf("BUNSHARD_SEED=%d unit", seed), locs, truth)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]int, nServers)
+	for i, c := range e.servers {
+		for _, s := range c.statements() {
+			if strings.Contains(s, "_freps") {
+				got[i]++
+			}
+		}
+	}
+	if !slices.Equal(got, withParents) {
+		t.Fatalf("unit: relation statements per server %v; want one per shard with parents %v", got, withParents)
+	}
 }
 
 // checkFLocs fails unless every child's Loc is the unsharded database's
