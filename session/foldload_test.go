@@ -221,8 +221,19 @@ func TestFoldLoadOneStatementPerServer(t *testing.T) {
 	}
 	checkReps(t, fmt.Sprintf("BUNSHARD_SEED=%d unfolded", seed), plain, truth)
 
-	// A unit's loads run in its per-shard transactions: one per shard, folded or not.
-	err := e.folded.RunInTx(ctx, nil, func(ctx context.Context, u *session.UnitOfWork) error {
+	// A unit's loads are not UNION-folded: one statement per shard, folded
+	// or not. Without folding its shards' loads run concurrently, and adopt
+	// untracked children into the unit's identity map (a race before the
+	// loader adopted them one task at a time).
+	for _, s := range []*session.Session{e.plain, e.folded} {
+		checkUnitLoad(t, e, s, seed, truth, withParents)
+	}
+}
+
+func checkUnitLoad(t *testing.T, e *foldEnv, s *session.Session, seed uint64, truth map[[2]int64][]relLine, withParents []int) {
+	t.Helper()
+	ctx := context.Background()
+	err := s.RunInTx(ctx, nil, func(ctx context.Context, u *session.UnitOfWork) error {
 		var locs []*FLoc
 		if err := u.NewSelect().Model(&locs).Scan(ctx); err != nil {
 			return err
@@ -237,7 +248,7 @@ func TestFoldLoadOneStatementPerServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make([]int, nServers)
+	got := make([]int, len(e.servers))
 	for i, c := range e.servers {
 		for _, s := range c.statements() {
 			if strings.Contains(s, "_freps") {
