@@ -246,6 +246,11 @@ func (u *UnitOfWork) plan(ctx context.Context) (*work, error) {
 		} else if err := u.s.vetWrite(ctx, "flush: delete", e.mi, e.val(), e.shard, "its Token", false, -1); err != nil {
 			return nil, err
 		}
+		// A unit on a Using view deletes nothing outside it: refused here,
+		// before anything is sent (conn's own check comes mid-flush).
+		if err := u.outside([]ShardID{e.shard}, "its Token", "flush: delete "+describe(e.mi, e.val(), -1)); err != nil {
+			return nil, err
+		}
 		byShard := w.deletes[e.mi]
 		if byShard == nil {
 			byShard = map[ShardID][]*entry{}
