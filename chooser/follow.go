@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/uptrace/bun/schema"
 
@@ -33,9 +34,19 @@ const maxFollow = 32
 type FollowParent struct {
 	base      ShardChooser
 	relations []string
-	// rels caches, per model (*schema.Table), the relations to try: one
-	// entry per model, so it is bounded by the program's models.
+	// rels caches, per model (*schema.Table), the relations to try (a
+	// *followRels): one entry per model, so it is bounded by the
+	// program's models.
 	rels sync.Map
+	// last is the model asked about last and its relations: a flush places
+	// thousands of objects of one model in a row, and an atomic load is
+	// cheaper than rels' lookup.
+	last atomic.Pointer[followRels]
+}
+
+type followRels struct {
+	table *schema.Table
+	rels  []*schema.Relation
 }
 
 var _ ShardChooser = (*FollowParent)(nil)
@@ -93,14 +104,21 @@ func (c *FollowParent) choose(ctx context.Context, table *schema.Table, obj any,
 
 // parents returns the belongs-to relations to try for table, in order.
 func (c *FollowParent) parents(table *schema.Table) ([]*schema.Relation, error) {
+	if l := c.last.Load(); l != nil && l.table == table {
+		return l.rels, nil
+	}
 	if v, ok := c.rels.Load(table); ok {
-		return v.([]*schema.Relation), nil
+		l := v.(*followRels)
+		c.last.Store(l)
+		return l.rels, nil
 	}
 	rels, err := c.findParents(table)
 	if err != nil {
 		return nil, err
 	}
-	c.rels.Store(table, rels)
+	l := &followRels{table, rels}
+	c.rels.Store(table, l)
+	c.last.Store(l)
 	return rels, nil
 }
 

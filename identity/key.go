@@ -14,17 +14,42 @@ import (
 // Keys are comparable values, usable as map keys. Build them with [NewKey];
 // the zero Key identifies nothing.
 type Key struct {
-	typ   reflect.Type
-	pk    any // a Canonical value
+	typ reflect.Type
+	// pk is the Canonical value of the primary key, except for one whose
+	// canonical form is an int64: pk is then intPK{} and id holds the
+	// value, so that a key of an int64 column boxes nothing (a unit of
+	// work keys every object it inserts).
+	pk    any
+	id    int64
 	shard ShardID
 }
+
+// intPK marks a Key whose canonical primary key is the int64 in its id
+// field. It is zero-sized: storing it in an interface allocates nothing.
+type intPK struct{}
 
 // NewKey returns the key of the object of model type t (the struct type,
 // not a pointer) with primary key pk (in the order of the model's
 // primary-key columns) on shard. Primary-key values are made canonical with
 // [Canonical], so the int 7 and the int64 7 give the same key.
 func NewKey(t reflect.Type, shard ShardID, pk ...any) Key {
-	return Key{typ: t, pk: Canonical(pk...), shard: shard}
+	c := Canonical(pk...)
+	if n, ok := c.(int64); ok {
+		return Key{typ: t, pk: intPK{}, id: n, shard: shard}
+	}
+	return Key{typ: t, pk: c, shard: shard}
+}
+
+// NewIntKey returns NewKey(t, shard, pk) without boxing pk: the key of an
+// object whose primary key is one integer column. It cannot fail.
+func NewIntKey(t reflect.Type, shard ShardID, pk int64) Key {
+	return Key{typ: t, pk: intPK{}, id: pk, shard: shard}
+}
+
+// isInt reports whether k's canonical primary key is the int64 k.id.
+func (k Key) isInt() bool {
+	_, ok := k.pk.(intPK)
+	return ok
 }
 
 // Type returns the model type of the key.
@@ -34,7 +59,12 @@ func (k Key) Type() reflect.Type { return k.typ }
 func (k Key) Shard() ShardID { return k.shard }
 
 // PK returns the canonical primary-key value of the key (see [Canonical]).
-func (k Key) PK() any { return k.pk }
+func (k Key) PK() any {
+	if k.isInt() {
+		return k.id
+	}
+	return k.pk
+}
 
 // String renders the key as "Location(7)@asia", for logs and errors.
 func (k Key) String() string {
@@ -43,7 +73,7 @@ func (k Key) String() string {
 		name = k.typ.Name()
 	}
 	var pk string
-	switch v := k.pk.(type) {
+	switch v := k.PK().(type) {
 	case compositePK:
 		pk = string(v)
 	case string:

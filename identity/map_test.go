@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"math"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,6 +112,96 @@ func TestKeyString(t *testing.T) {
 	} {
 		if got := tt.k.String(); got != tt.want {
 			t.Errorf("String() = %q; want %q", got, tt.want)
+		}
+	}
+}
+
+// TestIntKeyIsNewKey: a key built from an int64 without boxing is the key
+// NewKey builds from any integer of the same value, in a Map, as a map key
+// of its own and through PK, and it differs from other types' keys.
+func TestIntKeyIsNewKey(t *testing.T) {
+	loc, rep := reflect.TypeFor[Location](), reflect.TypeFor[Report]()
+	k := identity.NewIntKey(loc, "asia", 7)
+	for _, same := range []identity.Key{identity.NewKey(loc, "asia", 7), identity.NewKey(loc, "asia", uint8(7)), identity.NewKey(loc, "asia", int64(7))} {
+		if k != same {
+			t.Errorf("NewIntKey(7) = %#v != NewKey %#v", k, same)
+		}
+	}
+	for _, other := range []identity.Key{identity.NewKey(loc, "asia", "7"), identity.NewKey(loc, "asia", 8), identity.NewKey(rep, "asia", 7),
+		identity.NewKey(loc, "eu", 7), identity.NewKey(loc, "asia", 7.5), identity.NewKey(loc, "asia", 7, 0), {}} {
+		if k == other {
+			t.Errorf("NewIntKey(7) == %v", other)
+		}
+	}
+	if pk, ok := k.PK().(int64); !ok || pk != 7 {
+		t.Errorf("PK() = %#v; want int64 7", k.PK())
+	}
+	var m identity.Map[int]
+	m.Grow(loc, "asia", 100)
+	for i := range 100 {
+		if _, added := m.Add(identity.NewIntKey(loc, "asia", int64(i)), i); !added {
+			t.Fatalf("Add(%d) found it tracked", i)
+		}
+	}
+	m.Add(identity.NewKey(loc, "asia", "s"), -1)
+	m.Grow(loc, "asia", 5) // a part with keys is left as it is
+	if v, ok := m.Get(identity.NewKey(loc, "asia", 42)); !ok || v != 42 {
+		t.Errorf("Get(NewKey 42) = %d, %v; want 42, true", v, ok)
+	}
+	if _, ok := m.Get(identity.NewKey(loc, "eu", 42)); ok {
+		t.Error("Get on another shard found the key")
+	}
+	if m.Len() != 101 {
+		t.Errorf("Len() = %d; want 101", m.Len())
+	}
+	m.Delete(identity.NewKey(loc, "asia", 42))
+	m.Delete(identity.NewKey(loc, "asia", 42)) // not tracked: nothing
+	m.Delete(identity.NewKey(rep, "asia", 1))  // no such part: nothing
+	if m.Len() != 100 {
+		t.Errorf("Len() after Delete = %d; want 100", m.Len())
+	}
+	seen := map[identity.Key]int{}
+	for k, v := range m.All() {
+		seen[k] = v
+	}
+	if len(seen) != 100 || seen[identity.NewKey(loc, "asia", 41)] != 41 || seen[identity.NewKey(loc, "asia", "s")] != -1 {
+		t.Errorf("All() = %d keys (41: %d, \"s\": %d); want 100, 41, -1", len(seen), seen[identity.NewKey(loc, "asia", 41)], seen[identity.NewKey(loc, "asia", "s")])
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = identity.NewIntKey(loc, "asia", 123456) }); n != 0 {
+		t.Errorf("NewIntKey allocates %v times; want 0", n)
+	}
+}
+
+// TestMapGetInParallel: Gets may run from several goroutines at once while
+// nothing modifies the map (a unit's relation load probes it from its
+// fan-out goroutines). Run under -race: a Get that wrote anything (such as
+// a cache of the part used last) fails it.
+func TestMapGetInParallel(t *testing.T) {
+	loc := reflect.TypeFor[Location]()
+	shards := []identity.ShardID{"a", "b", "c", "d"}
+	var m identity.Map[int]
+	for i := range 400 {
+		m.Add(identity.NewKey(loc, shards[i%4], i), i)
+	}
+	var wg sync.WaitGroup
+	missed := make([]int, len(shards))
+	for g := range shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 400 {
+				// Every goroutine walks all four parts, so consecutive Gets
+				// change part.
+				if v, ok := m.Get(identity.NewKey(loc, shards[i%4], i)); !ok || v != i {
+					missed[g]++
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for g, n := range missed {
+		if n > 0 {
+			t.Errorf("goroutine %d missed %d of 400 keys", g, n)
 		}
 	}
 }

@@ -333,7 +333,7 @@ func (u *UnitOfWork) place(ctx context.Context, e *entry, pin writePin) (chosen 
 	}
 	e.shard = id
 	if tok != nil && have != id {
-		tok.SetShard(id)
+		u.s.setShard(tok, id)
 		e.placed = true
 	}
 	return chosen, nil
@@ -528,6 +528,9 @@ func (u *UnitOfWork) checkLinks(ctx context.Context, e *entry) error {
 // that e holds in its relation rel.
 func (u *UnitOfWork) linkErr(ctx context.Context, e *entry, rel *schema.Relation, p reflect.Value) error {
 	other := u.shardOf(p)
+	if u.s.relRouter == nil && (u.cfg.crossShard || e.shard == "" || other == "" || e.shard == other) {
+		return nil // what mayRelate answers without a RelationRouter, without building its Objects
+	}
 	self := chooser.Object{Table: e.mi.table, Obj: e.ptr, Shard: e.shard}
 	them := chooser.Object{Table: rel.JoinTable, Obj: p.Interface(), Shard: other}
 	ok, by := u.s.mayRelate(ctx, self, them, u.cfg.crossShard)
@@ -812,16 +815,28 @@ func assignValue(to, from reflect.Value) {
 // settle records what a successful flush did.
 func (u *UnitOfWork) settle(w *work) {
 	u.snapshots(w.ins)
+	// The identity map gets the new objects model by model and shard by
+	// shard (w.inserts holds every entry of w.ins), each part sized once,
+	// not grown step by step through ten thousand adds.
+	for mi, byShard := range w.inserts {
+		for id, es := range byShard {
+			u.ids.Grow(mi.typ, id, len(es))
+			for _, e := range es {
+				if _, added := u.ids.Add(e.st.key, e); !added {
+					// Only a row deleted by an earlier flush of this unit can
+					// have left its key behind; the new object is the one to
+					// track.
+					u.ids.Delete(e.st.key)
+					u.ids.Add(e.st.key, e)
+				}
+			}
+		}
+	}
+	u.inserted = slices.Grow(u.inserted, len(w.ins))
 	for _, e := range w.ins {
 		e.state = statePersistent
 		e.placed = false
 		u.inserted = append(u.inserted, e)
-		if _, added := u.ids.Add(e.st.key, e); !added {
-			// Only a row deleted by an earlier flush of this unit can have
-			// left its key behind; the new object is the one to track.
-			u.ids.Delete(e.st.key)
-			u.ids.Add(e.st.key, e)
-		}
 	}
 	for _, e := range w.upd {
 		e.st.snap = u.snapshot(e.mi, e.val())

@@ -52,6 +52,9 @@ type LoadHook interface {
 func (s *Session) beforeInsert(ctx context.Context, op string, mi *modelInfo, obj reflect.Value, id ShardID, at int,
 	rechoose func() (ShardID, error),
 ) error {
+	if !mi.insertHook {
+		return nil
+	}
 	h, ok := obj.Addr().Interface().(ShardInsertHook)
 	if !ok {
 		return nil

@@ -18,6 +18,13 @@ type modelInfo struct {
 	// tokenOf finds the model's embedded identity.Token; nil when the model
 	// has none.
 	tokenOf func(v reflect.Value) *identity.Token
+	// intPK: the model's primary key is one column of a built-in signed
+	// integer type, so its identity key is built from Value.Int without
+	// boxing (keyOf).
+	intPK bool
+	// insertHook: *T implements ShardInsertHook (beforeInsert asks this
+	// instead of converting every object to an interface).
+	insertHook bool
 
 	unitOnce sync.Once
 	unitInfo *unitModel // what a unit of work needs; see unit()
@@ -91,6 +98,13 @@ func (s *Session) info(t reflect.Type) (*modelInfo, error) {
 		return nil, err
 	}
 	mi.tokenOf = identity.TokenFunc(t)
+	mi.insertHook = reflect.PointerTo(t).Implements(reflect.TypeFor[ShardInsertHook]())
+	if pks := mi.table.PKs; len(pks) == 1 {
+		switch pks[0].StructField.Type {
+		case reflect.TypeFor[int](), reflect.TypeFor[int8](), reflect.TypeFor[int16](), reflect.TypeFor[int32](), reflect.TypeFor[int64]():
+			mi.intPK = true
+		}
+	}
 	got, _ := s.models.LoadOrStore(t, mi)
 	return got.(*modelInfo), nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/bunshard/bunshard/chooser"
+	"github.com/bunshard/bunshard/identity"
 )
 
 // mayRelate is bunshard's one decision whether a may be related to b (one
@@ -24,7 +25,7 @@ import (
 // When it denies, by says why, for the error: what denied it and how to
 // allow it.
 func (s *Session) mayRelate(ctx context.Context, a, b chooser.Object, crossShard bool) (ok bool, by string) {
-	if rr, routed := s.shardChooser.(chooser.RelationRouter); routed {
+	if rr := s.relRouter; rr != nil {
 		switch rr.AllowRelation(ctx, a, b) {
 		case chooser.Allow:
 			return true, ""
@@ -37,4 +38,14 @@ func (s *Session) mayRelate(ctx context.Context, a, b chooser.Object, crossShard
 	}
 	return false, "keep related objects on one shard (place the child with chooser.FollowParent, or add it to " +
 		"its parent's relation), or allow it with a chooser.RelationRouter (or, in a unit, AllowCrossShard)"
+}
+
+// setShard records id on tok, as tok.SetShard(id) does, with the
+// session's own Placement of id when it has one.
+func (s *Session) setShard(tok *identity.Token, id ShardID) {
+	if p := s.placements[id]; p != nil {
+		tok.SetPlacement(p)
+		return
+	}
+	tok.SetShard(id)
 }

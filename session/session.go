@@ -14,6 +14,7 @@ import (
 	"github.com/uptrace/bun/schema"
 
 	"github.com/bunshard/bunshard/chooser"
+	"github.com/bunshard/bunshard/identity"
 )
 
 // Session routes Bun statements over several PostgreSQL shards. It holds one
@@ -26,6 +27,13 @@ type Session struct {
 	shards  map[ShardID]bun.IDB
 	order   []ShardID
 	dialect schema.Dialect
+	// placements holds, per shard, the interned unpinned Placement that
+	// Token.SetShard would look up (a sync.Map load per object): placing
+	// objects stamps them from here (setShard).
+	placements map[ShardID]*identity.Placement
+	// relRouter is the ShardChooser as a chooser.RelationRouter, nil when
+	// it is none: mayRelate's first question, answered once.
+	relRouter chooser.RelationRouter
 
 	shardChooser    chooser.ShardChooser
 	identityChooser chooser.IdentityChooser
@@ -67,6 +75,7 @@ func New(shards map[ShardID]bun.IDB, sc chooser.ShardChooser, ic chooser.Identit
 	}
 	s := &Session{
 		shards:          make(map[ShardID]bun.IDB, len(shards)),
+		placements:      make(map[ShardID]*identity.Placement, len(shards)),
 		shardChooser:    sc,
 		identityChooser: ic,
 		executeChooser:  ec,
@@ -84,7 +93,9 @@ func New(shards map[ShardID]bun.IDB, sc chooser.ShardChooser, ic chooser.Identit
 		}
 		s.shards[id] = db
 		s.order = append(s.order, id)
+		s.placements[id] = identity.Place(id, false)
 	}
+	s.relRouter, _ = sc.(chooser.RelationRouter)
 	slices.Sort(s.order)
 	first := s.order[0]
 	s.dialect = s.shards[first].Dialect()

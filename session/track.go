@@ -182,6 +182,9 @@ func (u *UnitOfWork) snapshots(es []*entry) {
 // keyOf returns the identity key of v, an object of mi's model, on shard.
 func keyOf(mi *modelInfo, shard ShardID, v reflect.Value) identity.Key {
 	if pks := mi.table.PKs; len(pks) == 1 { // no []any to allocate
+		if mi.intPK { // nor a boxed int64
+			return identity.NewIntKey(mi.typ, shard, pks[0].Value(v).Int())
+		}
 		return identity.NewKey(mi.typ, shard, pks[0].Value(v).Interface())
 	}
 	return identity.NewKey(mi.typ, shard, pkOf(mi, v)...)
@@ -247,7 +250,7 @@ func (u *UnitOfWork) adopt(mi *modelInfo, p reflect.Value, shard ShardID, rels r
 		u.adoptRelations(mi, v, rels)
 		return p
 	}
-	key := identity.NewKey(mi.typ, shard, pkOf(mi, v)...)
+	key := keyOf(mi, shard, v)
 	if e, ok := u.ids.Get(key); ok {
 		if e.expired && e.state == statePersistent {
 			u.merge(e, v) // the loaded row wins over the expired object's columns
