@@ -35,9 +35,22 @@ type FReport struct {
 	ReportTime  time.Time `bun:",notnull"`
 }
 
+// FLocation is weather.Location on the table-per-shard layout, with its
+// reports (W6).
+type FLocation struct {
+	bun.BaseModel `bun:"table:?(prefix)weather_locations"`
+	identity.Token
+
+	ID        int64      `bun:",pk"`
+	Continent string     `bun:",notnull"`
+	City      string     `bun:",notnull"`
+	Reports   []*FReport `bun:"rel:has-many,join:id=location_id"`
+}
+
 // foldEnv is n logical shards, table per shard, on the set's servers: one
 // database and one *bun.DB (pool) per server, each shard a WithNamedArg
-// clone with its prefix, holding the BENCH.md reports spread round-robin.
+// clone with its prefix, holding the BENCH.md locations spread round-robin
+// and each location's reports on its shard (W6 loads them from there).
 type foldEnv struct {
 	n      int
 	shards []*bun.DB // logical shards, in id order
@@ -78,16 +91,29 @@ func foldLoad(b testing.TB, n int) *foldEnv {
 	}
 	data := weather.Generate(nLocations, perLoc, 42)
 	rows := make([][]FReport, n)
-	for i, r := range data.Reports {
-		rows[i%n] = append(rows[i%n], FReport{ID: r.ID, LocationID: r.LocationID, Temperature: r.Temperature, ReportTime: r.ReportTime})
+	for _, r := range data.Reports {
+		i := int(r.LocationID-1) % n
+		rows[i] = append(rows[i], FReport{ID: r.ID, LocationID: r.LocationID, Temperature: r.Temperature, ReportTime: r.ReportTime})
+	}
+	locs := make([][]FLocation, n)
+	for _, l := range data.Locations {
+		i := int(l.ID-1) % n
+		locs[i] = append(locs[i], FLocation{ID: l.ID, Continent: l.Continent, City: l.City})
 	}
 	shards := map[session.ShardID]bun.IDB{}
 	m := map[int64]session.ShardID{}
 	for i := range n {
 		id := session.ShardID(fmt.Sprintf("p%02d", i))
 		db := e.pools[i%len(e.pools)].WithNamedArg("prefix", bun.Safe(string(id)+"_"))
-		if _, err := db.NewCreateTable().Model((*FReport)(nil)).Exec(ctx); err != nil {
-			b.Fatal(err)
+		for _, m := range []any{(*FReport)(nil), (*FLocation)(nil)} {
+			if _, err := db.NewCreateTable().Model(m).Exec(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if len(locs[i]) > 0 {
+			if _, err := db.NewInsert().Model(&locs[i]).Exec(ctx); err != nil {
+				b.Fatal(err)
+			}
 		}
 		for lo := 0; lo < len(rows[i]); lo += 5000 {
 			chunk := rows[i][lo:min(lo+5000, len(rows[i]))]
@@ -128,12 +154,12 @@ func closeFoldEnvs() {
 
 // The workloads, shard counts and sides BenchmarkFold runs.
 var (
-	foldWorkloads = []string{"W3", "W4", "W7"}
+	foldWorkloads = []string{"W3", "W4", "W6", "W7"}
 	foldShards    = []int{4, 16, 64}
 	foldSides     = []string{"folded", "unfolded", "bun"}
 )
 
-// BenchmarkFold runs W3, W4 and W7 at 4, 16 and 64 logical shards on the
+// BenchmarkFold runs W3, W4, W6 and W7 at 4, 16 and 64 logical shards on the
 // set's servers (table per shard): bunshard with WithFolding (one
 // statement per server), bunshard without it, and hand-written Bun with
 // one statement per shard (an errgroup, merged by hand).
@@ -297,6 +323,68 @@ func (e *foldEnv) workload(b testing.TB, w, side string) func() error {
 				return err
 			}
 			return check(top)
+		}
+	case "W6":
+		const want = 500 * perLoc
+		if hand {
+			return func() error {
+				parts := make([][]*FLocation, len(e.shards))
+				g, ctx := errgroup.WithContext(ctx)
+				for i, db := range e.shards {
+					g.Go(func() error {
+						var locs []*FLocation
+						if err := db.NewSelect().Model(&locs).Where("id <= ?", 500).Scan(ctx); err != nil {
+							return err
+						}
+						if len(locs) == 0 {
+							return nil
+						}
+						ids := make([]int64, len(locs))
+						byID := make(map[int64]*FLocation, len(locs))
+						for j, l := range locs {
+							ids[j] = l.ID
+							byID[l.ID] = l
+						}
+						var reps []*FReport
+						if err := db.NewSelect().Model(&reps).Where("location_id IN (?)", bun.List(ids)).Scan(ctx); err != nil {
+							return err
+						}
+						for _, r := range reps {
+							l := byID[r.LocationID]
+							l.Reports = append(l.Reports, r)
+						}
+						parts[i] = locs
+						return nil
+					})
+				}
+				if err := g.Wait(); err != nil {
+					return err
+				}
+				n := 0
+				for _, p := range parts {
+					for _, l := range p {
+						n += len(l.Reports)
+					}
+				}
+				return wantLen("reports", n, want)
+			}
+		}
+		return func() error {
+			var locs []*FLocation
+			if err := s.NewSelect().Model(&locs).Where("id <= ?", 500).Scan(ctx); err != nil {
+				return err
+			}
+			if err := s.LoadRelation(ctx, &locs, "Reports"); err != nil {
+				return err
+			}
+			if err := wantLen("locations", len(locs), 500); err != nil {
+				return err
+			}
+			n := 0
+			for _, l := range locs {
+				n += len(l.Reports)
+			}
+			return wantLen("reports", n, want)
 		}
 	case "W7":
 		if hand {
