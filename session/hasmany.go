@@ -80,6 +80,48 @@ func heldKey(p reflect.Value, rel *schema.Relation) identity.Key {
 	return identity.NewKey(rel.JoinTable.Type, "", pk...)
 }
 
+// heldChanges compares what each relation of rels holds in v with sets,
+// the snapshot's record of them (a missing entry held nothing). For each
+// relation that changed it calls added with every object it holds beyond
+// what the snapshot recorded, then removed (when not nil) with the keys the
+// snapshot recorded that it no longer holds (counted; keys with a count
+// <= 0 are not gone). It reports whether any relation changed, and stops
+// at the first error added or removed returns.
+func heldChanges(v reflect.Value, rels []*schema.Relation, sets []heldSet,
+	added func(rel *schema.Relation, p reflect.Value) error, removed func(rel *schema.Relation, left heldSet) error,
+) (bool, error) {
+	changed := false
+	for i, rel := range rels {
+		var was heldSet
+		if i < len(sets) {
+			was = sets[i]
+		}
+		if maps.Equal(held(v, rel), was) {
+			continue
+		}
+		changed = true
+		left := maps.Clone(was)
+		var err error
+		related(v, rel, func(p reflect.Value) {
+			k := heldKey(p, rel)
+			if left[k] > 0 {
+				left[k]--
+				return
+			}
+			if err == nil {
+				err = added(rel, p)
+			}
+		})
+		if err == nil && removed != nil {
+			err = removed(rel, left)
+		}
+		if err != nil {
+			return changed, err
+		}
+	}
+	return changed, nil
+}
+
 // snapOwned records in sn what the has-one and has-many relations of v
 // hold.
 func (u *UnitOfWork) snapOwned(sn *snapshot, mi *modelInfo, v reflect.Value) {
@@ -118,33 +160,10 @@ func (u *UnitOfWork) adoptChildren(ctx context.Context) ([]*entry, error) {
 		if e.state != statePersistent || e.st == nil || e.st.snap == nil {
 			continue
 		}
-		sn := e.st.snap
-		changed := false
-		for i, rel := range e.mi.unit(u.s).owned {
-			var was heldSet
-			if i < len(sn.owned) {
-				was = sn.owned[i]
-			}
-			now := held(e.val(), rel)
-			if maps.Equal(now, was) {
-				continue
-			}
-			changed = true
-			left := maps.Clone(was)
-			var err error
-			related(e.val(), rel, func(p reflect.Value) {
-				k := heldKey(p, rel)
-				if left[k] > 0 {
-					left[k]--
-					return
-				}
-				if err == nil {
-					err = u.adoptChild(e, rel, p)
-				}
-			})
-			if err != nil {
-				return nil, err
-			}
+		changed, err := heldChanges(e.val(), e.mi.unit(u.s).owned, e.st.snap.owned,
+			func(rel *schema.Relation, p reflect.Value) error { return u.adoptChild(e, rel, p) }, nil)
+		if err != nil {
+			return nil, err
 		}
 		if changed {
 			out = append(out, e)

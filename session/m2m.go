@@ -3,7 +3,6 @@ package session
 import (
 	"context"
 	"fmt"
-	"maps"
 	"reflect"
 	"strings"
 
@@ -161,34 +160,18 @@ type unlink struct {
 // holds nothing in the snapshot, so clearing it removes nothing: load it
 // first. It reports whether anything changed.
 func (u *UnitOfWork) storedLinks(e *entry, w *work) (bool, error) {
-	sn := e.st.snap
-	changed := false
-	for i, rel := range e.mi.unit(u.s).m2m {
-		var was heldSet
-		if i < len(sn.links) {
-			was = sn.links[i]
-		}
-		now := held(e.val(), rel)
-		if maps.Equal(now, was) {
-			continue
-		}
-		changed = true
-		left := maps.Clone(was)
-		related(e.val(), rel, func(p reflect.Value) {
-			k := heldKey(p, rel)
-			if left[k] > 0 {
-				left[k]--
-				return
-			}
-			w.stored = append(w.stored, link{e: e, rel: rel, p: p})
-		})
+	added := func(rel *schema.Relation, p reflect.Value) error {
+		w.stored = append(w.stored, link{e: e, rel: rel, p: p})
+		return nil
+	}
+	removed := func(rel *schema.Relation, left heldSet) error {
 		var gone []any
 		for k, n := range left {
 			if n <= 0 {
 				continue
 			}
 			if len(rel.JoinPKs) != 1 || len(rel.M2MJoinPKs) != 1 {
-				return false, fmt.Errorf("%w: flush: an object was removed from the many-to-many relation %s.%s of a stored %s (%v), "+
+				return fmt.Errorf("%w: flush: an object was removed from the many-to-many relation %s.%s of a stored %s (%v), "+
 					"but %s has a composite key, whose join rows a unit does not delete yet; delete the %s rows in the unit instead",
 					ErrInvalidArgument, e.mi.table.TypeName, rel.Field.GoName, e.mi.table.TypeName, e.st.key,
 					rel.JoinTable.TypeName, rel.M2MTable.TypeName)
@@ -201,6 +184,11 @@ func (u *UnitOfWork) storedLinks(e *entry, w *work) (bool, error) {
 			}
 			w.unlinks[e.shard] = append(w.unlinks[e.shard], unlink{e: e, rel: rel, keys: gone})
 		}
+		return nil
+	}
+	changed, err := heldChanges(e.val(), e.mi.unit(u.s).m2m, e.st.snap.links, added, removed)
+	if err != nil {
+		return false, err
 	}
 	return changed, nil
 }
