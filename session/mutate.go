@@ -43,9 +43,10 @@ type mutation struct {
 	opts     []StatementOption
 	subs     []subquery // Bun queries among the arguments: vetted against the route
 	err      error
-	inUnit   bool       // a reference table's statement, already inside its two-phase unit
-	wk       whereScope // plain Wheres on the shard key (wherekey.go)
-	clauses  []clause   // what SyncEvaluate reads (synchronize.go)
+	inUnit   bool         // a reference table's statement, already inside its two-phase unit
+	wk       whereScope   // plain Wheres on the shard key (wherekey.go)
+	clauses  []clause     // what SyncEvaluate reads (synchronize.go)
+	local    perShardText // a fragment answered per shard (rawsql.go)
 }
 
 // NewUpdate starts a statement-form UPDATE. To update loaded objects by
@@ -76,6 +77,7 @@ func (m *mutation) model(model any) {
 func (m *mutation) where(kind string, n int, query string, args []any) {
 	m.clauses = append(m.clauses, clause{kind, query, args})
 	m.subs = subqueriesIn(m.subs, kind, args)
+	m.local.note(kind, query)
 	switch {
 	case kind == "WhereOr":
 		m.wk.opaque = true
@@ -187,6 +189,9 @@ func (m *mutation) planned(ctx context.Context, op chooser.Op) (plan, error) {
 	if err := m.s.vetSubqueries(m.subs, p.Shards, op.String()+" "+m.mi.table.TypeName); err != nil {
 		return plan{}, err
 	}
+	if err := m.local.vet(m.s, op.String()+" "+m.mi.table.TypeName, m.mi, p.Shards, m.opts); err != nil {
+		return plan{}, err
+	}
 	return p, nil
 }
 
@@ -212,6 +217,7 @@ func (q *UpdateQuery) Model(model any) *UpdateQuery {
 func (q *UpdateQuery) Set(query string, args ...any) *UpdateQuery {
 	q.clauses = append(q.clauses, clause{"Set", query, args})
 	q.subs = subqueriesIn(q.subs, "Set", args)
+	q.local.note("Set", query)
 	q.ops = append(q.ops, func(b *bun.UpdateQuery) *bun.UpdateQuery { return b.Set(query, q.s.bindArgs(b.DB(), args)...) })
 	return q
 }

@@ -1,6 +1,9 @@
 package session
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // perShardClause returns the first clause in SQL text that each shard
 // applies to its own rows only, so that the rows of several shards,
@@ -156,4 +159,40 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 func isWordByte(c byte) bool {
 	return c == '_' || isDigit(c) || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80
+}
+
+// perShardText remembers the first SQL fragment a builder was given
+// (ColumnExpr, Where, Set, Join, ...) that holds a clause each shard
+// would apply to its own rows only (perShardClause).
+type perShardText struct {
+	call, query, clause string
+}
+
+// note records query, the text of builder call call, if it is the first
+// with such a clause.
+func (t *perShardText) note(call, query string) {
+	if t.clause != "" {
+		return
+	}
+	if c := perShardClause(query); c != "" {
+		*t = perShardText{call, query, c}
+	}
+}
+
+// vet fails a statement planned on several shards that holds such a
+// fragment, unless it carries [PerShard] or writes a reference table
+// (alike on every shard): each shard would answer for its own rows only,
+// and the shards' answers together are not one database's.
+func (t *perShardText) vet(s *Session, what string, mi *modelInfo, shards []ShardID, opts []StatementOption) error {
+	if t.clause == "" || len(shards) < 2 || (mi != nil && s.reference(mi)) {
+		return nil
+	}
+	if o := options(opts); o.perShard {
+		return nil
+	}
+	return fmt.Errorf("%w: %s on %d shards %v: %s(%q) holds %s, which each shard applies to its own rows only, so the "+
+		"shards' answers together are not what one database holding every row returns; use the session's merging "+
+		"builders (Order, Limit, Offset, GroupBy, Aggregate, Count), pin one shard, or add the PerShard() option when "+
+		"each shard's own answer is what you want (a subquery over rows kept on the same shard)",
+		ErrUnsupported, what, len(shards), shards, t.call, t.query, t.clause)
 }

@@ -48,9 +48,10 @@ type SelectQuery struct {
 	having      []planner.Having
 	applied     bool // Apply: the statement does not fold (fold.go)
 	opts        []StatementOption
-	subs        []subquery  // Bun queries among the arguments: vetted against the route
-	wk          whereScope  // plain Wheres on the shard key (wherekey.go)
-	joined      []rawJoined // WhereShardKey on a joined relation's column (joinkey.go)
+	subs        []subquery   // Bun queries among the arguments: vetted against the route
+	wk          whereScope   // plain Wheres on the shard key (wherekey.go)
+	joined      []rawJoined  // WhereShardKey on a joined relation's column (joinkey.go)
+	local       perShardText // a fragment answered per shard (rawsql.go)
 	err         error
 }
 
@@ -105,6 +106,7 @@ func (q *SelectQuery) Column(columns ...string) *SelectQuery {
 func (q *SelectQuery) ColumnExpr(query string, args ...any) *SelectQuery {
 	q.projected = true
 	q.subs = subqueriesIn(q.subs, "ColumnExpr", args)
+	q.local.note("ColumnExpr", query)
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.ColumnExpr(query, q.s.bindArgs(b.DB(), args)...) })
 }
 
@@ -126,6 +128,7 @@ func (q *SelectQuery) ExcludeColumn(columns ...string) *SelectQuery {
 // do and do not. Call Model first. Choosers cannot see any other condition.
 func (q *SelectQuery) Where(query string, args ...any) *SelectQuery {
 	q.subs = subqueriesIn(q.subs, "Where", args)
+	q.local.note("Where", query)
 	if q.mi != nil {
 		q.wk.note(q.mi.table, len(q.ops), query, args)
 	}
@@ -135,6 +138,7 @@ func (q *SelectQuery) Where(query string, args ...any) *SelectQuery {
 // WhereOr adds an OR condition, as bun.SelectQuery.WhereOr does.
 func (q *SelectQuery) WhereOr(query string, args ...any) *SelectQuery {
 	q.subs = subqueriesIn(q.subs, "WhereOr", args)
+	q.local.note("WhereOr", query)
 	q.wk.opaque = true // an OR at the top level: no Where routes
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.WhereOr(query, q.s.bindArgs(b.DB(), args)...) })
 }
@@ -190,6 +194,7 @@ func (q *SelectQuery) WhereShardKey(column string, values ...any) *SelectQuery {
 // shard: rows of other shards are not visible to them.
 func (q *SelectQuery) Join(join string, args ...any) *SelectQuery {
 	q.subs = subqueriesIn(q.subs, "Join", args)
+	q.local.note("Join", join)
 	q.wk.joins = true
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.Join(join, q.s.bindArgs(b.DB(), args)...) })
 }
@@ -197,6 +202,7 @@ func (q *SelectQuery) Join(join string, args ...any) *SelectQuery {
 // JoinOn adds a join condition, as bun.SelectQuery.JoinOn does.
 func (q *SelectQuery) JoinOn(cond string, args ...any) *SelectQuery {
 	q.subs = subqueriesIn(q.subs, "JoinOn", args)
+	q.local.note("JoinOn", cond)
 	return q.op(func(b *bun.SelectQuery) *bun.SelectQuery { return b.JoinOn(cond, q.s.bindArgs(b.DB(), args)...) })
 }
 
@@ -409,13 +415,19 @@ func (q *SelectQuery) plan(ctx context.Context) (plan, error) {
 		}
 	}
 	criteria, skip := q.s.whereCriteria(q.mi, &q.wk, q.criteria)
+	var p plan
+	var err error
 	if len(q.joined) > 0 {
-		return q.planJoined(ctx, criteria, skip)
+		p, err = q.planJoined(ctx, criteria, skip)
+	} else {
+		p, err = q.s.plan(ctx, chooser.OpSelect, q.mi, criteria, q.opts)
+		p.skip = skip
+		if err == nil {
+			err = q.s.vetSubqueries(q.subs, p.Shards, "select "+q.mi.table.TypeName)
+		}
 	}
-	p, err := q.s.plan(ctx, chooser.OpSelect, q.mi, criteria, q.opts)
-	p.skip = skip
 	if err == nil {
-		err = q.s.vetSubqueries(q.subs, p.Shards, "select "+q.mi.table.TypeName)
+		err = q.local.vet(q.s, "select "+q.mi.table.TypeName, q.mi, p.Shards, q.opts)
 	}
 	return p, err
 }
