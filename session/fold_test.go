@@ -454,7 +454,7 @@ func TestFoldPoolPerServer(t *testing.T) {
 				// idle, until its server process exits, while the pool may
 				// already have opened its replacement.
 				var n int
-				err := w.NewRaw("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() " +
+				err := w.NewRaw("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "+
 					"AND state <> 'idle'").Scan(ctx, &n)
 				if err != nil {
 					watched <- err

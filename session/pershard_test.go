@@ -91,3 +91,85 @@ func TestBuilderFragmentsAnsweredPerShard(t *testing.T) {
 		t.Errorf("a colocated subquery without per-shard clauses found nothing")
 	}
 }
+
+// TestPinAgainstDeclaredKeyIsRefused: a statement pinned to one shard
+// whose declared shard key routes only to another (tenant A's request
+// asking for tenant B's rows) is ErrPinConflict naming both, and sends
+// nothing; before, it ran on the pin and answered nothing (a select's
+// empty result, an UPDATE of 0 rows). A key whose shards include the pin
+// runs there; PinWins runs it on the pin anyway.
+func TestPinAgainstDeclaredKeyIsRefused(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	s := f.session(t)
+	f.seed(t, s, weather.Generate(20, 3, 17))
+	asia := session.WithShardID(ctx, "asia")
+	cases := []struct {
+		name string
+		run  func(ctx context.Context, opts ...session.StatementOption) error
+	}{
+		{"select", func(ctx context.Context, opts ...session.StatementOption) error {
+			var locs []weather.Location
+			return s.NewSelect().Model(&locs).WhereShardKey("continent", "Europe").Options(opts...).Scan(ctx)
+		}},
+		{"select with a routing Where", func(ctx context.Context, opts ...session.StatementOption) error {
+			var locs []weather.Location
+			return s.NewSelect().Model(&locs).Where("continent = ?", "Europe").WhereShardKey("continent", "Europe").Options(opts...).Scan(ctx)
+		}},
+		{"count", func(ctx context.Context, opts ...session.StatementOption) error {
+			_, err := s.NewSelect().Model((*weather.Location)(nil)).WhereShardKey("continent", "Europe").Options(opts...).Count(ctx)
+			return err
+		}},
+		{"update", func(ctx context.Context, opts ...session.StatementOption) error {
+			_, err := s.NewUpdate().Model((*weather.Location)(nil)).Set("city = city").WhereShardKey("continent", "Europe").Options(opts...).Exec(ctx)
+			return err
+		}},
+		{"delete", func(ctx context.Context, opts ...session.StatementOption) error {
+			_, err := s.NewDelete().Model((*weather.Report)(nil)).Where("false").Options(opts...).Exec(ctx)
+			return err
+		}},
+	}
+	for i, c := range cases {
+		for _, pin := range []struct {
+			name string
+			ctx  context.Context
+			opts []session.StatementOption
+		}{
+			{"WithShardID", asia, nil},
+			{"SetShardID", ctx, []session.StatementOption{session.SetShardID("asia")}},
+		} {
+			f.reset()
+			err := c.run(pin.ctx, pin.opts...)
+			if i == len(cases)-1 { // no declared key: the pin stands
+				if err != nil {
+					t.Errorf("%s under %s with no declared key = %v; want it run on asia", c.name, pin.name, err)
+				}
+				continue
+			}
+			if !errors.Is(err, session.ErrPinConflict) {
+				t.Errorf("%s of Europe under %s(asia) = %v; want ErrPinConflict", c.name, pin.name, err)
+				continue
+			}
+			wantIn(t, err, "asia", "europe", "continent", "PinWins")
+			if n := f.perShard(); !slices.Equal(n, zero4) {
+				t.Errorf("refused %s ran %v statements per shard; want none", c.name, n)
+			}
+			f.reset()
+			if err := c.run(pin.ctx, append(pin.opts, session.PinWins())...); err != nil {
+				t.Errorf("%s of Europe under %s(asia) with PinWins = %v; want it run on asia", c.name, pin.name, err)
+			}
+			only(t, f, c.name+" with PinWins", "asia")
+		}
+	}
+	// A key whose shards include the pin runs on the pin.
+	var locs []weather.Location
+	must(t, s.NewSelect().Model(&locs).WhereShardKey("continent", "Asia", "Europe").Scan(asia))
+	for _, l := range locs {
+		if l.Continent != "Asia" {
+			t.Errorf("pinned to asia, WhereShardKey(Asia, Europe) returned a %s row", l.Continent)
+		}
+	}
+	if len(locs) == 0 {
+		t.Errorf("pinned to asia, WhereShardKey(Asia, Europe) returned nothing")
+	}
+}

@@ -164,3 +164,30 @@ func options(opts []StatementOption) stmtOptions {
 	}
 	return o
 }
+
+// pinMissesKeys fails a pinned statement whose declared shard keys (WhereShardKey,
+// a routing Where, a raw ShardKey) the ExecuteChooser places only on shards the pin
+// excludes, with ErrPinConflict: the statement would run where none of its rows
+// are, and answer nothing (a tenant's request reading or writing another
+// tenant's rows). A chooser that cannot say (an error, every shard, none, an
+// unknown shard) proves nothing, and the pin stands. PinWins runs it on the pin
+// anyway.
+func (s *Session) pinMissesKeys(ctx context.Context, stmt *chooser.Statement, r Route, what string) error {
+	t, err := s.executeChooser.ChooseExecute(ctx, stmt)
+	if err != nil || t.IsAll() || t.IsNone() {
+		return nil
+	}
+	ids := t.List()
+	for _, id := range ids {
+		if _, ok := s.shards[id]; !ok || slices.Contains(r.Shards, id) {
+			return nil
+		}
+	}
+	var keys []string
+	for _, c := range stmt.Criteria {
+		keys = append(keys, fmt.Sprintf("%s in %v", c.Column, c.Values))
+	}
+	return fmt.Errorf("%w: %s: pinned to %v by %s, but its declared shard key (%s) routes to %v, where its rows are: "+
+		"on the pin it would find none; drop the pin or the key, or add PinWins() to run it on the pin anyway",
+		ErrPinConflict, what, r.Shards, pinName(r.By), strings.Join(keys, ", "), ids)
+}

@@ -467,6 +467,11 @@ func (s *Session) plan(ctx context.Context, op chooser.Op, mi *modelInfo, criter
 	if err != nil {
 		return plan{}, err
 	}
+	if r.By != "chooser" && len(criteria) > 0 && !o.pinWins {
+		if err := s.pinMissesKeys(ctx, stmt, r, op.String()+" "+mi.table.TypeName); err != nil {
+			return plan{}, err
+		}
+	}
 	p := plan{Route: r, partial: o.partial, stats: o.stats, criteria: criteria}
 	sp, ok := s.executeChooser.(chooser.Splitter)
 	if !ok || r.By != "chooser" {
