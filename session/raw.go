@@ -128,8 +128,18 @@ func (q *RawQuery) Route(ctx context.Context, op chooser.Op) (Route, error) {
 // its end; the error joins a *ShardError per failing shard, and dest is
 // left as it was. A route of no shard (an empty ShardKey intersection)
 // sends nothing and leaves dest as it is.
+//
+// A Scan that declares a reference table's key ([RawQuery.ShardKey]) and
+// whose SQL writes (INSERT, UPDATE, DELETE, MERGE, TRUNCATE, also in a
+// CTE; a locking FOR UPDATE counts too) runs as [RawQuery.Exec] with dest
+// does: every copy, all or none, RETURNING rows from the first copy.
+// Reading one copy while writing it would leave the copies different.
 func (q *RawQuery) Scan(ctx context.Context, dest ...any) error {
-	_, err := q.run(ctx, chooser.OpSelect, dest, true)
+	op := chooser.OpSelect
+	if q.err == nil && q.mi != nil && q.s.reference(q.mi) && writesSQL(q.query) {
+		op = chooser.OpUpdate
+	}
+	_, err := q.run(ctx, op, dest, true)
 	return err
 }
 

@@ -196,3 +196,17 @@ func (t *perShardText) vet(s *Session, what string, mi *modelInfo, shards []Shar
 		"each shard's own answer is what you want (a subquery over rows kept on the same shard)",
 		ErrUnsupported, what, len(shards), shards, t.call, t.query, t.clause)
 }
+
+// writesSQL reports whether SQL text holds a data-changing command
+// (INSERT, UPDATE, DELETE, MERGE, TRUNCATE) at any depth, outside
+// literals and comments; SELECT ... FOR UPDATE counts too (it errs on the
+// side of yes).
+func writesSQL(sql string) bool {
+	for _, w := range sqlWords(sql) {
+		switch w {
+		case "insert", "update", "delete", "merge", "truncate":
+			return true
+		}
+	}
+	return false
+}

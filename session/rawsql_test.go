@@ -45,3 +45,21 @@ func TestPerShardClause(t *testing.T) {
 		}
 	}
 }
+
+// TestWritesSQL: data-changing commands are found at any depth, and not
+// in literals, quoted names or comments. No database needed.
+func TestWritesSQL(t *testing.T) {
+	for sql, want := range map[string]bool{
+		"SELECT * FROM plans":                                         false,
+		"UPDATE plans SET name = 'x' RETURNING id":                    true,
+		"WITH d AS (DELETE FROM plans RETURNING id) SELECT id FROM d": true,
+		"insert into plans values (1)":                                true,
+		"SELECT * FROM plans FOR UPDATE":                              true,
+		"SELECT 'UPDATE plans' FROM plans -- DELETE":                  false,
+		`SELECT "update" FROM plans`:                                  false,
+	} {
+		if got := writesSQL(sql); got != want {
+			t.Errorf("writesSQL(%q) = %v; want %v", sql, got, want)
+		}
+	}
+}

@@ -95,6 +95,18 @@ func TestRawReferenceWriteIsAllOrNothing(t *testing.T) {
 	f.twoPhase(t, "raw reference UPDATE")
 	every("after the raw UPDATE", "gold")
 
+	// A Scan whose SQL writes is a write too: every copy, two-phase.
+	f.reset()
+	rows = nil
+	must(t, raw(f.sess, "silver").Scan(ctx, &rows))
+	if len(rows) != 1 || rows[0].Name != "silver" {
+		t.Errorf("raw reference UPDATE ... RETURNING through Scan scanned %+v; want the one row of one copy", rows)
+	}
+	f.twoPhase(t, "raw reference UPDATE through Scan")
+	every("after the raw UPDATE through Scan", "silver")
+	_, err = raw(f.sess, "gold").Exec(ctx)
+	must(t, err)
+
 	// Inside a unit: only a TwoPhase one, and the unit decides.
 	f.reset()
 	err = f.sess.RunInTx(ctx, nil, func(ctx context.Context, u *session.UnitOfWork) error {
