@@ -134,11 +134,18 @@ func (s *Session) foldGroups(ctx context.Context, ids []ShardID) [][]int {
 		}
 		fc.mu.Unlock()
 	}
+	return groupByKey(len(ids), func(i int) string { return keys[i] })
+}
+
+// groupByKey groups the indexes 0..n-1 by key(i), in order of first
+// appearance; an empty key is a group of its own. It returns nil when no
+// two indexes share a key (nothing folds).
+func groupByKey(n int, key func(i int) string) [][]int {
 	var groups [][]int
 	at := map[string]int{} // key -> its group
 	folded := false
-	for i := range ids {
-		k := keys[i]
+	for i := range n {
+		k := key(i)
 		if k == "" {
 			groups = append(groups, []int{i})
 			continue

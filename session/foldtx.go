@@ -163,27 +163,7 @@ func (u *UnitOfWork) foldTasks(ctx context.Context, ids []ShardID) [][]int {
 	if len(undecided) > 0 {
 		_ = u.s.foldKeys(ctx, undecided) // fills the cache foldKey reads
 	}
-	var tasks [][]int
-	at := map[string]int{}
-	shared := false
-	for i, id := range ids {
-		k := u.foldKey(ctx, id)
-		if k == "" {
-			tasks = append(tasks, []int{i})
-			continue
-		}
-		if t, ok := at[k]; ok {
-			tasks[t] = append(tasks[t], i)
-			shared = true
-			continue
-		}
-		at[k] = len(tasks)
-		tasks = append(tasks, []int{i})
-	}
-	if !shared {
-		return nil
-	}
-	return tasks
+	return groupByKey(len(ids), func(i int) string { return u.foldKey(ctx, ids[i]) })
 }
 
 // joinFold gives st, shard id's slot (locked, not open), the unit's
